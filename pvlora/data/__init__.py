@@ -1,0 +1,96 @@
+"""Preference data: read a source in a registered format, drop unusable rows by reason, split
+off held-out pairs, and reverse for the negative direction (the paper's D-)."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from pvlora.config import PreferenceConfig
+from pvlora.data import toy
+from pvlora.data.formats import FORMATS, Drop, MissingColumn, pku_label_column
+from pvlora.data.sources import iter_rows
+from pvlora.errors import DataError
+
+__all__ = ["PreferenceData", "load_preference_data", "reverse"]
+
+
+@dataclass
+class PreferenceData:
+    preference: str
+    direction: str
+    source: str
+    format: str
+    train: list[dict[str, Any]]
+    heldout: list[dict[str, Any]]
+    rows_read: int
+    drops: dict[str, int] = field(default_factory=dict)
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {
+            "source": self.source, "format": self.format, "rows_read": self.rows_read,
+            "kept": len(self.train) + len(self.heldout), "train": len(self.train),
+            "heldout": len(self.heldout), "dropped": dict(self.drops),
+        }
+
+    def summary(self) -> str:
+        drops = ", ".join(f"{n} {r}" for r, n in sorted(self.drops.items())) or "none"
+        return (f"{self.preference} ({self.direction}) from {self.source} [{self.format}]: {self.rows_read} rows read, "
+                f"{len(self.train)} train + {len(self.heldout)} held-out pairs kept; dropped: {drops}")
+
+
+def reverse(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """D- : the same pairs with chosen and rejected swapped (no relabelling)."""
+    return [{**p, "chosen": p["rejected"], "rejected": p["chosen"]} for p in pairs]
+
+
+def parse_rows(rows, fmt: str, label_column: str | None) -> tuple[list[dict[str, Any]], int, Counter]:
+    """Apply format ``fmt`` to ``(where, row)`` items; returns (pairs, rows read, drop counts)."""
+    parser = FORMATS[fmt]
+    pairs, drops, n = [], Counter(), 0
+    for where, row in rows:
+        n += 1
+        try:
+            pairs.append(parser(row, label_column))
+        except Drop as d:
+            drops[d.reason] += 1
+        except MissingColumn as m:
+            raise DataError(
+                f"{where}: column {m.column!r} is missing for format {fmt!r} (row has: {', '.join(m.available)}). "
+                "Pick the format that matches the data, or rename the column."
+            ) from None
+    return pairs, n, drops
+
+
+def load_preference_data(pref: PreferenceConfig, direction: str = "positive", seed: int = 0) -> PreferenceData:
+    if direction not in ("positive", "negative"):
+        raise DataError(f"direction must be 'positive' or 'negative', got {direction!r}")
+    if pref.format == "toy" or pref.source == "toy":
+        if pref.name not in toy.TOY_PREFERENCES:
+            raise DataError(f"preference {pref.name!r}: the built-in toy data has only {', '.join(toy.TOY_PREFERENCES)}")
+        train, heldout = toy.preference_pairs(pref.name, "train", seed), toy.preference_pairs(pref.name, "eval", seed)
+        if pref.limit:
+            train = train[: pref.limit]
+        data = PreferenceData(pref.name, direction, "toy", "toy", train, heldout, len(train) + len(heldout))
+    else:
+        label = pku_label_column(pref.name, pref.label_column) if pref.format == "pku_saferlhf" else None
+        pairs, n, drops = parse_rows(iter_rows(pref.source, pref.split, pref.subset), pref.format, label)
+        if not pairs:
+            detail = ", ".join(f"{c} {r}" for r, c in drops.items()) or "the source is empty"
+            raise DataError(f"data source {pref.source}: no usable preference pair left out of {n} rows ({detail})")
+        if pref.limit:
+            pairs = pairs[: pref.limit]
+        # Deterministic held-out split, the same for both directions so D+ and D- hold out the same prompts.
+        order = list(range(len(pairs)))
+        random.Random(seed).shuffle(order)
+        n_ho = int(round(len(pairs) * pref.heldout_fraction))
+        if pref.heldout_fraction > 0 and len(pairs) > 1:
+            n_ho = max(1, min(n_ho, len(pairs) - 1))
+        heldout = [pairs[i] for i in sorted(order[:n_ho])]
+        train = [pairs[i] for i in sorted(order[n_ho:])]
+        data = PreferenceData(pref.name, direction, pref.source, pref.format, train, heldout, n, dict(drops))
+    if direction == "negative":
+        data.train, data.heldout = reverse(data.train), reverse(data.heldout)
+    return data

@@ -1,0 +1,119 @@
+"""Load a base model (Hub id, local directory, or the built-in tiny toy assistant) and fingerprint it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pvlora.config import ModelConfig
+from pvlora.errors import ArtifactError
+
+TINY_NAME = "tiny"
+TINY_ID = "pvlora/tiny-toy-assistant"
+# Keys that change with how a model was loaded, not with which model it is.
+_VOLATILE_CONFIG_KEYS = {"_name_or_path", "transformers_version", "torch_dtype", "dtype", "quantization_config",
+                         "use_cache", "_attn_implementation_autoset", "architectures"}
+
+
+def cache_root() -> Path:
+    """``$PVLORA_CACHE`` or ``$XDG_CACHE_HOME/pvlora`` or ``~/.cache/pvlora``."""
+    if os.environ.get("PVLORA_CACHE"):
+        return Path(os.environ["PVLORA_CACHE"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "pvlora"
+
+
+def resolve_base_path(cfg: ModelConfig) -> str:
+    """The directory or Hub id to load; builds the tiny base on first use."""
+    if cfg.name_or_path == TINY_NAME:
+        from pvlora.tiny import ensure_tiny_base
+
+        return str(ensure_tiny_base(seed=cfg.tiny_seed))
+    return cfg.name_or_path
+
+
+def config_sha256(config: Any) -> str:
+    d = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+    d = {k: v for k, v in d.items() if k not in _VOLATILE_CONFIG_KEYS}
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def fingerprint(cfg: ModelConfig, config: Any) -> dict[str, Any]:
+    """Identity of a base: written into every manifest, compared before vectors are mixed."""
+    name = TINY_ID if cfg.name_or_path == TINY_NAME else cfg.name_or_path
+    fp = {"name_or_path": name, "revision": cfg.revision, "config_sha256": config_sha256(config)}
+    if cfg.name_or_path == TINY_NAME:
+        fp["tiny_seed"] = cfg.tiny_seed
+    return fp
+
+
+def same_base(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    """Bases match when their architecture configs hash the same (names may differ: a local copy of
+    a Hub model is the same base)."""
+    if not a or not b:
+        return True  # nothing recorded: shape checks still apply
+    return a.get("config_sha256") == b.get("config_sha256") and a.get("tiny_seed") == b.get("tiny_seed")
+
+
+def describe_base(fp: dict[str, Any] | None) -> str:
+    if not fp:
+        return "an unrecorded base"
+    rev = f"@{fp['revision']}" if fp.get("revision") else ""
+    return f"{fp.get('name_or_path')}{rev} (config sha256 {str(fp.get('config_sha256'))[:12]})"
+
+
+def _dtype(name: str):
+    import torch
+
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def bnb_config():
+    """QLoRA's quantisation: 4-bit NF4 weights, double quantisation, bf16 compute."""
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16,
+    )
+
+
+def model_init_kwargs(cfg: ModelConfig) -> dict[str, Any]:
+    kw: dict[str, Any] = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code}
+    if cfg.quantization == "nf4":
+        kw["quantization_config"] = bnb_config()
+        kw["dtype"] = _dtype("bfloat16")
+    else:
+        kw["dtype"] = _dtype(cfg.dtype)
+    return kw
+
+
+def load_tokenizer(cfg: ModelConfig):
+    from transformers import AutoTokenizer
+
+    path = resolve_base_path(cfg)
+    tok = AutoTokenizer.from_pretrained(path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_base(cfg: ModelConfig, for_training: bool = False):
+    """(model, tokenizer, fingerprint) for a Hub id, a local directory, or the tiny base."""
+    from transformers import AutoModelForCausalLM
+
+    path = resolve_base_path(cfg)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, **model_init_kwargs(cfg))
+    except OSError as exc:
+        raise ArtifactError(f"cannot load base model {cfg.name_or_path!r}: {exc}") from None
+    if cfg.quantization == "nf4" and for_training:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+    tok = load_tokenizer(cfg)
+    return model, tok, fingerprint(cfg, model.config)
