@@ -1,0 +1,26 @@
+"""pvlora: compose LLM behaviour from separately trained DPO preference vectors (PEFT LoRA)."""
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "load_composed", "set_weights", "get_weights", "extract_vector", "compose", "load_config"]
+
+
+def __getattr__(name):
+    # Lazy: `import pvlora` and `pvlora --help` stay instant; torch/transformers load on first use.
+    if name in ("load_composed", "set_weights", "get_weights"):
+        from pvlora import runtime
+
+        return getattr(runtime, name)
+    if name == "extract_vector":
+        from pvlora.vector import extract_vector
+
+        return extract_vector
+    if name == "compose":
+        from pvlora.compose import compose
+
+        return compose
+    if name == "load_config":
+        from pvlora.config import load_config
+
+        return load_config
+    raise AttributeError(f"module 'pvlora' has no attribute {name!r}")

@@ -1,0 +1,284 @@
+"""Reading and writing adapter / vector / composition directories (PEFT files + ``pvlora.json``).
+
+Every write is atomic (build in a temporary directory beside the target, then rename); an
+existing target is refused unless ``overwrite``; weights are read from safetensors only unless
+pickle is explicitly allowed; every tensor is checked to be finite before anything is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pvlora import __version__
+from pvlora.errors import ArtifactError
+from pvlora.lora_math import Factors, LowRank, from_lora, pad_rank
+
+MANIFEST = "pvlora.json"
+ADAPTER_CONFIG = "adapter_config.json"
+SAFE_WEIGHTS = "adapter_model.safetensors"
+PICKLE_WEIGHTS = "adapter_model.bin"
+_PEFT_PREFIX = "base_model.model."
+_KEY_RE = re.compile(r"^(?P<module>.+)\.lora_(?P<ab>[AB])(?:\.[^.]+)?\.weight$")
+
+
+# ---------------------------------------------------------------- small helpers
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def weight_hashes(directory: Path) -> dict[str, str]:
+    return {p.name: sha256_file(p) for p in sorted(directory.iterdir())
+            if p.suffix in (".safetensors", ".bin") and p.is_file()}
+
+
+def read_manifest(directory: Path) -> dict[str, Any] | None:
+    path = Path(directory) / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{path}: not valid JSON ({exc.msg})") from None
+
+
+def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    manifest = {"pvlora_version": __version__, **manifest, "weights_sha256": weight_hashes(directory)}
+    (Path(directory) / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+
+
+def verify_hashes(directory: Path, manifest: dict[str, Any] | None) -> None:
+    """Each weight file listed in the manifest must hash to what the manifest says."""
+    if not manifest or "weights_sha256" not in manifest:
+        return
+    for name, expected in manifest["weights_sha256"].items():
+        path = Path(directory) / name
+        if not path.exists():
+            raise ArtifactError(f"{path}: listed in {MANIFEST} but missing")
+        if sha256_file(path) != expected:
+            raise ArtifactError(
+                f"{path}: sha256 does not match {MANIFEST}; the file was modified or corrupted. "
+                "Re-download or re-create it."
+            )
+
+
+@contextlib.contextmanager
+def atomic_dir(target: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary directory beside ``target``; on success it replaces ``target``.
+
+    On any error the temporary directory is removed and ``target`` (if it existed) is untouched."""
+    target = Path(target)
+    if target.exists() and not overwrite:
+        raise ArtifactError(f"{target} already exists; pass --overwrite to replace it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{tmp.name[-8:]}"
+        target.rename(old)
+    tmp.rename(target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def check_finite(tensors: dict[str, torch.Tensor], file: Path) -> None:
+    for name, t in tensors.items():
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise ArtifactError(f"{file}: tensor {name!r} holds NaN or Inf values; the adapter is corrupt")
+
+
+def check_eta(name: str, eta: Any) -> float:
+    try:
+        value = float(eta)
+    except (TypeError, ValueError):
+        raise ArtifactError(f"weight for {name!r} must be a number, got {eta!r}") from None
+    if not math.isfinite(value):
+        raise ArtifactError(f"weight for {name!r} must be finite, got {eta!r}")
+    return value
+
+
+# ---------------------------------------------------------------- reading LoRA adapters
+
+
+@dataclass
+class Adapter:
+    """A LoRA adapter read from disk: factors with scales folded in, plus its metadata."""
+
+    path: Path
+    config: dict[str, Any]
+    factors: Factors
+    manifest: dict[str, Any] | None = None
+    dtype: str = "float32"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def base_fingerprint(self) -> dict[str, Any] | None:
+        if self.manifest and self.manifest.get("base"):
+            return self.manifest["base"]
+        name = self.config.get("base_model_name_or_path")
+        return {"name_or_path": name, "revision": self.config.get("revision")} if name else None
+
+    @property
+    def name(self) -> str:
+        if self.manifest and self.manifest.get("preference"):
+            return str(self.manifest["preference"])
+        return self.path.name
+
+    def shapes(self) -> dict[str, tuple[int, int]]:
+        return {k: v.shape for k, v in self.factors.items()}
+
+
+def load_weights(directory: Path, allow_pickle: bool = False) -> tuple[dict[str, torch.Tensor], Path]:
+    safe, pickled = directory / SAFE_WEIGHTS, directory / PICKLE_WEIGHTS
+    if safe.exists():
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(safe)), safe
+        except Exception as exc:  # safetensors raises SafetensorError / OSError for damaged files
+            raise ArtifactError(f"{safe}: cannot read safetensors file ({exc})") from None
+    if pickled.exists():
+        if not allow_pickle:
+            raise ArtifactError(
+                f"{pickled}: pickle weights can run arbitrary code when loaded and are refused; "
+                "convert to safetensors, or pass --allow-pickle if you trust the file"
+            )
+        return torch.load(str(pickled), map_location="cpu", weights_only=True), pickled
+    raise ArtifactError(f"{directory}: no {SAFE_WEIGHTS} (or {PICKLE_WEIGHTS}) found")
+
+
+def read_adapter(path: str | Path, allow_pickle: bool = False, verify: bool = True) -> Adapter:
+    """Read any PEFT LoRA adapter directory, with or without ``pvlora.json``."""
+    from peft.utils.other import get_pattern_key
+
+    directory = Path(path)
+    if not directory.is_dir():
+        raise ArtifactError(f"{directory}: not a directory (expected a PEFT adapter directory)")
+    cfg_path = directory / ADAPTER_CONFIG
+    if not cfg_path.exists():
+        raise ArtifactError(f"{directory}: missing {ADAPTER_CONFIG}; is this a PEFT adapter directory?")
+    try:
+        config = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{cfg_path}: not valid JSON ({exc.msg})") from None
+    if config.get("peft_type", "LORA") != "LORA":
+        raise ArtifactError(f"{cfg_path}: peft_type {config.get('peft_type')!r} is not LORA")
+    if config.get("use_dora"):
+        raise ArtifactError(f"{cfg_path}: DoRA adapters are not linear in their factors; use plain LoRA adapters")
+    manifest = read_manifest(directory)
+    if verify:
+        verify_hashes(directory, manifest)
+    tensors, file = load_weights(directory, allow_pickle)
+    check_finite(tensors, file)
+
+    alpha = config.get("lora_alpha", 8)
+    rslora = bool(config.get("use_rslora", False))
+    rank_pat, alpha_pat = config.get("rank_pattern") or {}, config.get("alpha_pattern") or {}
+    pieces: dict[str, dict[str, torch.Tensor]] = {}
+    for key, t in tensors.items():
+        m = _KEY_RE.match(key)
+        if not m:
+            if "lora_embedding" in key or "lora_magnitude" in key:
+                raise ArtifactError(f"{file}: tensor {key!r} is not a linear LoRA factor; only linear LoRA is supported")
+            continue  # e.g. modules_to_save copies: not part of ΔW
+        pieces.setdefault(m["module"], {})[m["ab"]] = t
+    factors: Factors = {}
+    dtypes = set()
+    for module, ab in pieces.items():
+        if set(ab) != {"A", "B"}:
+            raise ArtifactError(f"{file}: module {module!r} has lora_{'A' if 'A' in ab else 'B'} but not its pair")
+        A, B = ab["A"], ab["B"]  # (r, d_in), (d_out, r)
+        if A.dim() != 2 or B.dim() != 2 or A.shape[0] != B.shape[1]:
+            raise ArtifactError(f"{file}: module {module!r} has mismatched LoRA shapes {tuple(A.shape)}, {tuple(B.shape)}")
+        r = A.shape[0]
+        target = module[len(_PEFT_PREFIX):] if module.startswith(_PEFT_PREFIX) else module
+        a = alpha_pat.get(get_pattern_key(list(alpha_pat), target), alpha)
+        configured_r = rank_pat.get(get_pattern_key(list(rank_pat), target), config.get("r", r))
+        if configured_r != r:
+            raise ArtifactError(f"{file}: module {module!r} has rank {r} but {ADAPTER_CONFIG} says {configured_r}")
+        scale = a / math.sqrt(r) if rslora else a / r
+        factors[module] = from_lora(A, B, scale)
+        dtypes.add(str(A.dtype).replace("torch.", ""))
+    if not factors:
+        raise ArtifactError(f"{file}: no LoRA factors (lora_A/lora_B weights) found")
+    return Adapter(directory, config, factors, manifest, dtype=",".join(sorted(dtypes)))
+
+
+def check_same_base(adapters: list[Adapter]) -> None:
+    """Refuse to combine adapters made on different bases (by fingerprint or by shapes)."""
+    from pvlora.models import describe_base, same_base
+
+    first = adapters[0]
+    for other in adapters[1:]:
+        if not same_base(first.base_fingerprint, other.base_fingerprint) and _both_hashed(first, other):
+            raise ArtifactError(
+                f"{first.path} was made on {describe_base(first.base_fingerprint)} but {other.path} on "
+                f"{describe_base(other.base_fingerprint)}; vectors from different bases cannot be combined"
+            )
+        a, b = first.shapes(), other.shapes()
+        for key in set(a) & set(b):
+            if a[key] != b[key]:
+                raise ArtifactError(
+                    f"{first.path} and {other.path} disagree on module {key!r} ({a[key]} vs {b[key]}): "
+                    "they were made on different base models"
+                )
+
+
+def _both_hashed(a: Adapter, b: Adapter) -> bool:
+    fa, fb = a.base_fingerprint or {}, b.base_fingerprint or {}
+    return bool(fa.get("config_sha256") and fb.get("config_sha256"))
+
+
+# ---------------------------------------------------------------- writing LoRA adapters
+
+
+def write_factors(
+    directory: Path, factors: Factors, base_name: str | None, rank: int | None = None,
+    task_type: str | None = "CAUSAL_LM", revision: str | None = None,
+) -> int:
+    """Save ``factors`` (ΔW = B·A, scale folded) as a plain PEFT LoRA adapter with scaling 1.
+
+    Modules of smaller rank are zero-padded to one uniform rank ``r`` with ``lora_alpha = r``: the
+    same ΔW, and one config that PEFT, vLLM and other runtimes all read without rank patterns.
+    Returns the rank written."""
+    from peft import LoraConfig
+    from safetensors.torch import save_file
+
+    r = rank or max(lr.rank for lr in factors.values())
+    tensors = {}
+    for module, lr in factors.items():
+        lr = pad_rank(lr, r)
+        key = module if module.startswith(_PEFT_PREFIX) else _PEFT_PREFIX + module
+        tensors[f"{key}.lora_A.weight"] = lr.A.to(torch.float32).contiguous()  # (r, d_in)
+        tensors[f"{key}.lora_B.weight"] = lr.B.to(torch.float32).contiguous()  # (d_out, r)
+    check_finite(tensors, directory / SAFE_WEIGHTS)
+    targets = sorted(m[len(_PEFT_PREFIX):] if m.startswith(_PEFT_PREFIX) else m for m in factors)
+    config = LoraConfig(
+        r=r, lora_alpha=r, target_modules=targets, lora_dropout=0.0, bias="none", task_type=task_type,
+        base_model_name_or_path=base_name, revision=revision,
+    )
+    config.save_pretrained(str(directory))
+    save_file(tensors, str(directory / SAFE_WEIGHTS), metadata={"format": "pt"})
+    return r

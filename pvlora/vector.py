@@ -1,0 +1,57 @@
+"""Extract a preference vector φ = ΔW+ − ΔW− from two LoRA adapters and store it as one PEFT adapter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pvlora import lora_math
+from pvlora.artifacts import Adapter, atomic_dir, check_same_base, read_adapter, write_factors, write_manifest
+
+
+def _source_summary(a: Adapter) -> dict[str, Any]:
+    m = a.manifest or {}
+    return {
+        "path": str(a.path), "kind": m.get("kind", "adapter"), "preference": m.get("preference"),
+        "direction": m.get("direction"), "r": a.config.get("r"), "lora_alpha": a.config.get("lora_alpha"),
+        "use_rslora": bool(a.config.get("use_rslora")), "weights_sha256": m.get("weights_sha256"),
+        "metrics": m.get("metrics"),
+    }
+
+
+def extract_vector(
+    positive: str | Path, negative: str | Path | None, out: str | Path, rank: int | None = None,
+    positive_only: bool = False, overwrite: bool = False, allow_pickle: bool = False,
+    preference: str | None = None,
+) -> dict[str, Any]:
+    """Write φ = ΔW+ − ΔW− (or ΔW+ alone with ``positive_only``) to ``out``; returns its manifest.
+
+    Exact by default (rank r+ + r−); ``rank`` compresses each module by a truncated SVD computed
+    from the factors, recording per-module and overall relative Frobenius errors."""
+    if rank is not None and rank <= 0:
+        raise ValueError(f"--rank must be a positive integer, got {rank}")
+    pos = read_adapter(positive, allow_pickle)
+    neg = None if positive_only else read_adapter(negative, allow_pickle)
+    adapters = [pos] + ([neg] if neg else [])
+    check_same_base(adapters)
+    phi = pos.factors if neg is None else lora_math.difference(pos.factors, neg.factors)
+    exact_rank = max(lr.rank for lr in phi.values())
+    errors, rel_error = {}, 0.0
+    if rank is not None and rank < exact_rank:
+        phi, errors, rel_error = lora_math.compress(phi, rank)
+    name = preference or pos.name
+    base = pos.base_fingerprint
+    manifest = {
+        "kind": "vector", "preference": name, "method": "positive_only" if positive_only else "difference",
+        "base": base, "sources": {"positive": _source_summary(pos), **({"negative": _source_summary(neg)} if neg else {})},
+        "exact_rank": exact_rank, "rank": rank if errors else exact_rank,
+        "compression": {"rank": rank, "relative_error": rel_error, "per_module_relative_error": errors} if errors else None,
+        "norm": lora_math.total_norm(phi),
+        "positive_norm": lora_math.total_norm(pos.factors),
+        "negative_norm": lora_math.total_norm(neg.factors) if neg else None,
+    }
+    with atomic_dir(out, overwrite) as tmp:
+        manifest["rank"] = write_factors(tmp, phi, (base or {}).get("name_or_path"),
+                                         rank=manifest["rank"], revision=(base or {}).get("revision"))
+        write_manifest(tmp, manifest)
+    return manifest
