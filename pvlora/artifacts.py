@@ -282,3 +282,17 @@ def write_factors(
     config.save_pretrained(str(directory))
     save_file(tensors, str(directory / SAFE_WEIGHTS), metadata={"format": "pt"})
     return r
+
+
+@contextlib.contextmanager
+def atomic_file(target: Path, mode: str = "w"):
+    """Write ``target`` through a temporary file beside it; replaced only when writing succeeded."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with open(fd, mode, encoding=None if "b" in mode else "utf-8") as fh:
+            yield fh
+        Path(tmp).replace(target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

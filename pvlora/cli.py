@@ -1,0 +1,284 @@
+"""`pvlora` command line: thin subcommands, each calling one library function.
+
+Heavy libraries (torch, transformers, TRL) are imported inside the handlers so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pvlora import __version__
+
+EPILOG = """\
+typical session (the built-in tiny model, on a CPU):
+  pvlora demo                                   # everything below, end to end
+  pvlora data --preference harmless --limit 3   # what a preference trains on
+  pvlora train --preference harmless            # harmless-positive and harmless-negative adapters
+  pvlora extract --positive runs/tiny-demo/adapters/harmless-positive \\
+                 --negative runs/tiny-demo/adapters/harmless-negative --out vectors/harmless
+  pvlora compose --base tiny --vector vectors/helpful=1 --vector vectors/harmless=0.5 --out composed
+  pvlora inspect vectors/helpful vectors/harmless
+
+Configs: --config FILE (YAML; see configs/). Without --config the built-in tiny demo config is used.
+Any config value can be overridden with --set KEY=VALUE, e.g. --set dpo.learning_rate=1e-5.
+"""
+
+
+def _add_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", help="experiment YAML (default: the built-in configs/tiny-demo.yaml)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value (repeatable), e.g. --set dpo.beta=0.2 --set preferences.helpful.limit=500")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pvlora", description="Steer a language model with separately trained DPO preference vectors "
+        "(θ = θ_base + Σ η_p·φ_p, each φ_p stored as a PEFT LoRA adapter).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"pvlora {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="the whole pipeline on the built-in tiny model, on a CPU, in minutes")
+    p.add_argument("--out", default="pvlora-demo", help="output directory (default: ./pvlora-demo); re-runs reuse finished stages")
+    p.add_argument("--fresh", action="store_true", help="ignore finished stages in --out and recompute everything")
+
+    p = sub.add_parser("data", help="preview, count and export the pairs a preference trains on")
+    _add_config(p)
+    p.add_argument("--preference", "-p", required=True, help="preference name from the config")
+    p.add_argument("--direction", choices=["positive", "negative"], default="positive",
+                   help="negative = chosen and rejected swapped (the reversed set D−)")
+    p.add_argument("--limit", type=int, default=3, help="pairs to print (default 3)")
+    p.add_argument("--export", metavar="FILE.jsonl", help="write all training pairs as JSON lines")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --export file")
+
+    p = sub.add_parser("train", help="train DPO LoRA adapters (positive and negative) per preference")
+    _add_config(p)
+    p.add_argument("--preference", "-p", help="one preference (default: every preference in the config)")
+    p.add_argument("--direction", choices=["positive", "negative", "both"], default="both")
+    p.add_argument("--out", help="directory for the adapters (default: OUTPUT_DIR/adapters)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="retrain and replace existing adapters")
+
+    p = sub.add_parser("extract", help="build a preference vector φ = ΔW+ − ΔW− from two adapters")
+    p.add_argument("--positive", required=True, help="adapter trained on the preference data (any PEFT LoRA dir)")
+    p.add_argument("--negative", help="adapter trained on the reversed data")
+    p.add_argument("--out", required=True, help="output directory (a PEFT LoRA adapter + pvlora.json)")
+    p.add_argument("--rank", type=int, help="compress to rank K by a truncated SVD of the factors (default: exact)")
+    p.add_argument("--positive-only", action="store_true", help="φ = ΔW+ (the paper's ablation)")
+    p.add_argument("--preference", help="name stored in the manifest (default: from the positive adapter)")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--allow-pickle", action="store_true", help="also read adapter_model.bin (pickle; only if trusted)")
+
+    p = sub.add_parser("compose", help="weighted composition Σ η_p·φ_p as one adapter (or a merged model)")
+    p.add_argument("--base", required=True, help="base model: Hub id, local directory, or 'tiny'")
+    p.add_argument("--revision", help="base model revision")
+    p.add_argument("--vector", action="append", required=True, metavar="DIR=ETA",
+                   help="vector directory or Hub id (org/name[@rev]) and its weight; repeatable")
+    p.add_argument("--out", required=True)
+    p.add_argument("--rank", type=int, help="compress the sum to rank K (default: exact, rank Σ r_p)")
+    p.add_argument("--merge", action="store_true", help="write a full model with the composition merged in "
+                   "(a 4-bit base is merged into unquantised weights)")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--allow-pickle", action="store_true")
+
+    p = sub.add_parser("inspect", help="manifest, rank, norms, per-layer norms, cosine similarity of vectors")
+    p.add_argument("dirs", nargs="+", metavar="DIR")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--allow-pickle", action="store_true")
+
+    p = sub.add_parser("eval", help="score one composition with the configured scorers")
+    _add_config(p)
+    p.add_argument("--weights", default="", help="p=ETA,... (preferences not named get 0)")
+    p.add_argument("--vectors", help="directory holding one vector directory per preference (default: OUTPUT_DIR/vectors)")
+    p.add_argument("--split", choices=["validation", "test", "all"], default="all")
+    p.add_argument("--out", help="write the scores as JSON here")
+
+    p = sub.add_parser("sweep", help="η grid -> results table, Pareto front and plots")
+    _add_config(p)
+    p.add_argument("--grid", action="append", default=[], metavar="p=START:STOP:STEP",
+                   help="grid for one preference (repeatable); default -1,-0.5,0,0.5,1,1.5 for each")
+    p.add_argument("--vectors", help="directory holding one vector directory per preference")
+    p.add_argument("--split", choices=["validation", "test", "all"], default="all")
+    p.add_argument("--out", help="results directory (default: OUTPUT_DIR/sweep)")
+    p.add_argument("--overwrite", action="store_true")
+
+    p = sub.add_parser("tune", help="choose η automatically: maximise a scorer under constraints")
+    _add_config(p)
+    p.add_argument("--maximize", required=True, metavar="SCORER")
+    p.add_argument("--constraint", action="append", default=[], metavar="'SCORER>=X'")
+    p.add_argument("--vectors", help="directory holding one vector directory per preference")
+    p.add_argument("--preferences", help="comma-separated preferences to tune (default: all with a vector)")
+    p.add_argument("--out", help="write the choice and its scores as JSON here")
+
+    p = sub.add_parser("push", help="upload an adapter, vector or composition to the Hugging Face Hub")
+    p.add_argument("dir")
+    p.add_argument("--repo-id", required=True, metavar="ORG/NAME")
+    p.add_argument("--private", action="store_true")
+    p.add_argument("--revision", help="branch to push to")
+    p.add_argument("--token", help="Hub token (default: the logged-in token)")
+    p.add_argument("--dry-run", action="store_true", help="print the files and model card that would be uploaded")
+
+    p = sub.add_parser("pull", help="download a vector from the Hugging Face Hub (REPO_ID[@REVISION])")
+    p.add_argument("repo_id")
+    p.add_argument("--out", help="copy it here (default: stay in the Hugging Face cache and print the path)")
+    p.add_argument("--token")
+    return parser
+
+
+# ---------------------------------------------------------------- handlers
+
+
+def _quiet_libraries() -> None:
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="trl|transformers|peft|torch")
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    # bitsandbytes logs a warning on import when an optional CPU kernel package is absent; the
+    # fallback it then uses is correct, so the line only confuses.
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    try:
+        import datasets
+
+        datasets.disable_progress_bars()
+        datasets.logging.set_verbosity_error()
+    except ImportError:
+        pass
+
+
+def cmd_data(a) -> int:
+    from pvlora.config import load_config
+    from pvlora.data import load_preference_data
+
+    cfg = load_config(a.config, a.overrides)
+    pref = cfg.preference(a.preference)
+    if a.export and Path(a.export).exists() and not a.overwrite:
+        raise _err(f"{a.export} already exists; pass --overwrite to replace it")
+    data = load_preference_data(pref, a.direction, seed=cfg.seed)
+    print(data.summary())
+    for i, pair in enumerate(data.train[: max(a.limit, 0)]):
+        print(f"\n--- pair {i + 1}")
+        for k in ("prompt", "chosen", "rejected"):
+            print(f"{k}: {_short(pair[k])}")
+    if a.export:
+        from pvlora.artifacts import atomic_file
+
+        with atomic_file(Path(a.export)) as fh:
+            for pair in data.train:
+                fh.write(json.dumps(pair, ensure_ascii=False) + "\n")
+        print(f"\nexported {len(data.train)} pairs to {a.export}")
+    return 0
+
+
+def _short(value, n: int = 300) -> str:
+    if isinstance(value, list):
+        value = " | ".join(f"{m['role']}: {m['content']}" for m in value)
+    value = str(value).replace("\n", "\\n")
+    return value if len(value) <= n else value[: n - 3] + "..."
+
+
+def cmd_train(a) -> int:
+    from pvlora.config import load_config
+    from pvlora.train import train_all
+
+    cfg = load_config(a.config, a.overrides)
+    train_all(cfg, a.preference, a.direction, a.out, resume=a.resume, overwrite=a.overwrite)
+    return 0
+
+
+def cmd_extract(a) -> int:
+    from pvlora.vector import extract_vector
+
+    if not a.negative and not a.positive_only:
+        raise _err("--negative is required (or pass --positive-only for φ = ΔW+)")
+    m = extract_vector(a.positive, a.negative, a.out, rank=a.rank, positive_only=a.positive_only,
+                       overwrite=a.overwrite, allow_pickle=a.allow_pickle, preference=a.preference)
+    extra = f", relative error {m['compression']['relative_error']:.3g}" if m["compression"] else ""
+    print(f"[pvlora] vector {m['preference']}: rank {m['rank']} (exact {m['exact_rank']}){extra}, "
+          f"‖φ‖_F {m['norm']:.4g} -> {a.out}")
+    return 0
+
+
+def parse_weight_specs(items: list[str], sep: str = "=") -> dict[str, str]:
+    out = {}
+    for item in items:
+        if sep not in item:
+            raise _err(f"{item!r}: expected NAME{sep}ETA, e.g. vectors/helpful{sep}1.0")
+        name, eta = item.rsplit(sep, 1)
+        out[name] = eta  # validated (finite number) by the library before anything is written
+    return out
+
+
+def cmd_compose(a) -> int:
+    from pvlora.compose import compose
+
+    m = compose(a.base, parse_weight_specs(a.vector), a.out, rank=a.rank, merge=a.merge,
+                overwrite=a.overwrite, allow_pickle=a.allow_pickle, revision=a.revision)
+    recipe = ", ".join(f"{v['preference']}={v['weight']:g}" for v in m["vectors"])
+    print(f"[pvlora] composition {recipe}: rank {m['rank']} ({m['method']}) -> {a.out}")
+    return 0
+
+
+def cmd_inspect(a) -> int:
+    from pvlora.inspection import inspect_dirs, render
+
+    rep = inspect_dirs(a.dirs, a.allow_pickle)
+    print(json.dumps(rep, indent=2, default=str) if a.json else render(rep))
+    return 0
+
+
+def _not_yet(name: str):
+    def handler(a) -> int:
+        print(f"pvlora {name}: not available in this version yet", file=sys.stderr)
+        return 2
+
+    return handler
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _err(msg: str) -> _UsageError:
+    return _UsageError(msg)
+
+
+HANDLERS = {
+    "data": cmd_data, "train": cmd_train, "extract": cmd_extract, "compose": cmd_compose, "inspect": cmd_inspect,
+}
+
+
+def _handler(command: str):
+    if command in HANDLERS:
+        return HANDLERS[command]
+    from pvlora import cli_eval  # evaluation, demo and Hub handlers live beside their stages
+
+    return getattr(cli_eval, f"cmd_{command}", None) or _not_yet(command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    a = parser.parse_args(argv)
+    if not a.command:
+        parser.print_help()
+        return 1
+    from pvlora.errors import PvloraError
+
+    _quiet_libraries()
+    try:
+        return _handler(a.command)(a)
+    except (PvloraError, _UsageError, ValueError) as exc:
+        print(f"pvlora {a.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\npvlora {a.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""CLI handlers for evaluation, the demo and the Hub (filled in as those stages land)."""

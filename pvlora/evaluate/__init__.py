@@ -1,0 +1,1 @@
+"""Evaluation: generation, scorers, sweeps over η, Pareto fronts, automatic η."""

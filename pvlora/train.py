@@ -1,0 +1,167 @@
+"""Train one DPO LoRA adapter per (preference, direction) with TRL's DPOTrainer.
+
+The reference policy is the base with the adapter disabled (TRL does this when given a
+``peft_config``), so only one copy of the base is in memory. Both directions start from the same
+base and the same LoRA initialisation (same seed). Checkpoints go to a hidden ``.NAME.partial``
+directory beside the output, which ``--resume`` continues from; the finished adapter is written
+to a temporary directory and renamed into place, so an output directory is always complete.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pvlora.config import ExperimentConfig, save_config
+from pvlora.errors import ArtifactError
+
+DIRECTIONS = ("positive", "negative")
+DPO_DEFAULTS: dict[str, Any] = {
+    "report_to": [], "save_strategy": "steps", "save_steps": 100, "logging_steps": 10,
+    "dataloader_num_workers": 0, "disable_tqdm": False,
+}
+
+
+def adapter_dir(cfg: ExperimentConfig, preference: str, direction: str, out: str | Path | None = None) -> Path:
+    return Path(out or Path(cfg.output.dir) / "adapters") / f"{preference}-{direction}"
+
+
+def partial_dir(target: Path) -> Path:
+    return target.parent / f".{target.name}.partial"
+
+
+@dataclass
+class TrainResult:
+    path: Path
+    manifest: dict[str, Any]
+    skipped: bool = False
+
+
+def plan(cfg: ExperimentConfig, preference: str | None, direction: str) -> list[tuple[str, str]]:
+    prefs = [cfg.preference(preference).name] if preference else [p.name for p in cfg.preferences]
+    if not prefs:
+        raise ArtifactError("the config lists no preferences to train")
+    dirs = DIRECTIONS if direction == "both" else (direction,)
+    for d in dirs:
+        if d not in DIRECTIONS:
+            raise ArtifactError(f"--direction must be positive, negative or both, got {d!r}")
+    return [(p, d) for p in prefs for d in dirs]
+
+
+def check_targets(cfg: ExperimentConfig, jobs: list[tuple[str, str]], out, resume: bool, overwrite: bool,
+                  skip_finished: bool = False) -> None:
+    """All refusals happen before any training starts."""
+    for pref, direction in jobs:
+        target = adapter_dir(cfg, pref, direction, out)
+        part = partial_dir(target)
+        if target.exists() and not overwrite and not skip_finished:
+            raise ArtifactError(f"{target} already exists; pass --overwrite to retrain it")
+        if part.exists() and not resume and not overwrite:
+            raise ArtifactError(
+                f"{part} holds an unfinished run of {pref}-{direction}; pass --resume to continue it "
+                f"or --overwrite to start over"
+            )
+
+
+def train_all(cfg: ExperimentConfig, preference: str | None = None, direction: str = "both", out=None,
+              resume: bool = False, overwrite: bool = False, skip_finished: bool = False,
+              log=print) -> list[TrainResult]:
+    jobs = plan(cfg, preference, direction)
+    check_targets(cfg, jobs, out, resume, overwrite, skip_finished)
+    results = []
+    for pref, d in jobs:
+        target = adapter_dir(cfg, pref, d, out)
+        if skip_finished and target.exists() and not overwrite:
+            from pvlora.artifacts import read_manifest
+
+            results.append(TrainResult(target, read_manifest(target) or {}, skipped=True))
+            continue
+        res = train_one(cfg, pref, d, target, resume=resume)
+        m = res.manifest["metrics"]
+        log(f"[pvlora] {pref}-{d}: {m['train_steps']} steps in {m['train_seconds']:.1f}s, "
+            f"loss {m.get('train_loss', float('nan')):.4f}, held-out accuracy {m['heldout_accuracy']:.3f} "
+            f"(base {m['heldout_accuracy_base']:.3f}), margin {m['heldout_margin']:+.3f} -> {target}")
+        results.append(res)
+    return results
+
+
+def _final(history: list[dict[str, Any]], key: str) -> float | None:
+    for entry in reversed(history):
+        if key in entry:
+            return float(entry[key])
+    return None
+
+
+def train_one(cfg: ExperimentConfig, preference: str, direction: str, target: Path, resume: bool = False) -> TrainResult:
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import set_seed
+    from trl import DPOConfig, DPOTrainer
+
+    from pvlora.artifacts import atomic_dir, write_manifest
+    from pvlora.data import load_preference_data
+    from pvlora.evaluate.accuracy import preference_accuracy
+    from pvlora.models import load_base
+
+    data = load_preference_data(cfg.preference(preference), direction, seed=cfg.seed)
+    part = partial_dir(target)
+    if part.exists() and not resume:
+        shutil.rmtree(part)  # --overwrite: start over
+    part.mkdir(parents=True, exist_ok=True)
+
+    set_seed(cfg.seed)  # the LoRA init below draws from this seed: identical for both directions
+    model, tok, base_fp = load_base(cfg.model, for_training=True)
+    lora_kwargs = {"task_type": "CAUSAL_LM", **cfg.lora}
+    peft_config = LoraConfig(**lora_kwargs)
+    dpo_kwargs = {**DPO_DEFAULTS, **cfg.dpo, "output_dir": str(part), "seed": cfg.seed, "data_seed": cfg.seed}
+    if not torch.cuda.is_available():
+        dpo_kwargs.setdefault("use_cpu", True)
+    if cfg.model.gradient_checkpointing:
+        dpo_kwargs.setdefault("gradient_checkpointing", True)
+    args = DPOConfig(**dpo_kwargs)
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    trainer = DPOTrainer(
+        model=model, args=args, train_dataset=Dataset.from_list(data.train), processing_class=tok,
+        peft_config=peft_config,
+    )
+    has_ckpt = any(part.glob("checkpoint-*"))
+    t0 = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=True if (resume and has_ckpt) else None)
+    seconds = time.perf_counter() - t0
+    peft_model = trainer.model
+
+    metrics: dict[str, Any] = {
+        "train_loss": result.training_loss, "train_steps": trainer.state.global_step,
+        "max_steps": trainer.state.max_steps, "train_seconds": seconds,
+        "reward_accuracy": _final(trainer.state.log_history, "rewards/accuracies"),
+        "reward_margin": _final(trainer.state.log_history, "rewards/margins"),
+        "final_loss": _final(trainer.state.log_history, "loss"),
+    }
+    if data.heldout:
+        mine = preference_accuracy(peft_model, tok, data.heldout)
+        with peft_model.disable_adapter():
+            base = preference_accuracy(peft_model, tok, data.heldout)
+        metrics.update(heldout_accuracy=mine["accuracy"], heldout_margin=mine["margin"],
+                       heldout_accuracy_base=base["accuracy"], heldout_pairs=mine["n"])
+    manifest = {
+        "kind": "adapter", "preference": preference, "direction": direction, "base": base_fp,
+        "data": data.fingerprint(), "seed": cfg.seed,
+        "training": {"lora": {k: v for k, v in peft_config.to_dict().items() if k in lora_kwargs or k in ("r", "lora_alpha")},
+                     "dpo": {k: v for k, v in dpo_kwargs.items() if k != "output_dir"},
+                     "quantization": cfg.model.quantization, "trainer": "trl.DPOTrainer"},
+        "metrics": metrics,
+    }
+    with atomic_dir(target, overwrite=True) as tmp:
+        peft_model.save_pretrained(str(tmp))
+        save_config(cfg, tmp / "pvlora-config.yaml")
+        (tmp / "trainer_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+        write_manifest(tmp, manifest)
+    shutil.rmtree(part, ignore_errors=True)
+    del trainer, model, peft_model
+    return TrainResult(target, manifest)

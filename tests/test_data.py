@@ -1,0 +1,151 @@
+import gzip
+import json
+
+import pytest
+
+from pvlora.config import PreferenceConfig
+from pvlora.data import load_preference_data, reverse, toy
+from pvlora.data.formats import BAD_LABEL, EMPTY, EMPTY_PROMPT, IDENTICAL, NOT_DIALOGUE, PREFIX_MISMATCH
+from pvlora.errors import DataError
+from tests.conftest import HH_FILE
+
+
+def jsonl(path, rows, gz=False):
+    opener = gzip.open if gz else open
+    with opener(path, "wt", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(json.dumps(r) + "\n")
+    return path
+
+
+def pku_row(prompt="How do I pick a lock?", better=0, safer=1, **kw):
+    # The real PKU-SafeRLHF schema, including the extra columns of newer releases.
+    row = {"prompt": prompt, "response_0": "Use a tension wrench and a pick.", "response_1": "I can't help with that.",
+           "prompt_source": "Alpaca3-70B", "response_0_source": "Alpaca-7B", "response_1_source": "Alpaca-7B",
+           "is_response_0_safe": False, "is_response_1_safe": True, "response_0_harm_category": {},
+           "response_1_harm_category": {}, "response_0_severity_level": 2, "response_1_severity_level": 0,
+           "better_response_id": better, "safer_response_id": safer, "response_0_sha256": "a", "response_1_sha256": "b"}
+    row.update(kw)
+    return row
+
+
+def pref(name, source, fmt, **kw):
+    return PreferenceConfig(name=name, source=str(source), format=fmt, heldout_fraction=kw.pop("heldout_fraction", 0.0), **kw)
+
+
+def test_pku_label_column_follows_preference(tmp_path):
+    f = jsonl(tmp_path / "pku.jsonl", [pku_row()])
+    helpful = load_preference_data(pref("helpful", f, "pku_saferlhf")).train[0]
+    harmless = load_preference_data(pref("harmless", f, "pku_saferlhf")).train[0]
+    assert helpful["chosen"][0]["content"].startswith("Use a tension")
+    assert harmless["chosen"][0]["content"].startswith("I can't")
+    assert helpful["prompt"] == [{"role": "user", "content": "How do I pick a lock?"}]
+
+
+def test_pku_drops_counted_by_reason(tmp_path):
+    rows = [pku_row(), pku_row(better=2), pku_row(better=None), pku_row(response_0=" "),
+            pku_row(response_0="same", response_1="same"), pku_row(prompt=""), pku_row(better=True)]
+    d = load_preference_data(pref("helpful", jsonl(tmp_path / "p.jsonl", rows), "pku_saferlhf"))
+    assert len(d.train) == 1 and d.rows_read == 7
+    assert d.drops == {BAD_LABEL: 3, EMPTY: 1, IDENTICAL: 1, EMPTY_PROMPT: 1}
+
+
+def test_hh_rlhf_all_shared_rows_parse():
+    d = load_preference_data(pref("harmless", HH_FILE, "hh_rlhf", heldout_fraction=0.1))
+    kept = len(d.train) + len(d.heldout)
+    assert d.rows_read == 1800 and kept + sum(d.drops.values()) == 1800
+    assert kept >= 1790 and set(d.drops) <= {EMPTY, PREFIX_MISMATCH}
+    print(f"\nHH-RLHF harmless-base: {d.summary()}")
+    p = d.train[0]
+    assert p["prompt"][0]["role"] == "user" and p["prompt"][-1]["role"] == "user"
+    assert p["chosen"][0]["role"] == "assistant" and p["chosen"] != p["rejected"]
+    # held-out split is the same for both directions
+    neg = load_preference_data(pref("harmless", HH_FILE, "hh_rlhf", heldout_fraction=0.1), "negative")
+    assert [x["prompt"] for x in neg.heldout] == [x["prompt"] for x in d.heldout]
+
+
+def test_hh_rlhf_multi_turn_and_drops(tmp_path):
+    good = {"chosen": "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: how to X?\n\nAssistant: no",
+            "rejected": "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: how to X?\n\nAssistant: do Y"}
+    rows = [good,
+            {"chosen": "\n\nHuman: a\n\nAssistant: b", "rejected": "\n\nHuman: other\n\nAssistant: c"},
+            {"chosen": "\n\nHuman: a", "rejected": "\n\nHuman: a"},
+            {"chosen": "\n\nHuman: a\n\nAssistant: ", "rejected": "\n\nHuman: a\n\nAssistant: c"}]
+    d = load_preference_data(pref("harmless", jsonl(tmp_path / "hh.jsonl.gz", rows, gz=True), "hh_rlhf"))
+    assert d.train == [{"prompt": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+                                   {"role": "user", "content": "how to X?"}],
+                        "chosen": [{"role": "assistant", "content": "no"}],
+                        "rejected": [{"role": "assistant", "content": "do Y"}]}]
+    assert d.drops == {PREFIX_MISMATCH: 1, NOT_DIALOGUE: 1, EMPTY: 1}
+
+
+def test_pairs_and_messages_formats_and_sources(tmp_path):
+    rows = [{"prompt": "2+2?", "chosen": "4", "rejected": "5"}]
+    (tmp_path / "a.json").write_text(json.dumps(rows))
+    assert load_preference_data(pref("x", tmp_path / "a.json", "pairs")).train == rows
+    from datasets import Dataset
+
+    Dataset.from_list(rows * 3).to_parquet(str(tmp_path / "p.parquet"))
+    assert load_preference_data(pref("x", tmp_path / "p.parquet", "pairs")).train == rows * 3
+    d = tmp_path / "dir"
+    d.mkdir()
+    jsonl(d / "train.jsonl", rows)
+    jsonl(d / "test.jsonl", [{"prompt": "t", "chosen": "a", "rejected": "b"}])
+    assert load_preference_data(pref("x", d, "pairs")).train == rows  # split=train picks train.jsonl
+    msgs = [{"prompt": [{"role": "user", "content": "hi"}], "chosen": [{"role": "assistant", "content": "hello"}],
+             "rejected": [{"role": "assistant", "content": "go away"}]},
+            {"chosen": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "good"}],
+             "rejected": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "bad"}]}]
+    out = load_preference_data(pref("x", jsonl(tmp_path / "m.jsonl", msgs), "messages")).train
+    assert out[0] == msgs[0]
+    assert out[1]["prompt"] == [{"role": "user", "content": "q"}] and out[1]["chosen"][0]["content"] == "good"
+
+
+def test_reversal_swaps_chosen_and_rejected(tmp_path):
+    rows = [{"prompt": f"p{i}", "chosen": f"c{i}", "rejected": f"r{i}"} for i in range(20)]
+    f = jsonl(tmp_path / "r.jsonl", rows)
+    pos = load_preference_data(pref("x", f, "pairs", heldout_fraction=0.2))
+    neg = load_preference_data(pref("x", f, "pairs", heldout_fraction=0.2), "negative")
+    assert neg.train == reverse(pos.train) and neg.heldout == reverse(pos.heldout)
+    assert len(pos.heldout) == 4 and reverse(reverse(pos.train)) == pos.train
+    assert all(n["chosen"] == p["rejected"] and n["prompt"] == p["prompt"] for n, p in zip(neg.train, pos.train))
+
+
+@pytest.mark.parametrize("setup, needle", [
+    (lambda t: jsonl(t / "a.jsonl", [{"prompt": "p", "chosen": "c"}]), r"a.jsonl:1: column 'rejected' is missing"),
+    (lambda t: (t / "b.jsonl").write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n{oops\n') and t / "b.jsonl", r"b.jsonl:2: not valid JSON"),
+    (lambda t: t / "nope.jsonl", "no such file"),
+    (lambda t: (t / "c.csv").write_text("a,b") and t / "c.csv", "unsupported file type"),
+    (lambda t: (t / "d.jsonl.gz").write_bytes(b"not gzip") and t / "d.jsonl.gz", "cannot read"),
+    (lambda t: jsonl(t / "e.jsonl", [{"prompt": "p", "chosen": "x", "rejected": "x"}]),
+     r"no usable preference pair left out of 1 rows \(1 identical responses\)"),
+    (lambda t: jsonl(t / "f.jsonl", []), "no usable preference pair left out of 0 rows"),
+])
+def test_errors_name_file_row_and_column(tmp_path, setup, needle):
+    src = setup(tmp_path)
+    with pytest.raises(DataError, match=needle):
+        load_preference_data(pref("x", src, "pairs"))
+
+
+def test_unknown_format_is_a_config_error():
+    from pvlora.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown format 'tsv'"):
+        PreferenceConfig(name="x", format="tsv")
+
+
+def test_toy_corpus_is_deterministic_and_holds_out_prompts():
+    train = {r.prompt for r in toy.requests("train")}
+    evals = toy.requests("eval")
+    assert train.isdisjoint(r.prompt for r in evals)
+    assert {r.kind for r in evals} == {"benign", "harmful"}
+    assert toy.preference_pairs("harmless", "train") == toy.preference_pairs("harmless", "train")
+    for name in toy.TOY_PREFERENCES:
+        pairs = toy.preference_pairs(name, "train")
+        assert len(pairs) > 100
+    concise = toy.preference_pairs("concise", "train")[0]
+    assert len(concise["chosen"][0]["content"]) < len(concise["rejected"][0]["content"])
+    assert toy.classify("Sorry, I can not help you.")["refusal"]
+    assert toy.classify("Sure. To bake bread, take your time.") == {"refusal": False, "compliance": True, "length": 7}
+    v, t = toy.eval_split("validation"), toy.eval_split("test")
+    assert len(v) + len(t) == len(evals) and not {r.prompt for r in v} & {r.prompt for r in t}
