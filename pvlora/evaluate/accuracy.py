@@ -1,14 +1,17 @@
 """Preference accuracy from log-probabilities (no generation).
 
-For a pair (x, y_w, y_l) a model prefers y_w when log π(y_w|x) > log π(y_l|x). With a reference
-policy the comparison is on DPO's implicit reward β·(log π − log π_ref), which is what DPO's own
-``rewards/accuracies`` reports; without one it is the model's own likelihood ranking, which also
-gives the base model a meaningful score.
+For a pair (x, y_w, y_l) a model prefers y_w when it scores y_w higher. Two scores:
+
+- reference-free (default): the mean log-probability per completion token, so the base model
+  gets a meaningful score too. Per-token rather than summed: a summed log-probability prefers
+  whichever response is shorter (a refusal, a short answer) whatever the model has learnt.
+- ``reference="disable_adapters"``: DPO's implicit reward β·(log π − log π_ref) summed over the
+  completion, against the same PEFT model with its adapters off (what DPO's ``rewards/accuracies``
+  reports during training).
 """
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import torch
@@ -33,11 +36,11 @@ def completion_text(tok, prompt: Any, completion: Any) -> str:
 
 @torch.no_grad()
 def sequence_logprobs(model, tok, prompts: list[Any], completions: list[Any], batch_size: int = 32,
-                      max_length: int = 512) -> torch.Tensor:
-    """Σ log π(completion tokens | prompt) per example. -> (n,) float64."""
+                      max_length: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Σ log π(completion tokens | prompt), number of completion tokens) per example, each (n,)."""
     device = next(model.parameters()).device
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    out = []
+    out, counts = [], []
     for i in range(0, len(prompts), batch_size):
         ids_list, mask_list = [], []
         for p, c in zip(prompts[i:i + batch_size], completions[i:i + batch_size]):
@@ -60,30 +63,33 @@ def sequence_logprobs(model, tok, prompts: list[Any], completions: list[Any], ba
         logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1].float()  # (b, t-1, V)
         logp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)  # (b, t-1)
         out.append((logp * cmask[:, 1:]).sum(-1).double().cpu())
-    return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
+        counts.append(cmask[:, 1:].sum(-1).double().cpu())
+    if not out:
+        return torch.zeros(0, dtype=torch.float64), torch.zeros(0, dtype=torch.float64)
+    return torch.cat(out), torch.cat(counts)
 
 
-def _pair_logprobs(model, tok, pairs, batch_size):
+def _pair_logprobs(model, tok, pairs, batch_size, per_token: bool):
     prompts = [p["prompt"] for p in pairs]
-    w = sequence_logprobs(model, tok, prompts, [p["chosen"] for p in pairs], batch_size)
-    l_ = sequence_logprobs(model, tok, prompts, [p["rejected"] for p in pairs], batch_size)
+    (w, nw), (l_, nl) = (sequence_logprobs(model, tok, prompts, [p[k] for p in pairs], batch_size)
+                         for k in ("chosen", "rejected"))
+    if per_token:
+        return w / nw.clamp(min=1), l_ / nl.clamp(min=1)
     return w, l_
 
 
 def preference_accuracy(model, tok, pairs: list[dict[str, Any]], batch_size: int = 32,
                         reference: str | None = None, beta: float = 0.1) -> dict[str, float]:
-    """Accuracy (ties count half) and mean margin on ``pairs``.
-
-    ``reference="disable_adapters"`` computes DPO's implicit reward against the same model with its
-    adapters switched off (a PEFT model); ``None`` ranks by the model's own log-likelihood."""
+    """Accuracy (ties count half) and mean margin on ``pairs`` (see the module docstring)."""
     if not pairs:
         raise ValueError("no pairs to score")
     was_training = model.training
     model.eval()
-    w, l_ = _pair_logprobs(model, tok, pairs, batch_size)
+    per_token = reference is None
+    w, l_ = _pair_logprobs(model, tok, pairs, batch_size, per_token)
     if reference == "disable_adapters":
         with model.disable_adapter():
-            rw, rl = _pair_logprobs(model, tok, pairs, batch_size)
+            rw, rl = _pair_logprobs(model, tok, pairs, batch_size, per_token)
         margin = beta * ((w - rw) - (l_ - rl))
     elif reference is None:
         margin = w - l_
@@ -93,13 +99,3 @@ def preference_accuracy(model, tok, pairs: list[dict[str, Any]], batch_size: int
         model.train()
     acc = float(((margin > 0).double() + 0.5 * (margin == 0).double()).mean())
     return {"accuracy": acc, "margin": float(margin.mean()), "n": len(pairs)}
-
-
-@contextlib.contextmanager
-def adapters_disabled(model):
-    """Context that runs a PEFT model as its base (no-op for a plain model)."""
-    if hasattr(model, "disable_adapter"):
-        with model.disable_adapter():
-            yield
-    else:
-        yield

@@ -1,0 +1,135 @@
+"""DPO training on the tiny base: what changes, what it learns, manifests, determinism, resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from pvlora.artifacts import read_adapter, sha256_file
+from pvlora.config import load_config
+from pvlora.errors import ArtifactError
+from pvlora.train import adapter_dir, partial_dir, train_all
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, tiny_base_dir):
+    out = tmp_path_factory.mktemp("train")
+    cfg = load_config(None, [f"output.dir={out}"])
+    train_all(cfg, "helpful", "both")
+    train_all(cfg, "harmless", "both")
+    return cfg
+
+
+def test_only_lora_parameters_change(trained, tiny_base_dir):
+    a = read_adapter(adapter_dir(trained, "harmless", "positive"))
+    saved = load_file(adapter_dir(trained, "harmless", "positive") / "adapter_model.safetensors")
+    assert saved and all(".lora_A." in k or ".lora_B." in k for k in saved)
+    assert set(json.loads((a.path / "adapter_config.json").read_text())["target_modules"]) == set(trained.lora["target_modules"])
+    # the base on disk is untouched by training
+    m = a.manifest
+    assert m["base"]["config_sha256"] and (tiny_base_dir / "model.safetensors").exists()
+    # B starts at zero in PEFT's init: training moved it
+    assert all(float(lr.B.abs().max()) > 0 for lr in a.factors.values())
+
+
+def test_positive_raises_and_negative_lowers_heldout_accuracy(trained):
+    from peft import PeftModel
+
+    from pvlora.data import load_preference_data
+    from pvlora.evaluate.accuracy import preference_accuracy
+    from pvlora.models import load_base
+
+    for pref in ("helpful", "harmless"):
+        heldout = load_preference_data(trained.preference(pref), "positive").heldout
+        model, tok, _ = load_base(trained.model)
+        model = PeftModel.from_pretrained(model, str(adapter_dir(trained, pref, "positive")), adapter_name="pos")
+        model.load_adapter(str(adapter_dir(trained, pref, "negative")), adapter_name="neg")
+        with model.disable_adapter():
+            base = preference_accuracy(model, tok, heldout)["accuracy"]
+        model.set_adapter("pos")
+        pos = preference_accuracy(model, tok, heldout)["accuracy"]
+        model.set_adapter("neg")
+        neg = preference_accuracy(model, tok, heldout)["accuracy"]
+        print(f"\n{pref}: held-out preference accuracy base {base:.3f}, positive {pos:.3f}, negative {neg:.3f}")
+        assert neg < base < pos
+
+
+def test_manifest_is_complete(trained):
+    d = adapter_dir(trained, "helpful", "negative")
+    m = json.loads((d / "pvlora.json").read_text())
+    assert m["kind"] == "adapter" and m["preference"] == "helpful" and m["direction"] == "negative"
+    assert set(m["base"]) >= {"name_or_path", "revision", "config_sha256"}
+    assert m["data"]["source"] == "toy" and m["data"]["train"] > 0 and m["data"]["heldout"] > 0
+    assert m["training"]["lora"]["r"] == trained.lora["r"] and m["training"]["lora"]["lora_alpha"] == trained.lora["lora_alpha"]
+    assert m["training"]["dpo"]["beta"] == trained.dpo["beta"] and m["training"]["trainer"] == "trl.DPOTrainer"
+    for k in ("train_loss", "reward_accuracy", "reward_margin", "heldout_accuracy", "train_steps"):
+        assert m["metrics"][k] is not None, k
+    assert m["metrics"]["train_steps"] == m["metrics"]["max_steps"]
+    assert m["weights_sha256"] == {"adapter_model.safetensors": sha256_file(d / "adapter_model.safetensors")}
+    assert (d / "pvlora-config.yaml").exists() and m["pvlora_version"]
+
+
+def test_overwrite_refused_and_nothing_lost(trained):
+    d = adapter_dir(trained, "helpful", "positive")
+    before = sha256_file(d / "adapter_model.safetensors")
+    with pytest.raises(ArtifactError, match="already exists; pass --overwrite"):
+        train_all(trained, "helpful", "positive")
+    assert sha256_file(d / "adapter_model.safetensors") == before
+
+
+def test_same_seed_gives_identical_weights(tmp_path, tiny_base_dir):
+    weights = []
+    for run in ("a", "b"):
+        cfg = load_config(None, [f"output.dir={tmp_path / run}", "dpo.max_steps=4", "preferences.concise.limit=64"])
+        train_all(cfg, "concise", "positive")
+        weights.append(load_file(adapter_dir(cfg, "concise", "positive") / "adapter_model.safetensors"))
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_qlora_path_runs_on_cpu(tmp_path, tiny_base_dir):
+    from pvlora.models import load_base
+
+    cfg = load_config(None, [f"output.dir={tmp_path}", "model.quantization=nf4", "dpo.max_steps=3",
+                             "preferences.harmless.limit=48"])
+    model, _, _ = load_base(cfg.model)
+    assert any(type(m).__name__ == "Linear4bit" for m in model.modules())  # really 4-bit NF4
+    res = train_all(cfg, "harmless", "positive")[0]
+    assert res.manifest["training"]["quantization"] == "nf4" and res.manifest["metrics"]["train_steps"] == 3
+    assert read_adapter(res.path).factors
+
+
+def _train_cmd(out, *extra):
+    return [sys.executable, "-m", "pvlora.cli", "train", "--preference", "harmless", "--direction", "positive",
+            "--set", f"output.dir={out}", "--set", "dpo.max_steps=24", "--set", "dpo.save_steps=4",
+            "--set", "dpo.per_device_train_batch_size=4", *extra]
+
+
+def test_killed_run_resumes_to_full_step_count(tmp_path, tiny_base_dir):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cfg = load_config(None, [f"output.dir={tmp_path}"])
+    target = adapter_dir(cfg, "harmless", "positive")
+    part = partial_dir(target)
+    proc = subprocess.Popen(_train_cmd(tmp_path), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (part / "checkpoint-8").exists():
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (part / "checkpoint-8").exists() and not target.exists()
+    # without --resume the user is told what to do, and nothing is deleted
+    r = subprocess.run(_train_cmd(tmp_path), env=env, capture_output=True, text=True)
+    assert r.returncode == 2 and "--resume" in r.stderr and part.exists()
+    r = subprocess.run(_train_cmd(tmp_path, "--resume"), env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = json.loads((target / "pvlora.json").read_text())
+    assert m["metrics"]["train_steps"] == m["metrics"]["max_steps"] == 24
+    assert read_adapter(target).factors and not part.exists()
