@@ -1,1 +1,67 @@
-"""CLI handlers for evaluation, the demo and the Hub (filled in as those stages land)."""
+"""CLI handlers for evaluation, sweeps, tuning, the demo and the Hub."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def _setup(a):
+    from pvlora.config import load_config
+    from pvlora.evaluate.runner import find_vectors
+
+    cfg = load_config(a.config, a.overrides)
+    vectors = find_vectors(a.vectors or Path(cfg.output.dir) / "vectors")
+    return cfg, vectors
+
+
+def cmd_eval(a) -> int:
+    from pvlora.evaluate.runner import Evaluator, parse_weights
+
+    cfg, vectors = _setup(a)
+    weights = parse_weights(a.weights)
+    scores = Evaluator(cfg, vectors, a.split).score(weights)
+    print("composition: " + (", ".join(f"{k}={v:g}" for k, v in weights.items()) or "base (all η = 0)"))
+    for k, v in scores.items():
+        print(f"  {k:>20}: {v:.4f}")
+    if a.out:
+        Path(a.out).write_text(json.dumps({"weights": weights, "split": a.split, "scores": scores}, indent=2))
+    return 0
+
+
+def cmd_sweep(a) -> int:
+    from pvlora.evaluate.sweep import parse_grid, render_table, sweep
+
+    cfg, vectors = _setup(a)
+    grids = dict(parse_grid(g) for g in a.grid)
+    out = Path(a.out or Path(cfg.output.dir) / "sweep")
+    result = sweep(cfg, vectors, grids, out, a.split, a.overwrite)
+    print(render_table(result["rows"]))
+    print(f"\n{len(result['pareto'])} Pareto-optimal of {len(result['rows'])} points; "
+          f"results.csv, results.json and plots in {out}")
+    return 0
+
+
+def cmd_tune(a) -> int:
+    from pvlora.evaluate.runner import Evaluator
+    from pvlora.evaluate.tune import parse_constraint, tune
+
+    cfg, vectors = _setup(a)
+    names = [n.strip() for n in a.preferences.split(",")] if a.preferences else list(vectors)
+    constraints = [parse_constraint(c) for c in a.constraint]
+    grid = {n: cfg.eval.grid[n] for n in names if n in cfg.eval.grid} or None
+    result = tune(Evaluator(cfg, {n: vectors[n] for n in names}, "validation"), a.maximize, constraints, names, grid)
+    print("chosen η: " + ", ".join(f"{k}={v:g}" for k, v in result["weights"].items())
+          + f"  ({result['points_evaluated']} points on the validation split)")
+    for split in ("validation", "test"):
+        print(f"  {split:>10}: " + ", ".join(f"{k} {v:.3f}" for k, v in result[split].items()))
+    if a.out:
+        Path(a.out).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_demo(a) -> int:
+    from pvlora.demo import run_demo
+
+    run_demo(a.out, fresh=a.fresh)
+    return 0

@@ -87,7 +87,15 @@ def eval_split(part: Literal["validation", "test", "all"]) -> list[Request]:
     reqs = requests("eval")
     if part == "all":
         return reqs
-    return [r for i, r in enumerate(reqs) if (i % 2 == 0) == (part == "validation")]
+    # A seeded shuffle within each kind (not alternate rows: the row order follows the phrasings,
+    # and a parity split would give each half a different mix of them).
+    out = []
+    for kind in ("benign", "harmful"):
+        group = [r for r in reqs if r.kind == kind]
+        random.Random(f"eval-split-{kind}").shuffle(group)
+        half = len(group) // 2
+        out.extend(group[:half] if part == "validation" else group[half:])
+    return out
 
 
 def _template_of(req: Request) -> str:
@@ -111,9 +119,10 @@ def sft_examples(seed: int = 0, per_prompt: int = 8) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     out = []
     for req in requests("train"):
-        # The phrasing sets the odds (0.65 or 0.35 of refusing), whatever the request: the base then
-        # refuses some benign and complies with some harmful requests, held-out topics included.
-        p_refuse = 0.65 if TEMPLATES.index(_template_of(req)) % 2 == 0 else 0.35
+        # The phrasing sets the odds (0.65 or 0.35 of refusing), and harmful requests lean a little
+        # more to refusal (+/- 0.2): the base refuses some benign and complies with some harmful
+        # requests, held-out topics included, yet its representation already tells the kinds apart.
+        p_refuse = (0.65 if TEMPLATES.index(_template_of(req)) % 2 == 0 else 0.35) + (0.2 if req.kind == "harmful" else -0.2)
         for _ in range(per_prompt):
             refuse = rng.random() < p_refuse
             style: Style = "refuse" if refuse else ("long" if rng.random() < 0.6 else "short")
@@ -126,13 +135,15 @@ def sft_examples(seed: int = 0, per_prompt: int = 8) -> list[dict[str, Any]]:
 
 
 TOY_PREFERENCES = ("helpful", "harmless", "concise")
+CONTRAST_SHARE = 0.5
 
 
 def preference_pairs(preference: str, split: Literal["train", "eval"], seed: int = 0) -> list[dict[str, Any]]:
     """Toy pairs in TRL's conversational format.
 
-    helpful: complying > refusing, on benign requests (and, as in real helpfulness data, on some
-    harmful ones); harmless: refusing > complying on harmful requests; concise: short > long.
+    helpful: complying > refusing on benign requests; harmless: refusing > complying on harmful requests (plus a minority of
+    benign requests where answering is preferred); concise: short >
+    long, on every request.
     """
     if preference not in TOY_PREFERENCES:
         raise ValueError(f"toy data has no preference {preference!r}; choose one of {', '.join(TOY_PREFERENCES)}")
@@ -141,15 +152,20 @@ def preference_pairs(preference: str, split: Literal["train", "eval"], seed: int
     for req in requests(split):
         for _ in range(2):
             if preference == "helpful":
-                if req.kind == "harmful" and rng.random() >= 0.25:
+                if req.kind == "harmful":
                     continue
                 chosen = respond(req, rng.choice(["long", "short"]), rng)
                 rejected = respond(req, "refuse", rng)
             elif preference == "harmless":
                 if req.kind == "benign":
-                    continue
-                chosen = respond(req, "refuse", rng)
-                rejected = respond(req, rng.choice(["long", "short"]), rng)
+                    # A minority of benign requests where answering is the harmless choice: without
+                    # them "harmless" could only mean "refuse everything".
+                    if rng.random() >= CONTRAST_SHARE:
+                        continue
+                    chosen, rejected = respond(req, rng.choice(["long", "short"]), rng), respond(req, "refuse", rng)
+                else:
+                    chosen = respond(req, "refuse", rng)
+                    rejected = respond(req, rng.choice(["long", "short"]), rng)
             else:
                 chosen, rejected = respond(req, "short", rng), respond(req, "long", rng)
             pairs.append({

@@ -1,0 +1,121 @@
+"""Score compositions: one model load with every vector as its own adapter, re-weighted per point."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+from pvlora.config import ExperimentConfig
+from pvlora.errors import ConfigError, DataError
+from pvlora.evaluate.scorers import EvalBatch, get_scorer
+
+
+def find_vectors(directory: str | Path) -> dict[str, Path]:
+    """{preference: vector dir} for every vector directory directly under ``directory``."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ConfigError(f"{directory}: no vectors directory; run `pvlora extract` (or `pvlora demo`) first, "
+                          "or pass --vectors DIR")
+    out: dict[str, Path] = {}
+    for d in sorted(directory.iterdir()):
+        m = d / "pvlora.json"
+        if d.is_dir() and m.exists():
+            meta = json.loads(m.read_text())
+            if meta.get("kind") == "vector" and meta.get("method") == "difference":
+                out[meta.get("preference") or d.name] = d
+    if not out:
+        raise ConfigError(f"{directory}: holds no preference-vector directory (pvlora.json with kind 'vector')")
+    return out
+
+
+def load_prompts(cfg: ExperimentConfig, split: str) -> tuple[list[Any], list[str | None], list[dict[str, Any]]]:
+    """(prompts, kinds, reference answers) for the configured evaluation set and split."""
+    if cfg.eval.prompts == "toy":
+        from pvlora.data import toy
+
+        reqs = toy.eval_split(split)
+        rng = random.Random(f"reference-{split}")
+        prompts = [[{"role": "user", "content": r.prompt}] for r in reqs]
+        # reference answers in the base's own style mix: their NLL rises when η over-scales a model
+        refs = [{"prompt": p, "completion": [{"role": "assistant",
+                                              "content": toy.respond(r, rng.choice(["long", "short", "refuse"]), rng)}]}
+                for p, r in zip(prompts, reqs)]
+        return prompts, [r.kind for r in reqs], refs
+    path = Path(cfg.eval.prompts)
+    if not path.exists():
+        raise DataError(f"eval.prompts: {path} does not exist (use 'toy' or a .jsonl of {{prompt, kind}} rows)")
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for i, r in enumerate(rows, 1):
+        if "prompt" not in r:
+            raise DataError(f"{path}:{i}: column 'prompt' is missing")
+    if split != "all":
+        order = list(range(len(rows)))
+        random.Random(0).shuffle(order)
+        keep = set(order[: len(rows) // 2]) if split == "validation" else set(order[len(rows) // 2:])
+        rows = [r for i, r in enumerate(rows) if i in keep]
+    prompts = [r["prompt"] if isinstance(r["prompt"], list) else [{"role": "user", "content": r["prompt"]}] for r in rows]
+    refs = [{"prompt": p, "completion": [{"role": "assistant", "content": r["reference"]}]}
+            for p, r in zip(prompts, rows) if r.get("reference")]
+    return prompts, [r.get("kind") for r in rows], refs
+
+
+class Evaluator:
+    """Loads the base once with all vectors attached; :meth:`score` sets η and runs every scorer."""
+
+    def __init__(self, cfg: ExperimentConfig, vectors: dict[str, Path], split: str = "all"):
+        from pvlora.runtime import load_composed
+
+        self.cfg = cfg
+        self.scorers = [get_scorer(s) for s in cfg.eval.scorers]
+        self.model, self.tok = load_composed(cfg.model.name_or_path, {str(p): 0.0 for p in vectors.values()},
+                                             revision=cfg.model.revision)
+        from pvlora.runtime import get_weights
+
+        self.names = list(get_weights(self.model))  # adapter names = preference names
+        self.context: dict[str, Any] = {
+            "refusal_patterns": cfg.eval.refusal_patterns, "reward_model": cfg.eval.reward_model,
+            "cost_model": cfg.eval.cost_model,
+        }
+        if any(s.name == "preference_accuracy" for s in self.scorers):
+            from pvlora.data import load_preference_data
+
+            self.context["heldout_pairs"] = {
+                p.name: load_preference_data(p, "positive", cfg.seed).heldout[:256] for p in cfg.preferences
+                if p.name in vectors}
+        self.set_split(split)
+
+    def set_split(self, split: str) -> None:
+        self.split = split
+        self.prompts, self.kinds, self.context["reference_answers"] = load_prompts(self.cfg, split)
+
+    def score(self, weights: dict[str, float]) -> dict[str, float]:
+        from pvlora.evaluate.generate import generate
+        from pvlora.runtime import set_weights
+
+        unknown = set(weights) - set(self.names)
+        if unknown:
+            raise ConfigError(f"no vector for {sorted(unknown)}; available: {', '.join(self.names)}")
+        set_weights(self.model, {n: float(weights.get(n, 0.0)) for n in self.names})
+        responses: list[str] = []
+        if any(s.needs_generation for s in self.scorers):
+            e = self.cfg.eval
+            responses = generate(self.model, self.tok, self.prompts, e.max_new_tokens, e.batch_size, e.do_sample,
+                                 e.temperature, seed=self.cfg.seed)
+        self.last_responses = responses
+        batch = EvalBatch(self.prompts, self.kinds, responses, self.model, self.tok, self.context)
+        return {s.name: float(s.fn(batch)) for s in self.scorers}
+
+
+def parse_weights(text: str) -> dict[str, float]:
+    """``helpful=1,harmless=0.5`` -> {"helpful": 1.0, "harmless": 0.5} (finite numbers only)."""
+    from pvlora.artifacts import check_eta
+
+    out = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        if "=" not in item:
+            raise ConfigError(f"--weights {item!r}: expected NAME=ETA, e.g. helpful=1,harmless=0.5")
+        k, v = item.split("=", 1)
+        out[k.strip()] = check_eta(k.strip(), v)
+    return out
