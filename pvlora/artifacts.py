@@ -30,6 +30,7 @@ ADAPTER_CONFIG = "adapter_config.json"
 SAFE_WEIGHTS = "adapter_model.safetensors"
 PICKLE_WEIGHTS = "adapter_model.bin"
 _PEFT_PREFIX = "base_model.model."
+COMMAND: str | None = None  # the `pvlora ...` command line, set by the CLI; recorded in manifests
 _KEY_RE = re.compile(r"^(?P<module>.+)\.lora_(?P<ab>[AB])(?:\.[^.]+)?\.weight$")
 
 
@@ -60,7 +61,8 @@ def read_manifest(directory: Path) -> dict[str, Any] | None:
 
 
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
-    manifest = {"pvlora_version": __version__, **manifest, "weights_sha256": weight_hashes(directory)}
+    extra = {"command": COMMAND} if COMMAND and "command" not in manifest else {}
+    manifest = {"pvlora_version": __version__, **manifest, **extra, "weights_sha256": weight_hashes(directory)}
     (Path(directory) / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
 
 

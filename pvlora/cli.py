@@ -232,14 +232,6 @@ def cmd_inspect(a) -> int:
     return 0
 
 
-def _not_yet(name: str):
-    def handler(a) -> int:
-        print(f"pvlora {name}: not available in this version yet", file=sys.stderr)
-        return 2
-
-    return handler
-
-
 class _UsageError(Exception):
     pass
 
@@ -258,7 +250,7 @@ def _handler(command: str):
         return HANDLERS[command]
     from pvlora import cli_eval  # evaluation, demo and Hub handlers live beside their stages
 
-    return getattr(cli_eval, f"cmd_{command}", None) or _not_yet(command)
+    return getattr(cli_eval, f"cmd_{command}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -270,6 +262,11 @@ def main(argv: list[str] | None = None) -> int:
     from pvlora.errors import PvloraError
 
     _quiet_libraries()
+    import shlex
+
+    from pvlora import artifacts
+
+    artifacts.COMMAND = "pvlora " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
         return _handler(a.command)(a)
     except (PvloraError, _UsageError, ValueError) as exc:

@@ -65,3 +65,23 @@ def cmd_demo(a) -> int:
 
     run_demo(a.out, fresh=a.fresh)
     return 0
+
+
+def cmd_push(a) -> int:
+    from pvlora.hub import plan_upload, push
+
+    if a.dry_run:
+        plan = plan_upload(a.dir, a.repo_id, a.private, a.revision)
+        print(f"would upload to {plan.repo_id}{'@' + plan.revision if plan.revision else ''} "
+              f"({'private' if plan.private else 'public'}): {', '.join(plan.files)}\n")
+        print(plan.card)
+        return 0
+    print(f"[pvlora] pushed {a.dir} -> {push(a.dir, a.repo_id, a.private, a.revision, a.token)}")
+    return 0
+
+
+def cmd_pull(a) -> int:
+    from pvlora.hub import pull
+
+    print(f"[pvlora] {a.repo_id} -> {pull(a.repo_id, a.out, a.token)}")
+    return 0

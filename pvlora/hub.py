@@ -1,15 +1,179 @@
-"""Hugging Face Hub: resolve vector names that are Hub ids."""
+"""Sharing on the Hugging Face Hub: model cards, push, pull, and Hub ids as vector names.
+
+Downloads go through ``huggingface_hub.snapshot_download`` with the revision pinned, so
+``HF_HUB_OFFLINE=1`` works from the local cache; every load checks weight hashes against
+``pvlora.json`` (in :func:`pvlora.artifacts.read_adapter`). Remote code is never involved: a vector
+is safetensors + JSON.
+"""
 
 from __future__ import annotations
 
+import re
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from pvlora.artifacts import ADAPTER_CONFIG, MANIFEST, SAFE_WEIGHTS, atomic_dir, read_adapter, read_manifest
+from pvlora.errors import ArtifactError
+
+_REPO_RE = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<rev>[\w./-]+))?$")
+UPLOAD_FILES = (ADAPTER_CONFIG, SAFE_WEIGHTS, MANIFEST, "README.md", "pvlora-config.yaml", "eval.json")
+TAGS = ["pvlora", "preference-vector", "dpo", "lora"]
 
 
-def resolve_artifact(spec: str) -> Path:
-    """A local directory as is; anything else is a Hub id (``org/name`` or ``org/name@revision``)."""
+def parse_repo_spec(spec: str) -> tuple[str, str | None]:
+    m = _REPO_RE.match(spec)
+    if not m:
+        raise ArtifactError(f"{spec}: neither a local directory nor a Hub id (ORG/NAME or ORG/NAME@REVISION)")
+    return m["repo"], m["rev"]
+
+
+def resolve_artifact(spec: str, token: str | None = None) -> Path:
+    """A local directory as is; ``org/name[@revision]`` is downloaded (or found in the HF cache)."""
     path = Path(spec).expanduser()
     if path.exists():
         return path
-    from pvlora.errors import ArtifactError
+    if spec.startswith((".", "/", "~")):
+        raise ArtifactError(f"{spec}: no such directory")
+    repo_id, revision = parse_repo_spec(spec)
+    from huggingface_hub import snapshot_download
 
-    raise ArtifactError(f"{spec}: no such directory")
+    try:
+        local = snapshot_download(repo_id, revision=revision, token=token,
+                                  allow_patterns=[ADAPTER_CONFIG, "*.safetensors", MANIFEST, "*.json", "*.md"])
+    except Exception as exc:  # offline without a cached copy, unknown repo or revision, no access
+        raise ArtifactError(
+            f"cannot get {spec} from the Hugging Face Hub: {exc}. Check the id and revision, your token "
+            "(huggingface-cli login), or unset HF_HUB_OFFLINE"
+        ) from None
+    return Path(local)
+
+
+# ---------------------------------------------------------------- model cards
+
+
+def _recommended_eta(manifest: dict[str, Any]) -> str:
+    if manifest.get("kind") == "composition":
+        return "the weights are baked in (see the recipe above); load it at scale 1"
+    return ("0.5 to 1.5 (1 = the trained strength; negative η reverses the preference; "
+            "beyond about 2 the model degrades)")
+
+
+def _datasets(manifest: dict[str, Any]) -> list[str]:
+    sources = []
+    for m in [manifest, *(manifest.get("sources") or {}).values()]:
+        src = (m.get("data") or {}).get("source") if isinstance(m, dict) else None
+        if src and _REPO_RE.match(src) and not Path(src).exists():
+            sources.append(src)
+    return sorted(set(sources))
+
+
+def build_card(directory: Path, repo_id: str):
+    """A ``huggingface_hub.ModelCard`` for an adapter, vector or composition directory."""
+    import json
+
+    from huggingface_hub import ModelCard, ModelCardData
+
+    manifest = read_manifest(directory) or {}
+    kind = manifest.get("kind", "adapter")
+    base = (manifest.get("base") or {}).get("name_or_path")
+    pref = manifest.get("preference")
+    data = ModelCardData(
+        base_model=base if base and _REPO_RE.match(base) else None, library_name="peft",
+        tags=TAGS + ([f"preference-{pref}"] if pref else []), datasets=_datasets(manifest) or None,
+        license=None,
+    )
+    name = pref or directory.name
+    lines = [
+        f"# {repo_id.split('/')[-1]}", "",
+        f"A pvlora **{kind}**" + (f" for the preference **{pref}**" if pref else "")
+        + (f" ({manifest['direction']} direction)" if manifest.get("direction") else "")
+        + f", stored as a plain PEFT LoRA adapter{' for ' + base if base else ''}.", "",
+        "pvlora trains each preference as two DPO LoRA adapters (on the preference data and on its reversal); "
+        "the preference vector is their difference φ = ΔW+ − ΔW−, and a model is steered by "
+        "θ = θ_base + Σ η_p·φ_p with weights η chosen at test time.", "",
+        "| field | value |", "|---|---|",
+        f"| kind | {kind} |", f"| preference | {pref or '-'} |", f"| direction | {manifest.get('direction', '-')} |",
+        f"| base model | {base or '-'} |", f"| rank | {manifest.get('rank', '-')} |",
+        f"| recommended η | {_recommended_eta(manifest)} |",
+    ]
+    if manifest.get("vectors"):
+        lines.append("| recipe | " + ", ".join(f"{v['preference']}={v['weight']:g}" for v in manifest["vectors"]) + " |")
+    if manifest.get("compression"):
+        lines.append(f"| compression error | {manifest['compression']['relative_error']:.3g} (relative Frobenius) |")
+    evaluation = directory / "eval.json"
+    if evaluation.exists():
+        ev = json.loads(evaluation.read_text())
+        lines += ["", "## Evaluation", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v:.4g} |" for k, v in (ev.get("scores") or ev).items() if isinstance(v, (int, float))]
+    metrics = manifest.get("metrics") or {}
+    if metrics:
+        lines += ["", "## Training metrics", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v:.4g} |" for k, v in metrics.items() if isinstance(v, (int, float))]
+    lines += ["", "## How it was made", "", "```bash", manifest.get("command") or "(not recorded)", "```", "",
+              "## Usage", "", "```python", "import pvlora", "",
+              f'model, tokenizer = pvlora.load_composed("{base or "BASE_MODEL"}", {{"{repo_id}": 1.0}})',
+              f'pvlora.set_weights(model, {{"{name}": 0.5}})  # re-weight in place', "```", "",
+              "or with PEFT alone:", "", "```python", "from peft import PeftModel",
+              "from transformers import AutoModelForCausalLM", "",
+              f'model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained("{base or "BASE_MODEL"}"), "{repo_id}")',
+              "```"]
+    return ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n\n" + "\n".join(lines) + "\n")
+
+
+# ---------------------------------------------------------------- push / pull
+
+
+@dataclass
+class UploadPlan:
+    repo_id: str
+    files: list[str]
+    card: str
+    private: bool
+    revision: str | None
+
+
+def plan_upload(directory: str | Path, repo_id: str, private: bool = False, revision: str | None = None) -> UploadPlan:
+    """Everything `push` would upload, checked locally first (readable LoRA, hashes, safetensors)."""
+    directory = Path(directory)
+    parse_repo_spec(repo_id)
+    read_adapter(directory)  # refuses broken, tampered or pickle-only directories before any upload
+    card = build_card(directory, repo_id)
+    files = [f for f in UPLOAD_FILES if f != "README.md" and (directory / f).exists()] + ["README.md"]
+    return UploadPlan(repo_id, files, str(card), private, revision)
+
+
+def push(directory: str | Path, repo_id: str, private: bool = False, revision: str | None = None,
+         token: str | None = None) -> str:
+    from huggingface_hub import HfApi
+
+    plan = plan_upload(directory, repo_id, private, revision)
+    api = HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+    if revision:
+        api.create_branch(repo_id, branch=revision, exist_ok=True)
+    import tempfile
+
+    src = Path(directory)
+    # Upload from a staging copy so the generated README.md never overwrites a file of the user's.
+    with tempfile.TemporaryDirectory(prefix="pvlora-upload-") as tmp:
+        for f in plan.files:
+            if f != "README.md":
+                shutil.copy2(src / f, Path(tmp) / f)
+        (Path(tmp) / "README.md").write_text(plan.card)
+        info = api.upload_folder(folder_path=tmp, repo_id=repo_id, revision=revision,
+                                 commit_message=f"pvlora: upload {src.name}")
+    return str(getattr(info, "commit_url", info))
+
+
+def pull(spec: str, out: str | Path | None = None, token: str | None = None, overwrite: bool = False) -> Path:
+    local = resolve_artifact(spec, token)
+    read_adapter(local)  # integrity check on arrival
+    if out is None:
+        return local
+    with atomic_dir(out, overwrite) as tmp:
+        for f in local.iterdir():
+            if f.is_file():
+                shutil.copy2(f, tmp / f.name)
+    return Path(out)

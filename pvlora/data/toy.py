@@ -150,9 +150,10 @@ def preference_pairs(preference: str, split: Literal["train", "eval"], seed: int
     rng = random.Random(f"{preference}-{split}-{seed}")
     pairs = []
     for req in requests(split):
-        for _ in range(2):
+        # pairs per request: helpful 1, concise 2, harmless 3 (half as many on benign requests)
+        for rep in range(3):
             if preference == "helpful":
-                if req.kind == "harmful":
+                if req.kind == "harmful" or rep > 0:
                     continue
                 chosen = respond(req, rng.choice(["long", "short"]), rng)
                 rejected = respond(req, "refuse", rng)
@@ -167,6 +168,8 @@ def preference_pairs(preference: str, split: Literal["train", "eval"], seed: int
                     chosen = respond(req, "refuse", rng)
                     rejected = respond(req, rng.choice(["long", "short"]), rng)
             else:
+                if rep > 1:
+                    continue
                 chosen, rejected = respond(req, "short", rng), respond(req, "long", rng)
             pairs.append({
                 "prompt": [{"role": "user", "content": req.prompt}],
