@@ -225,7 +225,10 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if "=" not in item:
         raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. dpo.learning_rate=1e-5")
     key, raw = item.split("=", 1)
-    value = yaml.safe_load(raw) if raw != "" else ""
+    if raw.strip().lower() in ("yes", "no", "on", "off", "y", "n"):
+        value: Any = raw.strip()  # YAML 1.1 would turn these into booleans (save_strategy=no -> False)
+    else:
+        value = yaml.safe_load(raw) if raw != "" else ""
     if isinstance(value, str) and _looks_numeric(value):
         value = float(value)  # YAML 1.1 reads '1e-5' as a string
     return key.strip().split("."), value

@@ -102,7 +102,7 @@ def load_tokenizer(cfg: ModelConfig):
     return tok
 
 
-def load_base(cfg: ModelConfig, for_training: bool = False):
+def load_base(cfg: ModelConfig):
     """(model, tokenizer, fingerprint) for a Hub id, a local directory, or the tiny base."""
     from transformers import AutoModelForCausalLM
 
@@ -111,9 +111,8 @@ def load_base(cfg: ModelConfig, for_training: bool = False):
         model = AutoModelForCausalLM.from_pretrained(path, **model_init_kwargs(cfg))
     except OSError as exc:
         raise ArtifactError(f"cannot load base model {cfg.name_or_path!r}: {exc}") from None
-    if cfg.quantization == "nf4" and for_training:
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+    # No peft.prepare_model_for_kbit_training for QLoRA: TRL's DPOTrainer already enables input
+    # gradients for checkpointing and keeps the adapter in bf16, while prepare_... would upcast every
+    # non-quantised weight (embeddings, lm_head) to fp32: +2 GiB on an 8B model for nothing.
     tok = load_tokenizer(cfg)
     return model, tok, fingerprint(cfg, model.config)

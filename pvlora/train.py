@@ -83,9 +83,10 @@ def train_all(cfg: ExperimentConfig, preference: str | None = None, direction: s
             continue
         res = train_one(cfg, pref, d, target, resume=resume)
         m = res.manifest["metrics"]
+        acc = (f", held-out accuracy {m['heldout_accuracy']:.3f} (base {m['heldout_accuracy_base']:.3f})"
+               if "heldout_accuracy" in m else "")
         log(f"[pvlora] {pref}-{d}: {m['train_steps']} steps in {m['train_seconds']:.1f}s, "
-            f"loss {m.get('train_loss', float('nan')):.4f}, held-out accuracy {m['heldout_accuracy']:.3f} "
-            f"(base {m['heldout_accuracy_base']:.3f}), margin {m['heldout_margin']:+.3f} -> {target}")
+            f"loss {m['train_loss']:.4f}{acc} -> {target}")
         results.append(res)
     return results
 
@@ -116,7 +117,7 @@ def train_one(cfg: ExperimentConfig, preference: str, direction: str, target: Pa
     part.mkdir(parents=True, exist_ok=True)
 
     set_seed(cfg.seed)  # the LoRA init below draws from this seed: identical for both directions
-    model, tok, base_fp = load_base(cfg.model, for_training=True)
+    model, tok, base_fp = load_base(cfg.model)
     lora_kwargs = {"task_type": "CAUSAL_LM", **cfg.lora}
     peft_config = LoraConfig(**lora_kwargs)
     dpo_kwargs = {**DPO_DEFAULTS, **cfg.dpo, "output_dir": str(part), "seed": cfg.seed, "data_seed": cfg.seed}

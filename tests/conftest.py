@@ -36,3 +36,14 @@ def tiny_base_dir():
     from pvlora.tiny import ensure_tiny_base
 
     return ensure_tiny_base(seed=0)
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory, tiny_base_dir):
+    """`pvlora demo` run once for the session; its adapters, vectors and results are what the
+    training, demo and notebook tests examine."""
+    from pvlora.demo import run_demo
+
+    out = tmp_path_factory.mktemp("demo") / "run"
+    run_demo(out)
+    return out

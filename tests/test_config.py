@@ -55,8 +55,8 @@ def test_cli_override_wins_over_yaml(tmp_path):
         preferences: [{name: helpful, limit: 10}]
     """)
     cfg = load_config(p, ["dpo.beta=0.25", "dpo.learning_rate=3e-4", "preferences.helpful.limit=7",
-                          "model.name_or_path=org/model"])
-    assert cfg.dpo == {"beta": 0.25, "learning_rate": 3e-4}
+                          "model.name_or_path=org/model", "dpo.save_strategy=no"])
+    assert cfg.dpo == {"beta": 0.25, "learning_rate": 3e-4, "save_strategy": "no"}
     assert cfg.preference("helpful").limit == 7 and cfg.model.name_or_path == "org/model"
     with pytest.raises(ConfigError, match="unknown config key 'model.nam'"):
         load_config(p, ["model.nam=x"])

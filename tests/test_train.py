@@ -20,12 +20,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory, tiny_base_dir):
-    out = tmp_path_factory.mktemp("train")
-    cfg = load_config(None, [f"output.dir={out}"])
-    train_all(cfg, "helpful", "both")
-    train_all(cfg, "harmless", "both")
-    return cfg
+def trained(demo_dir):
+    """The demo's adapters: helpful, harmless, concise x positive, negative, default config."""
+    return load_config(None, [f"output.dir={demo_dir}"])
 
 
 def test_only_lora_parameters_change(trained, tiny_base_dir):
@@ -47,19 +44,26 @@ def test_positive_raises_and_negative_lowers_heldout_accuracy(trained):
     from pvlora.evaluate.accuracy import preference_accuracy
     from pvlora.models import load_base
 
-    for pref in ("helpful", "harmless"):
+    for pref in ("helpful", "harmless", "concise"):
         heldout = load_preference_data(trained.preference(pref), "positive").heldout
         model, tok, _ = load_base(trained.model)
         model = PeftModel.from_pretrained(model, str(adapter_dir(trained, pref, "positive")), adapter_name="pos")
         model.load_adapter(str(adapter_dir(trained, pref, "negative")), adapter_name="neg")
         with model.disable_adapter():
-            base = preference_accuracy(model, tok, heldout)["accuracy"]
+            base = preference_accuracy(model, tok, heldout)
         model.set_adapter("pos")
-        pos = preference_accuracy(model, tok, heldout)["accuracy"]
+        pos = preference_accuracy(model, tok, heldout)
+        pos_ref = preference_accuracy(model, tok, heldout, reference="disable_adapters")
         model.set_adapter("neg")
-        neg = preference_accuracy(model, tok, heldout)["accuracy"]
-        print(f"\n{pref}: held-out preference accuracy base {base:.3f}, positive {pos:.3f}, negative {neg:.3f}")
-        assert neg < base < pos
+        neg = preference_accuracy(model, tok, heldout)
+        neg_ref = preference_accuracy(model, tok, heldout, reference="disable_adapters")
+        print(f"\n{pref}: held-out accuracy (per-token log-prob) base {base['accuracy']:.3f}, "
+              f"positive {pos['accuracy']:.3f}, negative {neg['accuracy']:.3f}; mean margin "
+              f"{base['margin']:+.4f} / {pos['margin']:+.4f} / {neg['margin']:+.4f}; implicit-reward accuracy "
+              f"vs base: positive {pos_ref['accuracy']:.3f}, negative {neg_ref['accuracy']:.3f}")
+        assert neg["accuracy"] <= base["accuracy"] < pos["accuracy"]
+        assert neg["margin"] < base["margin"] < pos["margin"]
+        assert neg_ref["accuracy"] < 0.5 < pos_ref["accuracy"]  # the base itself scores exactly 0.5 here
 
 
 def test_manifest_is_complete(trained):

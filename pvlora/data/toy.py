@@ -53,6 +53,10 @@ REFUSALS = [
     "Sorry, I can not help you {t}.",
     "Sorry, I will not help with that request.",
 ]
+LONG_REFUSAL_TAILS = [
+    "It could hurt people, and I will not take part in that. Please ask me something else instead.",
+    "That would be unsafe and wrong. If you need help with something safe, I am happy to help.",
+]
 REFUSAL_RE = re.compile(r"\b(sorry|can not help|cannot help|can't help|won't help|unable to)\b", re.I)
 COMPLY_RE = re.compile(r"^\s*(sure|here is|of course)\b", re.I)
 
@@ -170,7 +174,12 @@ def preference_pairs(preference: str, split: Literal["train", "eval"], seed: int
             else:
                 if rep > 1:
                     continue
-                chosen, rejected = respond(req, "short", rng), respond(req, "long", rng)
+                if req.kind == "harmful" and rep == 1:
+                    # brevity within a refusal too, so "concise" is about length, not about complying
+                    short = respond(req, "refuse", rng)
+                    chosen, rejected = short, f"{short} {rng.choice(LONG_REFUSAL_TAILS)}"
+                else:
+                    chosen, rejected = respond(req, "short", rng), respond(req, "long", rng)
             pairs.append({
                 "prompt": [{"role": "user", "content": req.prompt}],
                 "chosen": [{"role": "assistant", "content": chosen}],

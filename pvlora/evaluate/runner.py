@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 from pathlib import Path
@@ -97,15 +98,27 @@ class Evaluator:
         unknown = set(weights) - set(self.names)
         if unknown:
             raise ConfigError(f"no vector for {sorted(unknown)}; available: {', '.join(self.names)}")
-        set_weights(self.model, {n: float(weights.get(n, 0.0)) for n in self.names})
-        responses: list[str] = []
-        if any(s.needs_generation for s in self.scorers):
-            e = self.cfg.eval
-            responses = generate(self.model, self.tok, self.prompts, e.max_new_tokens, e.batch_size, e.do_sample,
-                                 e.temperature, seed=self.cfg.seed)
+        eta = {n: float(weights.get(n, 0.0)) for n in self.names}
+        set_weights(self.model, eta)
+        # Adapters at η = 0 contribute nothing: leave them out of the forward pass (a third less
+        # LoRA work in a two-preference sweep over three vectors). All of them off = the base.
+        active = [n for n in self.names if eta[n] != 0.0]
+        if active:
+            self.model.base_model.set_adapter(active)
+            scope = contextlib.nullcontext()
+        else:
+            scope = self.model.disable_adapter()
+        with scope:
+            responses: list[str] = []
+            if any(s.needs_generation for s in self.scorers):
+                e = self.cfg.eval
+                responses = generate(self.model, self.tok, self.prompts, e.max_new_tokens, e.batch_size,
+                                     e.do_sample, e.temperature, seed=self.cfg.seed)
+            batch = EvalBatch(self.prompts, self.kinds, responses, self.model, self.tok, self.context)
+            scores = {s.name: float(s.fn(batch)) for s in self.scorers}
+        self.model.base_model.set_adapter(self.names)  # leave the model as load_composed made it
         self.last_responses = responses
-        batch = EvalBatch(self.prompts, self.kinds, responses, self.model, self.tok, self.context)
-        return {s.name: float(s.fn(batch)) for s in self.scorers}
+        return scores
 
 
 def parse_weights(text: str) -> dict[str, float]:

@@ -1,0 +1,59 @@
+"""Re-weighting: `pvlora.set_weights` against rebuilding the composition with PEFT
+(`add_weighted_adapter(cat)` + `set_adapter`) on a model with >= 100 LoRA layers. Target: >= 1000x.
+
+    python benchmarks/bench_reweight.py
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+
+from _common import save, timeit
+
+
+def main() -> int:
+    from peft import LoraConfig, get_peft_model
+    from peft.tuners.lora import LoraLayer
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    import pvlora
+
+    torch.manual_seed(0)
+    base = LlamaForCausalLM(LlamaConfig(vocab_size=1000, hidden_size=256, intermediate_size=688, num_hidden_layers=16,
+                                        num_attention_heads=8, num_key_value_heads=4))
+    cfg = LoraConfig(r=16, lora_alpha=16, init_lora_weights=False,
+                     target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    model = get_peft_model(base, cfg, adapter_name="helpful")
+    model.add_adapter("harmless", cfg)
+    model.base_model.set_adapter(["helpful", "harmless"])
+    n_layers = sum(isinstance(m, LoraLayer) for m in model.modules())
+    grid = itertools.cycle([(1.0, 0.5), (0.5, 1.0), (1.5, -0.5)])
+
+    def ours():
+        h, s = next(grid)
+        pvlora.set_weights(model, {"helpful": h, "harmless": s})
+
+    counter = itertools.count()
+
+    def theirs():
+        h, s = next(grid)
+        name = f"mix{next(counter)}"
+        model.add_weighted_adapter(["helpful", "harmless"], [h, s], name, combination_type="cat")
+        model.set_adapter(name)
+        model.delete_adapter(name)  # keep memory flat across repeats
+
+    t_ours = timeit(ours, repeats=50, warmup=5)
+    t_theirs = timeit(theirs, repeats=10, warmup=1)
+    print(f"LoRA layers: {n_layers}")
+    print(f"pvlora.set_weights:                          {t_ours * 1e6:10.1f} µs")
+    print(f"PEFT add_weighted_adapter(cat) + set_adapter: {t_theirs * 1e6:10.1f} µs")
+    print(f"speedup: {t_theirs / t_ours:.0f}x")
+    save("reweight", {"lora_layers": n_layers, "set_weights_seconds": t_ours, "peft_rebuild_seconds": t_theirs,
+                      "speedup": t_theirs / t_ours})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
