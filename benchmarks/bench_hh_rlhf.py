@@ -25,6 +25,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=str(DEFAULT))
     p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--lr", type=float, default=2e-4)
     a = p.parse_args(argv)
     from peft import PeftModel
 
@@ -36,7 +37,7 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory() as out:
         cfg = load_config(None, [f"output.dir={out}", "dpo.max_length=256", f"dpo.num_train_epochs={a.epochs}",
-                                 "dpo.per_device_train_batch_size=8"])
+                                 f"dpo.learning_rate={a.lr}", "dpo.per_device_train_batch_size=8"])
         cfg.preferences = [PreferenceConfig(name="harmless", source=a.data, format="hh_rlhf", heldout_fraction=0.1)]
         train_all(cfg, "harmless", "both")
         data = load_preference_data(cfg.preferences[0], "positive", cfg.seed)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import statistics
 
 import torch
 
@@ -24,6 +25,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--new-tokens", type=int, default=32)
     p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--repeats", type=int, default=5)
     a = p.parse_args(argv)
     torch.manual_seed(0)
     cfg = LlamaConfig(vocab_size=8000, hidden_size=1024, intermediate_size=2816, num_hidden_layers=8,
@@ -34,6 +36,7 @@ def main(argv=None) -> int:
     lcfg = LoraConfig(r=16, lora_alpha=16, init_lora_weights=False,
                       target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
     rows = []
+    torch.set_flush_denormal(True)
     for n in (2, 4):
         model = get_peft_model(copy.deepcopy(base), lcfg, adapter_name="v0")
         for k in range(1, n):
@@ -42,10 +45,14 @@ def main(argv=None) -> int:
         model.base_model.set_adapter(names)
         pvlora.set_weights(model, {nm: 0.5 + 0.25 * k for k, nm in enumerate(names)})
         model.eval()
+        merged = copy.deepcopy(model).merge_and_unload()  # every active adapter at its scale, folded into W
         with torch.no_grad():
-            t_rt = timeit(lambda: model.generate(input_ids=ids, **gen), repeats=3)
-            merged = model.merge_and_unload()  # every active adapter at its scale, folded into W
-            t_m = timeit(lambda: merged.generate(input_ids=ids, **gen), repeats=3)
+            # interleave the two so drift in machine load hits both alike
+            t_rt, t_m = [], []
+            for _ in range(a.repeats):
+                t_rt.append(timeit(lambda: model.generate(input_ids=ids, **gen), repeats=1))
+                t_m.append(timeit(lambda: merged.generate(input_ids=ids, **gen), repeats=1))
+        t_rt, t_m = statistics.median(t_rt), statistics.median(t_m)
         tok = a.batch * a.new_tokens
         rows.append({"vectors": n, "runtime_tokens_per_s": tok / t_rt, "merged_tokens_per_s": tok / t_m,
                      "slowdown": t_rt / t_m})

@@ -26,7 +26,8 @@ def llama8b_numbers(r_each: int = 16) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--vector", help="a vector directory (default: the demo's harmless vector)", default="pvlora-demo/vectors/harmless")
+    p.add_argument("--vector", help="a vector directory (default: the harmless vector of ./pvlora-demo)",
+                   default=str(Path(__file__).resolve().parents[1] / "pvlora-demo" / "vectors" / "harmless"))
     a = p.parse_args(argv)
     from pvlora.tiny import ensure_tiny_base
 

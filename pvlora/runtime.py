@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pvlora.artifacts import check_eta, read_adapter, verify_hashes
+from pvlora.artifacts import check_eta
 from pvlora.errors import ArtifactError
 
 
@@ -62,37 +62,46 @@ def load_composed(base: Any, vectors: dict[str, float], revision: str | None = N
     return model, tok
 
 
-def _lora_layers(model):
+def _scale_slots(model) -> dict[str, list[tuple[dict, float]]]:
+    """{adapter: [(a LoRA layer's ``scaling`` dict, its unit scale alpha/r), ...]}, built once per set
+    of adapters and cached on the model: re-weighting is then one float write per layer, where
+    walking every module and calling ``set_scale`` each time would cost more than the change."""
+    import math
+
     from peft.tuners.lora import LoraLayer
 
-    return [m for m in model.modules() if isinstance(m, LoraLayer)]
+    key = frozenset(getattr(model, "peft_config", {}) or {})
+    cached = getattr(model, "_pvlora_scale_slots", None)
+    if cached is None or cached[0] != key:
+        slots: dict[str, list[tuple[dict, float]]] = {}
+        for m in model.modules():
+            if isinstance(m, LoraLayer):
+                for name in m.scaling:
+                    r, alpha = m.r[name], m.lora_alpha[name]
+                    # the same unit as LoraLayer.set_scale, so a PEFT user's set_scale agrees with ours
+                    unit = alpha / math.sqrt(r) if m.use_rslora.get(name, False) else alpha / r
+                    slots.setdefault(name, []).append((m.scaling, unit))
+        cached = (key, slots)
+        object.__setattr__(model, "_pvlora_scale_slots", cached)  # a plain attribute, not a submodule
+    return cached[1]
 
 
 def set_weights(model, weights: dict[str, float]) -> None:
     """Set η for the named adapters in place (only the layers' scale floats change)."""
-    layers = _lora_layers(model)
-    known = set(getattr(model, "peft_config", {}) or {})
-    for name, eta in weights.items():
-        if name not in known:
-            raise ArtifactError(f"no adapter named {name!r} in this model; loaded: {', '.join(sorted(known))}")
-        value = check_eta(name, eta)
-        for layer in layers:
-            layer.set_scale(name, value)
+    slots = _scale_slots(model)
+    values = {}
+    for name, eta in weights.items():  # validate everything before changing anything
+        if name not in slots:
+            raise ArtifactError(f"no adapter named {name!r} in this model; loaded: {', '.join(sorted(slots))}")
+        values[name] = check_eta(name, eta)
+    for name, value in values.items():
+        for scaling, unit in slots[name]:
+            scaling[name] = value * unit
 
 
 def get_weights(model) -> dict[str, float]:
     """Current η of every adapter, read back from the layers' scales."""
-    import math
-
-    out: dict[str, float] = {}
-    for layer in _lora_layers(model):
-        for name, scaling in layer.scaling.items():
-            if name in out:
-                continue
-            r, alpha = layer.r[name], layer.lora_alpha[name]
-            unit = alpha / math.sqrt(r) if layer.use_rslora.get(name, False) else alpha / r
-            out[name] = scaling / unit
-    return out
+    return {name: entries[0][0][name] / entries[0][1] for name, entries in _scale_slots(model).items()}
 
 
-__all__ = ["load_composed", "set_weights", "get_weights", "verify_hashes"]
+__all__ = ["load_composed", "set_weights", "get_weights"]

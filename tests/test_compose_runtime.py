@@ -72,6 +72,16 @@ def test_set_weights_rejects_unknown_name_and_nan(random_base_dir, vecs):
 # ---------------------------------------------------------------- refusals, nothing written
 
 
+def edited_copy(src, dst, edit):
+    """Copy an adapter without its manifest (so no hash check stops us first) and edit its tensors."""
+    shutil.copytree(src, dst)
+    (dst / MANIFEST).unlink()
+    t = load_file(dst / "adapter_model.safetensors")
+    key = edit(t)
+    save_file(t, dst / "adapter_model.safetensors")
+    return key
+
+
 def _assert_no_output(path):
     assert not path.exists()
     assert not [p for p in path.parent.iterdir() if p.name.startswith(f".{path.name}")]
@@ -94,26 +104,25 @@ def test_different_bases_refused_naming_both(random_base_dir, vecs, tmp_path):
 
 
 def test_shape_mismatch_refused(random_base_dir, vecs, tmp_path):
+    def widen(t):
+        k = next(k for k in t if "q_proj.lora_A" in k)
+        t[k] = torch.randn(t[k].shape[0], t[k].shape[1] + 3)
+
     bad = tmp_path / "bad"
-    shutil.copytree(vecs / "harmless", bad)
-    (bad / MANIFEST).unlink()
-    t = load_file(bad / "adapter_model.safetensors")
-    k = next(k for k in t if "q_proj.lora_A" in k)
-    t[k] = torch.randn(t[k].shape[0], t[k].shape[1] + 3)
-    save_file(t, bad / "adapter_model.safetensors")
+    edited_copy(vecs / "harmless", bad, widen)
     with pytest.raises(ArtifactError, match="different base"):
         compose(str(random_base_dir), {str(vecs / "helpful"): 1, str(bad): 1}, tmp_path / "out")
     _assert_no_output(tmp_path / "out")
 
 
 def test_non_finite_weight_refused_naming_file_and_tensor(random_base_dir, vecs, tmp_path):
+    def poison(t):
+        k = sorted(t)[0]
+        t[k][0, 0] = float("inf")
+        return k
+
     bad = tmp_path / "nan"
-    shutil.copytree(vecs / "harmless", bad)
-    (bad / MANIFEST).unlink()
-    t = load_file(bad / "adapter_model.safetensors")
-    k = sorted(t)[0]
-    t[k][0, 0] = float("inf")
-    save_file(t, bad / "adapter_model.safetensors")
+    k = edited_copy(vecs / "harmless", bad, poison)
     with pytest.raises(ArtifactError, match=rf"adapter_model.safetensors: tensor '{k}'"):
         extract_vector(bad, vecs / "helpful", tmp_path / "out")
     _assert_no_output(tmp_path / "out")
