@@ -79,8 +79,11 @@ def build_card(directory: Path, repo_id: str):
     kind = manifest.get("kind", "adapter")
     base = (manifest.get("base") or {}).get("name_or_path")
     pref = manifest.get("preference")
+    from pvlora.models import TINY_ID
+
+    on_hub = bool(base) and base != TINY_ID and bool(_REPO_RE.match(base)) and not Path(base).exists()
     data = ModelCardData(
-        base_model=base if base and _REPO_RE.match(base) else None, library_name="peft",
+        base_model=base if on_hub else None, library_name="peft",
         tags=TAGS + ([f"preference-{pref}"] if pref else []), datasets=_datasets(manifest) or None,
         license=None,
     )

@@ -1,0 +1,41 @@
+"""The command line: every stable command is listed, and bad input exits 2 with one clear line."""
+
+import subprocess
+import sys
+
+import pytest
+
+from pvlora.cli import main
+
+STABLE = ["demo", "data", "train", "extract", "compose", "inspect", "eval", "sweep", "tune", "push", "pull"]
+
+
+def test_help_lists_every_stable_command():
+    out = subprocess.run([sys.executable, "-m", "pvlora.cli", "--help"], capture_output=True, text=True).stdout
+    for cmd in STABLE:
+        assert f"    {cmd} " in out, cmd
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["extract", "--positive", "a", "--out", "b"], "--negative is required"),
+    (["compose", "--base", "tiny", "--vector", "novalue", "--out", "x"], "expected NAME=ETA"),
+    (["data", "--preference", "nope"], "preference 'nope' is not in the config"),
+    (["train", "--set", "dpo.betta=0.1"], "dpo.betta: not a trl.DPOConfig field"),
+    (["inspect", "/no/such/dir"], "/no/such/dir: no such directory"),
+    (["push", "/no/such/dir", "--repo-id", "a/b", "--dry-run"], "/no/such/dir: not a directory"),
+])
+def test_bad_input_is_one_clear_line(argv, needle, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err
+
+
+def test_data_preview_and_export(tmp_path, capsys):
+    out = tmp_path / "pairs.jsonl"
+    assert main(["data", "--preference", "harmless", "--direction", "negative", "--limit", "1", "--export", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "harmless (negative) from toy" in text and "--- pair 1" in text
+    n = len(out.read_text().splitlines())
+    assert n > 100
+    assert main(["data", "--preference", "harmless", "--export", str(out)]) == 2  # no silent overwrite
+    assert len(out.read_text().splitlines()) == n
