@@ -15,7 +15,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -132,8 +132,6 @@ class Adapter:
     config: dict[str, Any]
     factors: Factors
     manifest: dict[str, Any] | None = None
-    dtype: str = "float32"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def base_fingerprint(self) -> dict[str, Any] | None:
@@ -207,7 +205,6 @@ def read_adapter(path: str | Path, allow_pickle: bool = False, verify: bool = Tr
             continue  # e.g. modules_to_save copies: not part of ΔW
         pieces.setdefault(m["module"], {})[m["ab"]] = t
     factors: Factors = {}
-    dtypes = set()
     for module, ab in pieces.items():
         if set(ab) != {"A", "B"}:
             raise ArtifactError(f"{file}: module {module!r} has lora_{'A' if 'A' in ab else 'B'} but not its pair")
@@ -222,10 +219,9 @@ def read_adapter(path: str | Path, allow_pickle: bool = False, verify: bool = Tr
             raise ArtifactError(f"{file}: module {module!r} has rank {r} but {ADAPTER_CONFIG} says {configured_r}")
         scale = a / math.sqrt(r) if rslora else a / r
         factors[module] = from_lora(A, B, scale)
-        dtypes.add(str(A.dtype).replace("torch.", ""))
     if not factors:
         raise ArtifactError(f"{file}: no LoRA factors (lora_A/lora_B weights) found")
-    return Adapter(directory, config, factors, manifest, dtype=",".join(sorted(dtypes)))
+    return Adapter(directory, config, factors, manifest)
 
 
 def check_same_base(adapters: list[Adapter]) -> None:

@@ -7,6 +7,7 @@ need no download and no GPU.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import tempfile
@@ -120,7 +121,7 @@ def build_tiny_base(out: Path, seed: int = 0, recipe: TinyRecipe = TinyRecipe())
     tok.save_pretrained(out)
     shutil.rmtree(out / "_sft", ignore_errors=True)
     (out / "pvlora-tiny.json").write_text(
-        __import__("json").dumps(
+        json.dumps(
             {"seed": seed, "build_version": BUILD_VERSION, "recipe": asdict(recipe),
              "parameters": sum(p.numel() for p in model.parameters()),
              "train_loss": result.training_loss, "build_seconds": round(time.perf_counter() - t0, 1)}, indent=2

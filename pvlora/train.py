@@ -39,7 +39,6 @@ def partial_dir(target: Path) -> Path:
 class TrainResult:
     path: Path
     manifest: dict[str, Any]
-    skipped: bool = False
 
 
 def plan(cfg: ExperimentConfig, preference: str | None, direction: str) -> list[tuple[str, str]]:
@@ -79,7 +78,7 @@ def train_all(cfg: ExperimentConfig, preference: str | None = None, direction: s
         if skip_finished and target.exists() and not overwrite:
             from pvlora.artifacts import read_manifest
 
-            results.append(TrainResult(target, read_manifest(target) or {}, skipped=True))
+            results.append(TrainResult(target, read_manifest(target) or {}))
             continue
         res = train_one(cfg, pref, d, target, resume=resume)
         m = res.manifest["metrics"]

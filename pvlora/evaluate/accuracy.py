@@ -23,10 +23,9 @@ def prompt_text(tok, prompt: Any) -> str:
     return prompt
 
 
-def completion_text(tok, prompt: Any, completion: Any) -> str:
-    """The completion as it appears after the prompt in the chat-templated conversation."""
+def completion_text(tok, prompt: Any, completion: Any, p: str) -> str:
+    """The completion as it appears after the prompt text ``p`` in the chat-templated conversation."""
     if isinstance(prompt, list):
-        p = tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
         full = tok.apply_chat_template(prompt + completion, tokenize=False)
         if full.startswith(p):
             return full[len(p):]
@@ -45,8 +44,9 @@ def sequence_logprobs(model, tok, prompts: list[Any], completions: list[Any], ba
         ids_list, mask_list = [], []
         for p, c in zip(prompts[i:i + batch_size], completions[i:i + batch_size]):
             # Tokenised separately then joined, as TRL does, so the prompt/completion boundary is exact.
-            p_ids = tok(prompt_text(tok, p), add_special_tokens=False)["input_ids"]
-            c_ids = tok(completion_text(tok, p, c), add_special_tokens=False)["input_ids"]
+            p_text = prompt_text(tok, p)
+            p_ids = tok(p_text, add_special_tokens=False)["input_ids"]
+            c_ids = tok(completion_text(tok, p, c, p_text), add_special_tokens=False)["input_ids"]
             ids = (p_ids + c_ids)[-max_length:]
             n_c = min(len(c_ids), len(ids))
             ids_list.append(ids)
