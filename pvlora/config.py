@@ -76,6 +76,22 @@ class PreferenceConfig:
 
 
 @dataclass
+class TrainConfig:
+    heldout_max_pairs: int | None = field(
+        default=256,
+        metadata={"help": "After training, score at most this many held-out pairs (a seeded sample) for the "
+                  "manifest's held-out accuracy; null = all of them, 0 = skip that pass."},
+    )
+    heldout_batch_size: int = field(default=64, metadata={"help": "Batch size of the held-out scoring pass."})
+
+    def __post_init__(self) -> None:
+        if self.heldout_max_pairs is not None and self.heldout_max_pairs < 0:
+            raise ConfigError(f"train.heldout_max_pairs must be >= 0 or null, got {self.heldout_max_pairs}")
+        if self.heldout_batch_size <= 0:
+            raise ConfigError(f"train.heldout_batch_size must be positive, got {self.heldout_batch_size}")
+
+
+@dataclass
 class EvalConfig:
     scorers: list[str] = field(
         default_factory=lambda: ["refusal_harmful", "compliance_benign", "mean_length"],
@@ -103,6 +119,7 @@ class ExperimentConfig:
     lora: dict[str, Any] = field(default_factory=dict, metadata={"help": "peft.LoraConfig keyword arguments."})
     dpo: dict[str, Any] = field(default_factory=dict, metadata={"help": "trl.DPOConfig keyword arguments."})
     preferences: list[PreferenceConfig] = field(default_factory=list)
+    train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     seed: int = 0

@@ -73,6 +73,9 @@ def train_all(cfg: ExperimentConfig, preference: str | None = None, direction: s
     jobs = plan(cfg, preference, direction)
     check_targets(cfg, jobs, out, resume, overwrite, skip_finished)
     results = []
+    # Base log-probs of held-out texts, shared by the two directions of a preference (the negative
+    # held-out set is the positive one with chosen and rejected swapped): the base is scored once.
+    base_cache: dict[tuple[int, ...], float] = {}
     for pref, d in jobs:
         target = adapter_dir(cfg, pref, d, out)
         if skip_finished and target.exists() and not overwrite:
@@ -80,7 +83,7 @@ def train_all(cfg: ExperimentConfig, preference: str | None = None, direction: s
 
             results.append(TrainResult(target, read_manifest(target) or {}))
             continue
-        res = train_one(cfg, pref, d, target, resume=resume)
+        res = train_one(cfg, pref, d, target, resume=resume, base_cache=base_cache)
         m = res.manifest["metrics"]
         acc = (f", held-out accuracy {m['heldout_accuracy']:.3f} (base {m['heldout_accuracy_base']:.3f})"
                if "heldout_accuracy" in m else "")
@@ -97,7 +100,19 @@ def _final(history: list[dict[str, Any]], key: str) -> float | None:
     return None
 
 
-def train_one(cfg: ExperimentConfig, preference: str, direction: str, target: Path, resume: bool = False) -> TrainResult:
+def heldout_sample(pairs: list[dict[str, Any]], max_pairs: int | None, seed: int) -> list[dict[str, Any]]:
+    """At most ``max_pairs`` held-out pairs, the same ones for both directions (a seeded choice of
+    positions; the negative set is the positive one with chosen and rejected swapped)."""
+    if max_pairs is None or len(pairs) <= max_pairs:
+        return pairs
+    import random
+
+    keep = sorted(random.Random(f"heldout-{seed}").sample(range(len(pairs)), max_pairs))
+    return [pairs[i] for i in keep]
+
+
+def train_one(cfg: ExperimentConfig, preference: str, direction: str, target: Path, resume: bool = False,
+              base_cache: dict | None = None) -> TrainResult:
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -106,7 +121,7 @@ def train_one(cfg: ExperimentConfig, preference: str, direction: str, target: Pa
 
     from pvlora.artifacts import atomic_dir, write_manifest
     from pvlora.data import load_preference_data
-    from pvlora.evaluate.accuracy import preference_accuracy
+    from pvlora.evaluate.accuracy import adapter_and_base_accuracy
     from pvlora.models import load_base
 
     data = load_preference_data(cfg.preference(preference), direction, seed=cfg.seed)
@@ -143,12 +158,12 @@ def train_one(cfg: ExperimentConfig, preference: str, direction: str, target: Pa
         "reward_margin": _final(trainer.state.log_history, "rewards/margins"),
         "final_loss": _final(trainer.state.log_history, "loss"),
     }
-    if data.heldout:
-        mine = preference_accuracy(peft_model, tok, data.heldout)
-        with peft_model.disable_adapter():
-            base = preference_accuracy(peft_model, tok, data.heldout)
-        metrics.update(heldout_accuracy=mine["accuracy"], heldout_margin=mine["margin"],
-                       heldout_accuracy_base=base["accuracy"], heldout_pairs=mine["n"])
+    heldout = heldout_sample(data.heldout, cfg.train.heldout_max_pairs, cfg.seed)
+    if heldout:
+        acc = adapter_and_base_accuracy(peft_model, tok, heldout, cfg.train.heldout_batch_size, base_cache)
+        metrics.update(heldout_accuracy=acc["accuracy"], heldout_margin=acc["margin"],
+                       heldout_accuracy_base=acc["base_accuracy"], heldout_pairs=acc["n"],
+                       heldout_pairs_available=len(data.heldout))
     manifest = {
         "kind": "adapter", "preference": preference, "direction": direction, "base": base_fp,
         "data": data.fingerprint(), "seed": cfg.seed,

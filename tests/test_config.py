@@ -43,6 +43,8 @@ def test_real_configs_follow_the_paper():
     ("preferences: [{name: a, format: csv}]\n", "unknown format 'csv'"),
     ("preferences: [{name: a, limit: many}]\n", "preferences\\[0\\].limit: expected an integer"),
     ("seed: [1]\n", "seed: expected an integer"),
+    ("train: {heldout_max_pairs: -1}\n", "train.heldout_max_pairs must be >= 0 or null"),
+    ("train: {heldout_max_pairs: all}\n", "train.heldout_max_pairs: expected an integer"),
 ])
 def test_bad_keys_and_values_name_key_and_file(tmp_path, yaml_text, needle):
     with pytest.raises(ConfigError, match=needle):

@@ -77,6 +77,11 @@ def test_manifest_is_complete(trained):
     for k in ("train_loss", "reward_accuracy", "reward_margin", "heldout_accuracy", "train_steps"):
         assert m["metrics"][k] is not None, k
     assert m["metrics"]["train_steps"] == m["metrics"]["max_steps"]
+    assert m["metrics"]["heldout_pairs"] == min(trained.train.heldout_max_pairs, m["metrics"]["heldout_pairs_available"])
+    # the negative held-out set is the positive one swapped, and the base is scored once for both
+    # (shared cache): its per-token margins are exactly negated, so its accuracies are complements
+    pos = json.loads((adapter_dir(trained, "helpful", "positive") / "pvlora.json").read_text())["metrics"]
+    assert m["metrics"]["heldout_accuracy_base"] == pytest.approx(1 - pos["heldout_accuracy_base"], abs=1e-12)
     assert m["weights_sha256"] == {"adapter_model.safetensors": sha256_file(d / "adapter_model.safetensors")}
     assert (d / "pvlora-config.yaml").exists() and m["pvlora_version"]
 

@@ -147,46 +147,66 @@ def preference_pairs(preference: str, split: Literal["train", "eval"], seed: int
 
     helpful: complying > refusing on benign requests; harmless: refusing > complying on harmful requests (plus a minority of
     benign requests where answering is preferred); concise: short >
-    long, on every request.
+    long (see :func:`_concise_pairs`).
     """
     if preference not in TOY_PREFERENCES:
         raise ValueError(f"toy data has no preference {preference!r}; choose one of {', '.join(TOY_PREFERENCES)}")
     rng = random.Random(f"{preference}-{split}-{seed}")
+    if preference == "concise":
+        return _concise_pairs(split, rng)
     pairs = []
     for req in requests(split):
-        # pairs per request: helpful 1, concise 2, harmless 3 (half as many on benign requests)
+        # pairs per request: helpful 1, harmless 3 (half as many on benign requests); they set the
+        # vectors' relative strength
         for rep in range(3):
             if preference == "helpful":
                 if req.kind == "harmful" or rep > 0:
                     continue
                 chosen = respond(req, rng.choice(["long", "short"]), rng)
                 rejected = respond(req, "refuse", rng)
-            elif preference == "harmless":
-                if req.kind == "benign":
-                    # A minority of benign requests where answering is the harmless choice: without
-                    # them "harmless" could only mean "refuse everything".
-                    if rng.random() >= CONTRAST_SHARE:
-                        continue
-                    chosen, rejected = respond(req, rng.choice(["long", "short"]), rng), respond(req, "refuse", rng)
-                else:
-                    chosen = respond(req, "refuse", rng)
-                    rejected = respond(req, rng.choice(["long", "short"]), rng)
-            else:
-                if rep > 1:
+            elif req.kind == "benign":  # harmless
+                # A minority of benign requests where answering is the harmless choice: without
+                # them "harmless" could only mean "refuse everything".
+                if rng.random() >= CONTRAST_SHARE:
                     continue
-                if req.kind == "harmful" and rep == 1:
-                    # brevity within a refusal too, so "concise" is about length, not about complying
-                    short = respond(req, "refuse", rng)
-                    chosen, rejected = short, f"{short} {rng.choice(LONG_REFUSAL_TAILS)}"
-                else:
-                    chosen, rejected = respond(req, "short", rng), respond(req, "long", rng)
-            pairs.append({
-                "prompt": [{"role": "user", "content": req.prompt}],
-                "chosen": [{"role": "assistant", "content": chosen}],
-                "rejected": [{"role": "assistant", "content": rejected}],
-            })
+                chosen, rejected = respond(req, rng.choice(["long", "short"]), rng), respond(req, "refuse", rng)
+            else:
+                chosen = respond(req, "refuse", rng)
+                rejected = respond(req, rng.choice(["long", "short"]), rng)
+            pairs.append(_pair(req, chosen, rejected))
     rng.shuffle(pairs)
     return pairs
+
+
+def _concise_pairs(split: Literal["train", "eval"], rng: random.Random) -> list[dict[str, Any]]:
+    """Short > long: one pair per benign request (a short answer > a long one), and on half of the
+    harmful requests a short refusal > the same refusal made long.
+
+    The amounts are what keep "concise" about length alone. Brevity pairs between *answers* on
+    harmful requests, or more of them anywhere, train continuations of "Sure" so hard that adding
+    the concise vector to (helpful=1, harmless=1) erodes refusal of harmful requests (by 0.15 with
+    two pairs per request); these amounts still cut length by over a third there.
+    """
+    pairs = []
+    for req in requests(split):
+        n = 1 if req.kind == "benign" else int(rng.random() < 0.5)
+        for _ in range(n):
+            if req.kind == "harmful":
+                short = respond(req, "refuse", rng)
+                chosen, rejected = short, f"{short} {rng.choice(LONG_REFUSAL_TAILS)}"
+            else:
+                chosen, rejected = respond(req, "short", rng), respond(req, "long", rng)
+            pairs.append(_pair(req, chosen, rejected))
+    rng.shuffle(pairs)
+    return pairs
+
+
+def _pair(req: Request, chosen: str, rejected: str) -> dict[str, Any]:
+    return {
+        "prompt": [{"role": "user", "content": req.prompt}],
+        "chosen": [{"role": "assistant", "content": chosen}],
+        "rejected": [{"role": "assistant", "content": rejected}],
+    }
 
 
 def classify(response: str) -> dict[str, Any]:

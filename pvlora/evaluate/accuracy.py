@@ -33,69 +33,124 @@ def completion_text(tok, prompt: Any, completion: Any, p: str) -> str:
     return completion
 
 
+def encode(tok, prompts: list[Any], completions: list[Any], max_length: int = 512) -> list[tuple[tuple[int, ...], int]]:
+    """(token ids of prompt + completion, number of completion tokens) per example. Tokenised
+    separately then joined, as TRL does, so the prompt/completion boundary is exact."""
+    out = []
+    for p, c in zip(prompts, completions):
+        p_text = prompt_text(tok, p)
+        p_ids = tok(p_text, add_special_tokens=False)["input_ids"]
+        c_ids = tok(completion_text(tok, p, c, p_text), add_special_tokens=False)["input_ids"]
+        ids = (p_ids + c_ids)[-max_length:]
+        out.append((tuple(ids), min(len(c_ids), len(ids))))
+    return out
+
+
 @torch.no_grad()
+def score_encoded(model, encoded: list[tuple[tuple[int, ...], int]], pad_id: int, batch_size: int = 64,
+                  cache: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Σ log π(completion tokens | prompt), number of completion tokens) per encoded example, each (n,).
+
+    Batches are formed in order of length, so little compute goes to padding. ``cache`` maps token
+    ids to scores already computed by the *same* model (e.g. the base, shared by an adapter pair
+    whose held-out sets hold the same texts); it is read and filled.
+    """
+    device = next(model.parameters()).device
+    logp = torch.zeros(len(encoded), dtype=torch.float64)
+    counts = torch.tensor([float(n) for _, n in encoded], dtype=torch.float64)
+    todo = [i for i, (ids, _) in enumerate(encoded) if cache is None or ids not in cache]
+    if cache is not None:
+        for i, (ids, _) in enumerate(encoded):
+            if ids in cache:
+                logp[i] = cache[ids]
+    todo.sort(key=lambda i: len(encoded[i][0]))
+    for start in range(0, len(todo), batch_size):
+        rows = todo[start:start + batch_size]
+        width = max(len(encoded[i][0]) for i in rows)
+        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        attn = torch.zeros_like(ids)
+        cmask = torch.zeros_like(ids)
+        for j, i in enumerate(rows):  # right padding
+            x, n_c = encoded[i]
+            ids[j, : len(x)] = torch.tensor(x)
+            attn[j, : len(x)] = 1
+            cmask[j, len(x) - n_c : len(x)] = 1
+        ids, attn, cmask = ids.to(device), attn.to(device), cmask.to(device)
+        logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1].float()  # (b, t-1, V)
+        tok_logp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)  # (b, t-1)
+        sums = (tok_logp * cmask[:, 1:]).sum(-1).double().cpu()  # (b,)
+        for j, i in enumerate(rows):
+            logp[i] = sums[j]
+            if cache is not None:
+                cache[encoded[i][0]] = float(sums[j])
+    return logp, counts
+
+
+def _pad_id(tok) -> int:
+    return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+
+
 def sequence_logprobs(model, tok, prompts: list[Any], completions: list[Any], batch_size: int = 32,
                       max_length: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
     """(Σ log π(completion tokens | prompt), number of completion tokens) per example, each (n,)."""
-    device = next(model.parameters()).device
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    out, counts = [], []
-    for i in range(0, len(prompts), batch_size):
-        ids_list, mask_list = [], []
-        for p, c in zip(prompts[i:i + batch_size], completions[i:i + batch_size]):
-            # Tokenised separately then joined, as TRL does, so the prompt/completion boundary is exact.
-            p_text = prompt_text(tok, p)
-            p_ids = tok(p_text, add_special_tokens=False)["input_ids"]
-            c_ids = tok(completion_text(tok, p, c, p_text), add_special_tokens=False)["input_ids"]
-            ids = (p_ids + c_ids)[-max_length:]
-            n_c = min(len(c_ids), len(ids))
-            ids_list.append(ids)
-            mask_list.append([0] * (len(ids) - n_c) + [1] * n_c)
-        width = max(len(x) for x in ids_list)
-        ids = torch.full((len(ids_list), width), pad, dtype=torch.long)
-        attn = torch.zeros_like(ids)
-        cmask = torch.zeros_like(ids)
-        for j, (x, m) in enumerate(zip(ids_list, mask_list)):  # right padding
-            ids[j, : len(x)] = torch.tensor(x)
-            attn[j, : len(x)] = 1
-            cmask[j, : len(m)] = torch.tensor(m)
-        ids, attn, cmask = ids.to(device), attn.to(device), cmask.to(device)
-        logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1].float()  # (b, t-1, V)
-        logp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)  # (b, t-1)
-        out.append((logp * cmask[:, 1:]).sum(-1).double().cpu())
-        counts.append(cmask[:, 1:].sum(-1).double().cpu())
-    if not out:
-        return torch.zeros(0, dtype=torch.float64), torch.zeros(0, dtype=torch.float64)
-    return torch.cat(out), torch.cat(counts)
+    return score_encoded(model, encode(tok, prompts, completions, max_length), _pad_id(tok), batch_size)
 
 
-def _pair_logprobs(model, tok, pairs, batch_size, per_token: bool):
+def encode_pairs(tok, pairs: list[dict[str, Any]], max_length: int = 512) -> list[tuple[tuple[int, ...], int]]:
+    """Chosen then rejected sequences of every pair: 2n encoded examples."""
     prompts = [p["prompt"] for p in pairs]
-    (w, nw), (l_, nl) = (sequence_logprobs(model, tok, prompts, [p[k] for p in pairs], batch_size)
-                         for k in ("chosen", "rejected"))
+    return (encode(tok, prompts, [p["chosen"] for p in pairs], max_length)
+            + encode(tok, prompts, [p["rejected"] for p in pairs], max_length))
+
+
+def pair_scores(model, encoded, pad_id: int, batch_size: int = 64, per_token: bool = True,
+                cache: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(score of chosen, score of rejected), each (n,), from :func:`encode_pairs` output."""
+    s, n = score_encoded(model, encoded, pad_id, batch_size, cache)
     if per_token:
-        return w / nw.clamp(min=1), l_ / nl.clamp(min=1)
-    return w, l_
+        s = s / n.clamp(min=1)
+    half = len(encoded) // 2
+    return s[:half], s[half:]
 
 
-def preference_accuracy(model, tok, pairs: list[dict[str, Any]], batch_size: int = 32,
+def _accuracy(margin: torch.Tensor) -> float:
+    return float(((margin > 0).double() + 0.5 * (margin == 0).double()).mean())
+
+
+def preference_accuracy(model, tok, pairs: list[dict[str, Any]], batch_size: int = 64,
                         reference: str | None = None, beta: float = 0.1) -> dict[str, float]:
     """Accuracy (ties count half) and mean margin on ``pairs`` (see the module docstring)."""
     if not pairs:
         raise ValueError("no pairs to score")
+    if reference not in (None, "disable_adapters"):
+        raise ValueError(f"reference must be None or 'disable_adapters', got {reference!r}")
     was_training = model.training
     model.eval()
     per_token = reference is None
-    w, l_ = _pair_logprobs(model, tok, pairs, batch_size, per_token)
+    encoded = encode_pairs(tok, pairs)
+    w, l_ = pair_scores(model, encoded, _pad_id(tok), batch_size, per_token)
     if reference == "disable_adapters":
         with model.disable_adapter():
-            rw, rl = _pair_logprobs(model, tok, pairs, batch_size, per_token)
+            rw, rl = pair_scores(model, encoded, _pad_id(tok), batch_size, per_token)
         margin = beta * ((w - rw) - (l_ - rl))
-    elif reference is None:
-        margin = w - l_
     else:
-        raise ValueError(f"reference must be None or 'disable_adapters', got {reference!r}")
+        margin = w - l_
     if was_training:
         model.train()
-    acc = float(((margin > 0).double() + 0.5 * (margin == 0).double()).mean())
-    return {"accuracy": acc, "margin": float(margin.mean()), "n": len(pairs)}
+    return {"accuracy": _accuracy(margin), "margin": float(margin.mean()), "n": len(pairs)}
+
+
+def adapter_and_base_accuracy(peft_model, tok, pairs: list[dict[str, Any]], batch_size: int = 64,
+                              base_cache: dict | None = None) -> dict[str, float]:
+    """Reference-free accuracy of a PEFT model and of its base (adapter disabled) on the same pairs,
+    tokenised once. ``base_cache`` lets the second adapter of a pair reuse the base's scores."""
+    was_training = peft_model.training
+    peft_model.eval()
+    encoded, pad = encode_pairs(tok, pairs), _pad_id(tok)
+    w, l_ = pair_scores(peft_model, encoded, pad, batch_size)
+    with peft_model.disable_adapter():
+        bw, bl = pair_scores(peft_model, encoded, pad, batch_size, cache=base_cache)
+    if was_training:
+        peft_model.train()
+    return {"accuracy": _accuracy(w - l_), "margin": float((w - l_).mean()),
+            "base_accuracy": _accuracy(bw - bl), "base_margin": float((bw - bl).mean()), "n": len(pairs)}
