@@ -9,7 +9,9 @@ warnings.filterwarnings("ignore")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-HH_FILE = SHARED / "data" / "hh-rlhf" / "harmless-base-test-dev.jsonl.gz"
+# 1,800 real HH-RLHF pairs kept beside the repository (not shipped in it); override the location
+# with $PVLORA_HH_RLHF_FILE.
+HH_FILE = Path(os.environ.get("PVLORA_HH_RLHF_FILE") or SHARED / "data" / "hh-rlhf" / "harmless-base-test-dev.jsonl.gz")
 
 
 @pytest.fixture(scope="session")
