@@ -75,7 +75,7 @@ def train_all(cfg: ExperimentConfig, preference: str | None = None, direction: s
     results = []
     # Base log-probs of held-out texts, shared by the two directions of a preference (the negative
     # held-out set is the positive one with chosen and rejected swapped): the base is scored once.
-    base_cache: dict[tuple[int, ...], float] = {}
+    base_cache: dict[tuple[tuple[int, ...], int], float] = {}
     for pref, d in jobs:
         target = adapter_dir(cfg, pref, d, out)
         if skip_finished and target.exists() and not overwrite:

@@ -51,27 +51,20 @@ def score_encoded(model, encoded: list[tuple[tuple[int, ...], int]], pad_id: int
                   cache: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(Σ log π(completion tokens | prompt), number of completion tokens) per encoded example, each (n,).
 
-    Batches are formed in order of length, so little compute goes to padding. ``cache`` maps token
-    ids to scores already computed by the *same* model (e.g. the base, shared by an adapter pair
+    Batches are formed in order of length, so little compute goes to padding. ``cache`` maps encoded
+    examples to scores already computed by the *same* model (e.g. the base, shared by an adapter pair
     whose held-out sets hold the same texts); it is read and filled.
     """
     device = next(model.parameters()).device
-    logp = torch.zeros(len(encoded), dtype=torch.float64)
-    counts = torch.tensor([float(n) for _, n in encoded], dtype=torch.float64)
-    todo = [i for i, (ids, _) in enumerate(encoded) if cache is None or ids not in cache]
-    if cache is not None:
-        for i, (ids, _) in enumerate(encoded):
-            if ids in cache:
-                logp[i] = cache[ids]
-    todo.sort(key=lambda i: len(encoded[i][0]))
+    cache = {} if cache is None else cache  # keyed by the encoded example itself
+    todo = sorted({e for e in encoded if e not in cache}, key=lambda e: len(e[0]))  # each sequence once
     for start in range(0, len(todo), batch_size):
         rows = todo[start:start + batch_size]
-        width = max(len(encoded[i][0]) for i in rows)
+        width = len(rows[-1][0])
         ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
         attn = torch.zeros_like(ids)
         cmask = torch.zeros_like(ids)
-        for j, i in enumerate(rows):  # right padding
-            x, n_c = encoded[i]
+        for j, (x, n_c) in enumerate(rows):  # right padding
             ids[j, : len(x)] = torch.tensor(x)
             attn[j, : len(x)] = 1
             cmask[j, len(x) - n_c : len(x)] = 1
@@ -79,10 +72,9 @@ def score_encoded(model, encoded: list[tuple[tuple[int, ...], int]], pad_id: int
         logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1].float()  # (b, t-1, V)
         tok_logp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)  # (b, t-1)
         sums = (tok_logp * cmask[:, 1:]).sum(-1).double().cpu()  # (b,)
-        for j, i in enumerate(rows):
-            logp[i] = sums[j]
-            if cache is not None:
-                cache[encoded[i][0]] = float(sums[j])
+        cache.update(zip(rows, sums.tolist()))
+    logp = torch.tensor([cache[e] for e in encoded], dtype=torch.float64)
+    counts = torch.tensor([float(n) for _, n in encoded], dtype=torch.float64)
     return logp, counts
 
 

@@ -113,22 +113,22 @@ def _classifier_scores(b: EvalBatch, model_id: str) -> list[float]:
     return out
 
 
-@register("reward", True, "mean score of eval.reward_model (a sequence-classification reward model)")
-def reward(b: EvalBatch) -> float:
-    model_id = (b.context or {}).get("reward_model")
+def _mean_classifier_score(b: EvalBatch, setting: str, scorer: str) -> float:
+    model_id = (b.context or {}).get(setting)
     if not model_id:
-        raise ValueError("scorer 'reward' needs eval.reward_model")
+        raise ValueError(f"scorer {scorer!r} needs eval.{setting}")
     s = _classifier_scores(b, model_id)
     return sum(s) / len(s)
 
 
+@register("reward", True, "mean score of eval.reward_model (a sequence-classification reward model)")
+def reward(b: EvalBatch) -> float:
+    return _mean_classifier_score(b, "reward_model", "reward")
+
+
 @register("harmlessness", True, "minus the mean score of eval.cost_model (higher = less harmful), as the paper reports")
 def harmlessness(b: EvalBatch) -> float:
-    model_id = (b.context or {}).get("cost_model")
-    if not model_id:
-        raise ValueError("scorer 'harmlessness' needs eval.cost_model")
-    s = _classifier_scores(b, model_id)
-    return -sum(s) / len(s)
+    return -_mean_classifier_score(b, "cost_model", "harmlessness")
 
 
 @register("preference_accuracy", True, "mean held-out preference accuracy over the configured preferences",
