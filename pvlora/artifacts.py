@@ -23,7 +23,7 @@ import torch
 
 from pvlora import __version__
 from pvlora.errors import ArtifactError
-from pvlora.lora_math import Factors, LowRank, from_lora, pad_rank
+from pvlora.lora_math import Factors, from_lora, pad_rank
 
 MANIFEST = "pvlora.json"
 ADAPTER_CONFIG = "adapter_config.json"
@@ -63,7 +63,8 @@ def read_manifest(directory: Path) -> dict[str, Any] | None:
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
     extra = {"command": COMMAND} if COMMAND and "command" not in manifest else {}
     manifest = {"pvlora_version": __version__, **manifest, **extra, "weights_sha256": weight_hashes(directory)}
-    (Path(directory) / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    with atomic_file(Path(directory) / MANIFEST) as fh:  # a rewrite never leaves half a manifest
+        fh.write(json.dumps(manifest, indent=2, default=str) + "\n")
 
 
 def verify_hashes(directory: Path, manifest: dict[str, Any] | None) -> None:
@@ -96,6 +97,7 @@ def atomic_dir(target: str | Path, overwrite: bool = False) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _default_mode(tmp, 0o777)  # mkdtemp makes it private (0700); the result is an ordinary directory
     old = None
     if target.exists():
         old = target.parent / f".{target.name}.old-{tmp.name[-8:]}"
@@ -103,6 +105,15 @@ def atomic_dir(target: str | Path, overwrite: bool = False) -> Iterator[Path]:
     tmp.rename(target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _default_mode(path: Path, mode: int) -> None:
+    """The permissions an ordinary ``mkdir``/``open`` would have given (``mode`` less the umask)."""
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    path.chmod(mode & ~umask)
 
 
 def check_finite(tensors: dict[str, torch.Tensor], file: Path) -> None:
@@ -187,6 +198,10 @@ def read_adapter(path: str | Path, allow_pickle: bool = False, verify: bool = Tr
         raise ArtifactError(f"{cfg_path}: peft_type {config.get('peft_type')!r} is not LORA")
     if config.get("use_dora"):
         raise ArtifactError(f"{cfg_path}: DoRA adapters are not linear in their factors; use plain LoRA adapters")
+    for key in ("lora_bias", "modules_to_save", "trainable_token_indices"):
+        if config.get(key):
+            raise ArtifactError(f"{cfg_path}: {key} is set; those trained weights are not part of ΔW = B·A and "
+                                "would be lost in a vector. Train plain LoRA")
     manifest = read_manifest(directory)
     if verify:
         verify_hashes(directory, manifest)
@@ -200,9 +215,13 @@ def read_adapter(path: str | Path, allow_pickle: bool = False, verify: bool = Tr
     for key, t in tensors.items():
         m = _KEY_RE.match(key)
         if not m:
-            if "lora_embedding" in key or "lora_magnitude" in key:
-                raise ArtifactError(f"{file}: tensor {key!r} is not a linear LoRA factor; only linear LoRA is supported")
-            continue  # e.g. modules_to_save copies: not part of ΔW
+            # A LoRA bias, a modules_to_save copy, a DoRA magnitude, trained embedding rows...: trained
+            # weights that are not part of ΔW = B·A. Dropping them would silently change the model.
+            raise ArtifactError(
+                f"{file}: tensor {key!r} is not a linear LoRA factor (lora_A/lora_B weight); pvlora's vectors "
+                "hold ΔW = B·A exactly and would lose it. Train plain LoRA (no lora_bias, modules_to_save, "
+                "DoRA or trainable tokens)"
+            )
         pieces.setdefault(m["module"], {})[m["ab"]] = t
     factors: Factors = {}
     for module, ab in pieces.items():
@@ -290,6 +309,7 @@ def atomic_file(target: Path, mode: str = "w"):
     try:
         with open(fd, mode, encoding=None if "b" in mode else "utf-8") as fh:
             yield fh
+        _default_mode(Path(tmp), 0o666)  # mkstemp makes it private (0600)
         Path(tmp).replace(target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

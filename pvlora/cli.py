@@ -82,6 +82,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--rank", type=int, help="compress the sum to rank K (default: exact, rank Σ r_p)")
     p.add_argument("--merge", action="store_true", help="write a full model with the composition merged in "
                    "(a 4-bit base is merged into unquantised weights)")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"],
+                   help="dtype of the merged model (default: the base's own dtype); merging goes layer by layer, "
+                   "so the base is held once in this dtype")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--allow-pickle", action="store_true")
 
@@ -217,8 +220,13 @@ def parse_weight_specs(items: list[str], sep: str = "=") -> dict[str, str]:
 def cmd_compose(a) -> int:
     from pvlora.compose import compose
 
+    if a.dtype and not a.merge:
+        raise _err("--dtype applies to --merge only (an adapter is always written in float32)")
     m = compose(a.base, parse_weight_specs(a.vector), a.out, rank=a.rank, merge=a.merge,
-                overwrite=a.overwrite, allow_pickle=a.allow_pickle, revision=a.revision)
+                overwrite=a.overwrite, allow_pickle=a.allow_pickle, revision=a.revision, dtype=a.dtype)
+    for path in m["unverified"]:
+        print(f"[pvlora] note: {path} has no pvlora.json, so no integrity check of its files was possible",
+              file=sys.stderr)
     recipe = ", ".join(f"{v['preference']}={v['weight']:g}" for v in m["vectors"])
     print(f"[pvlora] composition {recipe}: rank {m['rank']} ({m['method']}) -> {a.out}")
     return 0

@@ -38,6 +38,54 @@ def check_against_base(adapters: list[Adapter], base_fp: dict[str, Any]) -> None
             )
 
 
+def linear_shapes(model) -> dict[str, tuple[int, int]]:
+    """{module name: (d_out, d_in)} of every linear layer of a model (plain, 4-bit or LoRA-wrapped)."""
+    shapes = {}
+    for name, mod in model.named_modules():
+        base = getattr(mod, "base_layer", mod)  # a PEFT LoRA wrapper: the layer it wraps
+        if hasattr(base, "in_features") and hasattr(base, "out_features") and base is mod:
+            shapes[name] = (int(base.out_features), int(base.in_features))
+    return shapes
+
+
+def base_shapes(base: str, revision: str | None = None) -> dict[str, tuple[int, int]]:
+    """Linear-layer shapes of a base named by 'tiny', a directory or a Hub id, from its config alone
+    (the model is built on the meta device: no weights are read or allocated)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from pvlora.config import ModelConfig
+    from pvlora.models import resolve_base_path
+
+    config = AutoConfig.from_pretrained(resolve_base_path(ModelConfig(name_or_path=base, revision=revision)),
+                                        revision=revision)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    return linear_shapes(model)
+
+
+def check_shapes(adapters: list[Adapter], shapes: dict[str, tuple[int, int]], base_name: str) -> None:
+    """Every adapted module must exist in the base with the LoRA factors' shapes, whatever the
+    manifests say (a plain PEFT adapter carries no fingerprint at all)."""
+    prefix = "base_model.model."
+    for a in adapters:
+        for module, lr in a.factors.items():
+            name = module[len(prefix):] if module.startswith(prefix) else module
+            if name not in shapes:
+                raise ArtifactError(f"{a.path}: module {name!r} does not exist in {base_name} (or is not a linear "
+                                    "layer); the vector was made for a different base")
+            if tuple(lr.shape) != shapes[name]:
+                raise ArtifactError(
+                    f"{a.path}: module {name!r} has shape {tuple(lr.shape)} (d_out, d_in) but {base_name} has "
+                    f"{shapes[name]}; the vector was made for a different base"
+                )
+
+
+def unverified(adapters: list[Adapter]) -> list[str]:
+    """Paths read without a ``pvlora.json``: nothing could check their files' integrity."""
+    return [str(a.path) for a in adapters if not a.manifest]
+
+
 def read_vectors(specs: dict[str, Any], allow_pickle: bool = False) -> list[tuple[Adapter, float]]:
     """{path or Hub id: η} -> [(adapter, η)], validating every η and every file before any write."""
     from pvlora.hub import resolve_artifact
@@ -54,15 +102,21 @@ def read_vectors(specs: dict[str, Any], allow_pickle: bool = False) -> list[tupl
 
 def compose(
     base: str, vectors: dict[str, float], out: str | Path, rank: int | None = None, merge: bool = False,
-    overwrite: bool = False, allow_pickle: bool = False, revision: str | None = None,
+    overwrite: bool = False, allow_pickle: bool = False, revision: str | None = None, dtype: str | None = None,
 ) -> dict[str, Any]:
     """Write Σ η_p·φ_p to ``out`` as one PEFT adapter (exact, or truncated to ``rank``), or, with
-    ``merge``, a full model with the composition merged into (unquantised) base weights."""
+    ``merge``, a full model with the composition merged into (unquantised) base weights of ``dtype``
+    (default: the base's own dtype)."""
+    from pvlora.models import describe_base
+
+    if dtype is not None and not merge:
+        raise ValueError("dtype applies to a merged model only (merge=True)")
     if rank is not None and rank <= 0:
         raise ValueError(f"--rank must be a positive integer, got {rank}")
     items = read_vectors(vectors, allow_pickle)
     base_fp = base_fingerprint_of(base, revision)
     check_against_base([a for a, _ in items], base_fp)
+    check_shapes([a for a, _ in items], base_shapes(base, revision), describe_base(base_fp))
     total = lora_math.weighted_sum([(a.factors, w) for a, w in items])
     exact_rank = max(lr.rank for lr in total.values())
     errors, rel_error = {}, 0.0
@@ -75,10 +129,11 @@ def compose(
         "exact_rank": exact_rank, "rank": rank if errors else exact_rank,
         "compression": {"rank": rank, "relative_error": rel_error, "per_module_relative_error": errors} if errors else None,
         "norm": lora_math.total_norm(total),
+        "unverified": unverified([a for a, _ in items]),
     }
     with atomic_dir(out, overwrite) as tmp:
         if merge:
-            _write_merged(tmp, base, revision, total, manifest["rank"])
+            manifest["dtype"] = merge_into_base(tmp, base, revision, total, dtype)
         else:
             manifest["rank"] = write_factors(tmp, total, base_fp["name_or_path"], rank=manifest["rank"],
                                              revision=revision)
@@ -86,22 +141,38 @@ def compose(
     return manifest
 
 
-def _write_merged(tmp: Path, base: str, revision: str | None, total: lora_math.Factors, rank: int) -> None:
-    """Merge through PEFT (load the composed adapter, ``merge_and_unload``). The base is loaded
-    unquantised: merging into 4-bit weights would re-quantise and change outputs, so a QLoRA
-    user gets a bf16/fp32 merged model."""
-    from peft import PeftModel
+def merge_into_base(out: Path, base: str, revision: str | None, total: lora_math.Factors,
+                    dtype: str | None = None) -> str:
+    """Load the base once in ``dtype`` and add each module's ΔW = B·A to its weight in place, one
+    layer at a time (each ΔW is formed in fp32, then rounded once): peak memory is the base plus one
+    layer, where PEFT's ``merge_and_unload`` path would first need the whole base in fp32 to keep
+    precision. A 4-bit base is dequantised to ``dtype`` first: merging into 4-bit weights would
+    re-quantise them and change outputs. Returns the dtype written."""
+    import torch
 
     from pvlora.config import ModelConfig
-    from pvlora.models import load_base
+    from pvlora.models import load_model, load_tokenizer, resolve_base_path
 
-    adapter_dir = tmp / "_adapter"
-    adapter_dir.mkdir()
-    write_factors(adapter_dir, total, base, rank=rank)
-    model, tok, _ = load_base(ModelConfig(name_or_path=base, revision=revision))
-    merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
-    merged.save_pretrained(str(tmp), safe_serialization=True)
-    tok.save_pretrained(str(tmp))
-    import shutil
+    cfg = ModelConfig(name_or_path=base, revision=revision)
+    if dtype is None:
+        from transformers import AutoConfig
 
-    shutil.rmtree(adapter_dir)
+        own = getattr(AutoConfig.from_pretrained(resolve_base_path(cfg), revision=revision), "dtype", None)
+        dtype = str(own).replace("torch.", "") if own is not None else "float32"
+        if dtype not in ("float32", "bfloat16", "float16"):
+            dtype = "float32"
+    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    model = load_model(cfg, dtype=torch_dtype)
+    if getattr(model, "hf_quantizer", None) is not None:  # a checkpoint saved in 4-bit
+        model = model.dequantize(dtype=torch_dtype)
+    modules = dict(model.named_modules())
+    prefix = "base_model.model."
+    with torch.no_grad():
+        for key, lr in total.items():
+            weight = modules[key[len(prefix):] if key.startswith(prefix) else key].weight  # (d_out, d_in)
+            delta = lr.B.float() @ lr.A.float()  # (d_out, d_in), this layer only
+            weight.copy_((weight.float() + delta.to(weight.device)).to(weight.dtype))
+            del delta
+    model.save_pretrained(str(out), safe_serialization=True)
+    load_tokenizer(cfg).save_pretrained(str(out))
+    return dtype

@@ -38,10 +38,19 @@ class ModelConfig:
     trust_remote_code: bool = field(default=False, metadata={"help": "Never enabled implicitly."})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "Trade compute for activation memory."})
     tiny_seed: int = field(default=0, metadata={"help": "Seed of the built-in tiny base (only for 'tiny')."})
+    chat_template: str | None = field(
+        default=None,
+        metadata={"help": "Chat template for a base that has none (or to replace its own): a built-in name "
+                  "(chatml, llama3, zephyr) or a path to a Jinja file. Saved with every adapter."},
+    )
 
     def __post_init__(self) -> None:
         if not self.name_or_path:
             raise ConfigError("model.name_or_path must not be empty")
+        if self.chat_template is not None:
+            from pvlora.chat_templates import resolve_chat_template
+
+            resolve_chat_template(self.chat_template)  # unknown name or unreadable file: fail at config time
 
 
 @dataclass
@@ -82,13 +91,24 @@ class TrainConfig:
         metadata={"help": "After training, score at most this many held-out pairs (a seeded sample) for the "
                   "manifest's held-out accuracy; null = all of them, 0 = skip that pass."},
     )
-    heldout_batch_size: int = field(default=64, metadata={"help": "Batch size of the held-out scoring pass."})
+    heldout_batch_size: int = field(default=64, metadata={"help": "Most sequences per batch of the held-out pass."})
+    heldout_batch_tokens: int = field(
+        default=16384,
+        metadata={"help": "Most tokens (rows x padded length) per batch of the held-out pass: bounds its "
+                  "activation memory whatever max_length is."},
+    )
+    heldout_chunk_tokens: int = field(
+        default=1024,
+        metadata={"help": "Completion positions projected through the LM head at once in the held-out pass: "
+                  "bounds the logits' memory (chunk x vocabulary floats) whatever the vocabulary size."},
+    )
 
     def __post_init__(self) -> None:
         if self.heldout_max_pairs is not None and self.heldout_max_pairs < 0:
             raise ConfigError(f"train.heldout_max_pairs must be >= 0 or null, got {self.heldout_max_pairs}")
-        if self.heldout_batch_size <= 0:
-            raise ConfigError(f"train.heldout_batch_size must be positive, got {self.heldout_batch_size}")
+        for name in ("heldout_batch_size", "heldout_batch_tokens", "heldout_chunk_tokens"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"train.{name} must be positive, got {getattr(self, name)}")
 
 
 @dataclass
@@ -145,9 +165,16 @@ class ExperimentConfig:
 
 # ---------------------------------------------------------------- validation of library-owned fields
 
-# Plain LoRA only: the vector step is exact for B·A·alpha/r (and rsLoRA's alpha/sqrt(r)); DoRA's
-# magnitude vector does not subtract linearly, so a DoRA "vector" would be wrong.
-_LORA_FORBIDDEN = {"use_dora": "DoRA adapters are not linear in their factors; train plain LoRA"}
+# Plain LoRA only: the vector step is exact for B·A·alpha/r (and rsLoRA's alpha/sqrt(r)). Anything
+# else an adapter can train is not part of B·A and would be silently lost when a vector is extracted,
+# so it is refused here, before a run starts (and again when an adapter is read).
+_LORA_FORBIDDEN = {
+    "use_dora": "DoRA adapters are not linear in their factors; train plain LoRA",
+    "lora_bias": "a trained LoRA bias is not part of ΔW = B·A and would be lost in the vector; leave it false",
+    "modules_to_save": "fully trained module copies are not low-rank and would be lost in the vector; remove it",
+    "trainable_token_indices": "trained embedding rows are not part of ΔW = B·A and would be lost in the vector",
+    "target_parameters": "LoRA on raw parameters (e.g. MoE experts) is not supported by the vector math",
+}
 
 
 def validate_lora_keys(lora: dict[str, Any], where: str = "lora") -> None:
@@ -159,6 +186,9 @@ def validate_lora_keys(lora: dict[str, Any], where: str = "lora") -> None:
             raise ConfigError(f"{where}.{key}: not a peft.LoraConfig field{_suggest(key, allowed)}")
         if key in _LORA_FORBIDDEN and value:
             raise ConfigError(f"{where}.{key}: {_LORA_FORBIDDEN[key]}")
+        if key == "bias" and value != "none":
+            raise ConfigError(f"{where}.bias: {value!r} trains the base's biases, which are not part of ΔW = B·A "
+                              "and would be lost in the vector; use 'none'")
 
 
 def validate_dpo_keys(dpo: dict[str, Any], where: str = "dpo") -> None:

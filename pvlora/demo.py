@@ -81,7 +81,7 @@ def checks(cfg: ExperimentConfig, root: Path, sweep_rows: list[dict[str, Any]], 
 
 def run_demo(out: str | Path = "pvlora-demo", fresh: bool = False) -> dict[str, Any]:
     from pvlora.evaluate.runner import Evaluator
-    from pvlora.evaluate.sweep import grid_points, plot, render_table, run_points, write_results
+    from pvlora.evaluate.sweep import grid_points, plot, run_points, write_results
     from pvlora.evaluate.scorers import get_scorer
     from pvlora.evaluate.tune import Infeasible, parse_constraint, tune
     from pvlora.tiny import ensure_tiny_base

@@ -34,7 +34,11 @@ def resolve_artifact(spec: str, token: str | None = None) -> Path:
     path = Path(spec).expanduser()
     if path.exists():
         return path
-    if spec.startswith((".", "/", "~")):
+    # A Hub id is exactly ORG/NAME; anything that reads as a local path (absolute, relative with
+    # dots, deeper than one slash, or whose first part is a local directory) is a missing directory,
+    # not a download to attempt.
+    first = spec.split("@", 1)[0].split("/")[0]
+    if spec.startswith((".", "/", "~")) or spec.split("@", 1)[0].count("/") != 1 or Path(first).is_dir():
         raise ArtifactError(f"{spec}: no such directory")
     repo_id, revision = parse_repo_spec(spec)
     from huggingface_hub import snapshot_download

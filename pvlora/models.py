@@ -87,32 +87,68 @@ def model_init_kwargs(cfg: ModelConfig) -> dict[str, Any]:
     if cfg.quantization == "nf4":
         kw["quantization_config"] = bnb_config()
         kw["dtype"] = _dtype("bfloat16")
+        import torch
+
+        if torch.cuda.is_available():
+            # A 4-bit model cannot be moved after loading, so each process of an `accelerate launch`
+            # run must load it straight onto its own GPU (its local rank; 0 for a single process).
+            from accelerate.utils import get_int_from_env
+
+            local = get_int_from_env(["LOCAL_RANK", "MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK"], 0)
+            kw["device_map"] = {"": local}
     else:
         kw["dtype"] = _dtype(cfg.dtype)
     return kw
 
 
 def load_tokenizer(cfg: ModelConfig):
+    """The base's tokenizer, with ``cfg.chat_template`` applied when one is configured."""
     from transformers import AutoTokenizer
 
     path = resolve_base_path(cfg)
-    tok = AutoTokenizer.from_pretrained(path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
+    try:
+        tok = AutoTokenizer.from_pretrained(path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
+    except OSError as exc:
+        raise ArtifactError(f"cannot load the tokenizer of base model {cfg.name_or_path!r}: {exc}") from None
+    if cfg.chat_template is not None:
+        from pvlora.chat_templates import resolve_chat_template
+
+        tok.chat_template = resolve_chat_template(cfg.chat_template)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
 
 
-def load_base(cfg: ModelConfig):
-    """(model, tokenizer, fingerprint) for a Hub id, a local directory, or the tiny base."""
+def check_chat_template(tok, conversational: bool, cfg: ModelConfig, what: str) -> None:
+    """Refuse conversational data for a tokenizer without a chat template, before any weight loads
+    (otherwise TRL fails only after the whole base is in memory)."""
+    if conversational and not getattr(tok, "chat_template", None):
+        from pvlora.errors import ConfigError
+
+        raise ConfigError(
+            f"{what} is conversational but the tokenizer of {cfg.name_or_path!r} has no chat template. "
+            "Set model.chat_template to a built-in (chatml, llama3, zephyr) or a .jinja file, e.g. "
+            "--set model.chat_template=llama3 for a Llama-3 base, or train from an instruct/SFT checkpoint "
+            "(pvlora sft) that has one"
+        )
+
+
+def load_model(cfg: ModelConfig, **overrides: Any):
     from transformers import AutoModelForCausalLM
 
     path = resolve_base_path(cfg)
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, **model_init_kwargs(cfg))
+        return AutoModelForCausalLM.from_pretrained(path, **{**model_init_kwargs(cfg), **overrides})
     except OSError as exc:
         raise ArtifactError(f"cannot load base model {cfg.name_or_path!r}: {exc}") from None
-    # No peft.prepare_model_for_kbit_training for QLoRA: TRL's DPOTrainer already enables input
-    # gradients for checkpointing and keeps the adapter in bf16, while prepare_... would upcast every
-    # non-quantised weight (embeddings, lm_head) to fp32: +2 GiB on an 8B model for nothing.
-    tok = load_tokenizer(cfg)
+
+
+def load_base(cfg: ModelConfig, tok=None):
+    """(model, tokenizer, fingerprint) for a Hub id, a local directory, or the tiny base.
+
+    No peft.prepare_model_for_kbit_training for QLoRA: it would upcast every non-quantised weight
+    (embeddings, lm_head) to fp32, +2 GiB on an 8B model for nothing; pvlora's trainer keeps only
+    the LoRA weights in fp32 (see train.py)."""
+    tok = tok if tok is not None else load_tokenizer(cfg)  # first: cheap, and fails before the weights load
+    model = load_model(cfg)
     return model, tok, fingerprint(cfg, model.config)

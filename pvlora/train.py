@@ -3,8 +3,11 @@
 The reference policy is the base with the adapter disabled (TRL does this when given a
 ``peft_config``), so only one copy of the base is in memory. Both directions start from the same
 base and the same LoRA initialisation (same seed). Checkpoints go to a hidden ``.NAME.partial``
-directory beside the output, which ``--resume`` continues from; the finished adapter is written
-to a temporary directory and renamed into place, so an output directory is always complete.
+directory beside the output, which ``--resume`` continues from (from the last *complete*
+checkpoint: one cut short by a kill is ignored); the finished adapter is written to a temporary
+directory and renamed into place before any post-training pass, so an output directory is always
+complete and a crash in the held-out pass loses nothing. Under ``accelerate launch`` every process
+trains, and only the main process writes.
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from pvlora.config import ExperimentConfig, save_config
+from pvlora.artifacts import atomic_dir, write_manifest
 from pvlora.errors import ArtifactError
 
 DIRECTIONS = ("positive", "negative")
 DPO_DEFAULTS: dict[str, Any] = {
     "report_to": [], "save_strategy": "steps", "save_steps": 100, "logging_steps": 10,
     "dataloader_num_workers": 0, "disable_tqdm": False,
+    # every LoRA weight takes part in each forward pass; True costs an extra graph walk per step
+    "ddp_find_unused_parameters": False,
 }
 
 
@@ -54,11 +60,11 @@ def plan(cfg: ExperimentConfig, preference: str | None, direction: str) -> list[
 
 def check_targets(cfg: ExperimentConfig, jobs: list[tuple[str, str]], out, resume: bool, overwrite: bool,
                   skip_finished: bool = False) -> None:
-    """All refusals happen before any training starts."""
+    """All refusals happen before any training starts. ``--resume`` skips finished adapters."""
     for pref, direction in jobs:
         target = adapter_dir(cfg, pref, direction, out)
         part = partial_dir(target)
-        if target.exists() and not overwrite and not skip_finished:
+        if target.exists() and not overwrite and not (skip_finished or resume):
             raise ArtifactError(f"{target} already exists; pass --overwrite to retrain it")
         if part.exists() and not resume and not overwrite:
             raise ArtifactError(
@@ -71,7 +77,12 @@ def train_all(cfg: ExperimentConfig, preference: str | None = None, direction: s
               resume: bool = False, overwrite: bool = False, skip_finished: bool = False,
               log=print) -> list[TrainResult]:
     jobs = plan(cfg, preference, direction)
+    _join_process_group()
     check_targets(cfg, jobs, out, resume, overwrite, skip_finished)
+    _wait_for_everyone()  # every process has checked before the main one creates anything
+    skip_finished = skip_finished or resume
+    if not is_main_process():
+        log = _silent
     results = []
     # Base log-probs of held-out texts, shared by the two directions of a preference (the negative
     # held-out set is the positive one with chosen and rejected swapped): the base is scored once.
@@ -81,9 +92,10 @@ def train_all(cfg: ExperimentConfig, preference: str | None = None, direction: s
         if skip_finished and target.exists() and not overwrite:
             from pvlora.artifacts import read_manifest
 
+            log(f"[pvlora] {pref}-{d}: already trained ({target}); skipped")
             results.append(TrainResult(target, read_manifest(target) or {}))
             continue
-        res = train_one(cfg, pref, d, target, resume=resume, base_cache=base_cache)
+        res = train_one(cfg, pref, d, target, resume=resume, base_cache=base_cache, log=log)
         m = res.manifest["metrics"]
         acc = (f", held-out accuracy {m['heldout_accuracy']:.3f} (base {m['heldout_accuracy_base']:.3f})"
                if "heldout_accuracy" in m else "")
@@ -91,6 +103,79 @@ def train_all(cfg: ExperimentConfig, preference: str | None = None, direction: s
             f"loss {m['train_loss']:.4f}{acc} -> {target}")
         results.append(res)
     return results
+
+
+def _silent(*_args, **_kwargs) -> None:
+    pass
+
+
+def is_main_process() -> bool:
+    """True outside ``accelerate launch`` / ``torchrun`` and on the global rank 0 process. Read from
+    the launcher's environment: the trainer sets up the process group only later, and an early
+    ``PartialState()`` would not see it on CPU-only machines."""
+    from accelerate.utils import get_int_from_env
+
+    return get_int_from_env(["RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK"], 0) == 0
+
+
+def _join_process_group() -> None:
+    """Under a multi-process launch, set up the process group now (the trainer would only do it
+    later), so processes can wait for each other around the main process's writes."""
+    import torch
+    from accelerate.utils import get_int_from_env
+
+    if get_int_from_env(["WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"], 1) > 1:
+        from accelerate import PartialState
+
+        PartialState(cpu=not torch.cuda.is_available())
+
+
+def _wait_for_everyone() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def checkpoint_complete(path: Path) -> bool:
+    """transformers writes ``trainer_state.json`` last: a checkpoint without a readable one was cut
+    short (killed mid-write) and cannot be resumed from."""
+    try:
+        json.loads((path / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def last_complete_checkpoint(part: Path) -> Path | None:
+    """The newest complete ``checkpoint-N`` in ``part``; newer incomplete ones are removed so that
+    the trainer's own checkpoint rotation never counts them."""
+    ckpts = sorted((p for p in part.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()),
+                   key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+    for ckpt in ckpts:
+        if checkpoint_complete(ckpt):
+            return ckpt
+        if is_main_process():
+            shutil.rmtree(ckpt, ignore_errors=True)
+    return None
+
+
+def cast_trainable_to_fp32(model) -> int:
+    """Keep trainable (LoRA) weights in fp32; returns how many tensors were cast.
+
+    With a 4-bit base, TRL's DPOTrainer casts the trainable LoRA weights to bf16. At DPO's usual
+    learning rates (the paper's 1e-6) most AdamW updates are below bf16's resolution and round away:
+    the adapter barely moves. PEFT's LoRA layers cast their input to the adapter's dtype, so compute
+    around the 4-bit weights stays bf16 while the weights and optimiser state are fp32 (QLoRA's own
+    recipe keeps adapters in higher precision too)."""
+    import torch
+
+    n = 0
+    for param in model.parameters():
+        if param.requires_grad and param.dtype in (torch.bfloat16, torch.float16):
+            param.data = param.data.float()
+            n += 1
+    return n
 
 
 def _final(history: list[dict[str, Any]], key: str) -> float | None:
@@ -112,26 +197,30 @@ def heldout_sample(pairs: list[dict[str, Any]], max_pairs: int | None, seed: int
 
 
 def train_one(cfg: ExperimentConfig, preference: str, direction: str, target: Path, resume: bool = False,
-              base_cache: dict | None = None) -> TrainResult:
+              base_cache: dict | None = None, log=print) -> TrainResult:
     import torch
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import set_seed
     from trl import DPOConfig, DPOTrainer
 
-    from pvlora.artifacts import atomic_dir, write_manifest
     from pvlora.data import load_preference_data
-    from pvlora.evaluate.accuracy import adapter_and_base_accuracy
-    from pvlora.models import load_base
+    from pvlora.models import check_chat_template, load_base, load_tokenizer
 
     data = load_preference_data(cfg.preference(preference), direction, seed=cfg.seed)
+    tok = load_tokenizer(cfg.model)
+    check_chat_template(tok, bool(data.train) and isinstance(data.train[0]["prompt"], list), cfg.model,
+                        f"the {preference} data ({data.source})")
     part = partial_dir(target)
-    if part.exists() and not resume:
-        shutil.rmtree(part)  # --overwrite: start over
-    part.mkdir(parents=True, exist_ok=True)
+    if is_main_process():
+        if part.exists() and not resume:
+            shutil.rmtree(part)  # --overwrite: start over
+        part.mkdir(parents=True, exist_ok=True)
+    _wait_for_everyone()
+    ckpt = last_complete_checkpoint(part) if resume else None
 
     set_seed(cfg.seed)  # the LoRA init below draws from this seed: identical for both directions
-    model, tok, base_fp = load_base(cfg.model)
+    model, tok, base_fp = load_base(cfg.model, tok)
     lora_kwargs = {"task_type": "CAUSAL_LM", **cfg.lora}
     peft_config = LoraConfig(**lora_kwargs)
     dpo_kwargs = {**DPO_DEFAULTS, **cfg.dpo, "output_dir": str(part), "seed": cfg.seed, "data_seed": cfg.seed}
@@ -145,9 +234,10 @@ def train_one(cfg: ExperimentConfig, preference: str, direction: str, target: Pa
         model=model, args=args, train_dataset=Dataset.from_list(data.train), processing_class=tok,
         peft_config=peft_config,
     )
-    has_ckpt = any(part.glob("checkpoint-*"))
+    cast_trainable_to_fp32(trainer.model)  # before train() builds the optimiser
+    trainer.add_callback(CostReport(trainer, f"{preference}-{direction}", log))
     t0 = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=True if (resume and has_ckpt) else None)
+    result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     seconds = time.perf_counter() - t0
     peft_model = trainer.model
 
@@ -158,25 +248,94 @@ def train_one(cfg: ExperimentConfig, preference: str, direction: str, target: Pa
         "reward_margin": _final(trainer.state.log_history, "rewards/margins"),
         "final_loss": _final(trainer.state.log_history, "loss"),
     }
-    heldout = heldout_sample(data.heldout, cfg.train.heldout_max_pairs, cfg.seed)
-    if heldout:
-        acc = adapter_and_base_accuracy(peft_model, tok, heldout, cfg.train.heldout_batch_size, base_cache)
-        metrics.update(heldout_accuracy=acc["accuracy"], heldout_margin=acc["margin"],
-                       heldout_accuracy_base=acc["base_accuracy"], heldout_pairs=acc["n"],
-                       heldout_pairs_available=len(data.heldout))
     manifest = {
         "kind": "adapter", "preference": preference, "direction": direction, "base": base_fp,
         "data": data.fingerprint(), "seed": cfg.seed,
         "training": {"lora": {k: v for k, v in peft_config.to_dict().items() if k in lora_kwargs or k in ("r", "lora_alpha")},
                      "dpo": {k: v for k, v in dpo_kwargs.items() if k != "output_dir"},
-                     "quantization": cfg.model.quantization, "trainer": "trl.DPOTrainer"},
+                     "quantization": cfg.model.quantization, "trainer": "trl.DPOTrainer",
+                     "chat_template": cfg.model.chat_template},
         "metrics": metrics,
     }
-    with atomic_dir(target, overwrite=True) as tmp:
-        peft_model.save_pretrained(str(tmp))
-        save_config(cfg, tmp / "pvlora-config.yaml")
-        (tmp / "trainer_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))
-        write_manifest(tmp, manifest)
-    shutil.rmtree(part, ignore_errors=True)
+    # Save first: whatever happens in the held-out pass below, the trained adapter is on disk.
+    if is_main_process():
+        with atomic_dir(target, overwrite=True) as tmp:
+            peft_model.save_pretrained(str(tmp))
+            if getattr(tok, "chat_template", None):
+                from pvlora.chat_templates import TEMPLATE_FILE
+
+                (tmp / TEMPLATE_FILE).write_text(tok.chat_template)  # the text the adapter was trained on
+            save_config(cfg, tmp / "pvlora-config.yaml")
+            (tmp / "trainer_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+            write_manifest(tmp, manifest)
+        shutil.rmtree(part, ignore_errors=True)
+        heldout = heldout_sample(data.heldout, cfg.train.heldout_max_pairs, cfg.seed)
+        if heldout:
+            from pvlora.evaluate.accuracy import adapter_and_base_accuracy
+
+            acc = adapter_and_base_accuracy(
+                peft_model, tok, heldout, cfg.train.heldout_batch_size, base_cache,
+                max_length=int(args.max_length or 512), batch_tokens=cfg.train.heldout_batch_tokens,
+                chunk_tokens=cfg.train.heldout_chunk_tokens)
+            metrics.update(heldout_accuracy=acc["accuracy"], heldout_margin=acc["margin"],
+                           heldout_accuracy_base=acc["base_accuracy"], heldout_pairs=acc["n"],
+                           heldout_pairs_available=len(data.heldout))
+            write_manifest(target, manifest)  # atomic: replaces the first one whole
+    _wait_for_everyone()
     del trainer, model, peft_model
     return TrainResult(target, manifest)
+
+
+def _make_cost_report():
+    from transformers import TrainerCallback
+
+    class CostReport(TrainerCallback):
+        """Says what a run will cost before it starts (pairs, optimiser steps, tokens) and, once the
+        first steps are timed, how long it will take; TRL's progress bar stays as it is."""
+
+        def __init__(self, trainer, name: str, log, timed_steps: int = 3):
+            self.name, self.log, self.timed_steps = name, log, timed_steps
+            ds = trainer.train_dataset
+            self.pairs = len(ds)
+            max_len = trainer.args.max_length or 10**9
+            self.tokens_per_epoch = sum(
+                min(max_len, len(p) + len(c)) + min(max_len, len(p) + len(r))
+                for p, c, r in zip(ds["prompt_ids"], ds["chosen_ids"], ds["rejected_ids"]))
+            self.t0 = self.start_step = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            import time as _t
+
+            per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+            seen = min(self.pairs * (state.num_train_epochs or args.num_train_epochs), state.max_steps * per_step)
+            tokens = self.tokens_per_epoch * seen / max(self.pairs, 1)
+            resumed = f", resuming at step {state.global_step}" if state.global_step else ""
+            self.log(f"[pvlora] {self.name}: {self.pairs} pairs, {state.max_steps} optimiser steps of {per_step} "
+                     f"pairs (batch {args.per_device_train_batch_size} x accumulation "
+                     f"{args.gradient_accumulation_steps} x {args.world_size} process(es)), about "
+                     f"{tokens / 1e6:.3g}M tokens{resumed}")
+            self.t0, self.start_step = _t.perf_counter(), state.global_step
+
+        def on_step_end(self, args, state, control, **kwargs):
+            import time as _t
+
+            done = state.global_step - self.start_step
+            if done == self.timed_steps and state.max_steps > state.global_step:
+                per_step = (_t.perf_counter() - self.t0) / done
+                left = per_step * (state.max_steps - state.global_step)
+                self.log(f"[pvlora] {self.name}: {per_step:.2f} s/step over the first {done} steps; "
+                         f"about {_duration(left)} to go")
+
+    return CostReport
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def CostReport(trainer, name: str, log):  # noqa: N802  (a factory: transformers is imported lazily)
+    return _make_cost_report()(trainer, name, log)

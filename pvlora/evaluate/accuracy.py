@@ -46,20 +46,73 @@ def encode(tok, prompts: list[Any], completions: list[Any], max_length: int = 51
     return out
 
 
+def _decoder_and_head(model):
+    """(backbone, LM head) when the logits are a plain projection of the last hidden state, else
+    (None, None). Through PEFT the LoRA layers sit inside these modules, and ``disable_adapter``
+    still applies."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    cfg = base.config.get_text_config() if hasattr(base.config, "get_text_config") else base.config
+    if any(getattr(cfg, k, None) not in (None, 1.0) for k in
+           ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier", "lm_head_multiplier")):
+        return None, None  # logits are post-processed: use the model's own forward
+    try:
+        decoder, head = base.get_decoder(), base.get_output_embeddings()
+    except (AttributeError, NotImplementedError, ValueError):
+        return None, None
+    if decoder is None or head is None or decoder is base:
+        return None, None
+    return decoder, head
+
+
+def completion_logprob_sums(model, ids: torch.Tensor, attn: torch.Tensor, cmask: torch.Tensor,
+                            chunk_tokens: int = 1024) -> torch.Tensor:
+    """Σ log π(token) over the completion positions of each row, shape (b,).
+
+    Only the completion positions are projected through the LM head, ``chunk_tokens`` at a time,
+    and only each target token's log-probability is kept (TRL's ``selective_log_softmax``): memory
+    is chunk × vocabulary floats, not batch × length × vocabulary (≈17 GB in fp32 for 64 rows of
+    256 tokens and a 128k vocabulary)."""
+    from trl.trainer.utils import selective_log_softmax
+
+    b = ids.shape[0]
+    keep = cmask[:, 1:].bool()  # (b, t-1): position t predicts token t+1
+    targets = ids[:, 1:][keep]  # (n,)
+    rows = torch.arange(b, device=ids.device)[:, None].expand_as(keep)[keep]  # (n,)
+    decoder, head = _decoder_and_head(model)
+    if decoder is not None:
+        hidden = decoder(input_ids=ids, attention_mask=attn).last_hidden_state[:, :-1][keep]  # (n, d)
+        project = lambda s: head(hidden[s]).float()  # noqa: E731  (chunk, V)
+    else:
+        logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1][keep]  # (n, V), post-processed
+        project = lambda s: logits[s].float()  # noqa: E731
+    logp = torch.empty(targets.shape[0], dtype=torch.float32, device=ids.device)  # (n,)
+    for start in range(0, targets.shape[0], chunk_tokens):
+        s = slice(start, start + chunk_tokens)
+        logp[s] = selective_log_softmax(project(s), targets[s])
+    return torch.zeros(b, dtype=torch.float64, device=ids.device).index_add_(0, rows, logp.double())
+
+
 @torch.no_grad()
 def score_encoded(model, encoded: list[tuple[tuple[int, ...], int]], pad_id: int, batch_size: int = 64,
-                  cache: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                  cache: dict | None = None, batch_tokens: int | None = None,
+                  chunk_tokens: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
     """(Σ log π(completion tokens | prompt), number of completion tokens) per encoded example, each (n,).
 
-    Batches are formed in order of length, so little compute goes to padding. ``cache`` maps encoded
-    examples to scores already computed by the *same* model (e.g. the base, shared by an adapter pair
-    whose held-out sets hold the same texts); it is read and filled.
+    Batches are formed in order of length, so little compute goes to padding, with at most
+    ``batch_size`` rows and ``batch_tokens`` padded tokens each. ``cache`` maps encoded examples to
+    scores already computed by the *same* model (e.g. the base, shared by an adapter pair whose
+    held-out sets hold the same texts); it is read and filled.
     """
     device = next(model.parameters()).device
     cache = {} if cache is None else cache  # keyed by the encoded example itself
     todo = sorted({e for e in encoded if e not in cache}, key=lambda e: len(e[0]))  # each sequence once
-    for start in range(0, len(todo), batch_size):
+    start = 0
+    while start < len(todo):
         rows = todo[start:start + batch_size]
+        if batch_tokens:  # the longest row of this batch sets the padded width
+            while len(rows) > 1 and len(rows) * len(rows[-1][0]) > batch_tokens:
+                rows = rows[: max(1, min(len(rows) - 1, batch_tokens // len(rows[-1][0])))]
+        start += len(rows)
         width = len(rows[-1][0])
         ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
         attn = torch.zeros_like(ids)
@@ -68,11 +121,8 @@ def score_encoded(model, encoded: list[tuple[tuple[int, ...], int]], pad_id: int
             ids[j, : len(x)] = torch.tensor(x)
             attn[j, : len(x)] = 1
             cmask[j, len(x) - n_c : len(x)] = 1
-        ids, attn, cmask = ids.to(device), attn.to(device), cmask.to(device)
-        logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1].float()  # (b, t-1, V)
-        tok_logp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)  # (b, t-1)
-        sums = (tok_logp * cmask[:, 1:]).sum(-1).double().cpu()  # (b,)
-        cache.update(zip(rows, sums.tolist()))
+        sums = completion_logprob_sums(model, ids.to(device), attn.to(device), cmask.to(device), chunk_tokens)
+        cache.update(zip(rows, sums.cpu().tolist()))
     logp = torch.tensor([cache[e] for e in encoded], dtype=torch.float64)
     counts = torch.tensor([float(n) for _, n in encoded], dtype=torch.float64)
     return logp, counts
@@ -96,9 +146,10 @@ def encode_pairs(tok, pairs: list[dict[str, Any]], max_length: int = 512) -> lis
 
 
 def pair_scores(model, encoded, pad_id: int, batch_size: int = 64, per_token: bool = True,
-                cache: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(score of chosen, score of rejected), each (n,), from :func:`encode_pairs` output."""
-    s, n = score_encoded(model, encoded, pad_id, batch_size, cache)
+                cache: dict | None = None, **bounds) -> tuple[torch.Tensor, torch.Tensor]:
+    """(score of chosen, score of rejected), each (n,), from :func:`encode_pairs` output. ``bounds``:
+    ``batch_tokens`` / ``chunk_tokens`` of :func:`score_encoded`."""
+    s, n = score_encoded(model, encoded, pad_id, batch_size, cache, **bounds)
     if per_token:
         s = s / n.clamp(min=1)
     half = len(encoded) // 2
@@ -133,15 +184,16 @@ def preference_accuracy(model, tok, pairs: list[dict[str, Any]], batch_size: int
 
 
 def adapter_and_base_accuracy(peft_model, tok, pairs: list[dict[str, Any]], batch_size: int = 64,
-                              base_cache: dict | None = None) -> dict[str, float]:
+                              base_cache: dict | None = None, max_length: int = 512,
+                              **bounds) -> dict[str, float]:
     """Reference-free accuracy of a PEFT model and of its base (adapter disabled) on the same pairs,
     tokenised once. ``base_cache`` lets the second adapter of a pair reuse the base's scores."""
     was_training = peft_model.training
     peft_model.eval()
-    encoded, pad = encode_pairs(tok, pairs), _pad_id(tok)
-    w, l_ = pair_scores(peft_model, encoded, pad, batch_size)
+    encoded, pad = encode_pairs(tok, pairs, max_length), _pad_id(tok)
+    w, l_ = pair_scores(peft_model, encoded, pad, batch_size, **bounds)
     with peft_model.disable_adapter():
-        bw, bl = pair_scores(peft_model, encoded, pad, batch_size, cache=base_cache)
+        bw, bl = pair_scores(peft_model, encoded, pad, batch_size, cache=base_cache, **bounds)
     if was_training:
         peft_model.train()
     return {"accuracy": _accuracy(w - l_), "margin": float((w - l_).mean()),
