@@ -16,6 +16,7 @@ EPILOG = """\
 typical session (the built-in tiny model, on a CPU):
   pvlora demo                                   # everything below, end to end
   pvlora data --preference harmless --limit 3   # what a preference trains on
+  pvlora sft                                    # optional first stage: SFT the base, merged as OUT/sft-merged
   pvlora train --preference harmless            # harmless-positive and harmless-negative adapters
   pvlora extract --positive runs/tiny-demo/adapters/harmless-positive \\
                  --negative runs/tiny-demo/adapters/harmless-negative --out vectors/harmless
@@ -55,12 +56,25 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--export", metavar="FILE.jsonl", help="write all training pairs as JSON lines")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --export file")
 
+    p = sub.add_parser(
+        "sft", help="supervised fine-tuning of the base before DPO (the paper's first stage), LoRA or QLoRA",
+        description="Train a LoRA/QLoRA SFT adapter on instruction data (config block `sft:`; its `args:` take "
+        "any trl.SFTConfig field) and, unless sft.merge is false, merge it into unquantised base weights as "
+        "OUT-merged. Then train preferences on the SFT'd base: --set model.name_or_path=OUT-merged.",
+        epilog="example: pvlora sft --config C --set sft.source=tatsu-lab/alpaca --set sft.format=alpaca",
+    )
+    _add_config(p)
+    p.add_argument("--out", help="adapter directory (default: OUTPUT_DIR/sft; the merged model goes to OUT-merged)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last complete checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="redo the stage and replace its outputs")
+
     p = sub.add_parser("train", help="train DPO LoRA adapters (positive and negative) per preference")
     _add_config(p)
     p.add_argument("--preference", "-p", help="one preference (default: every preference in the config)")
     p.add_argument("--direction", choices=["positive", "negative", "both"], default="both")
     p.add_argument("--out", help="directory for the adapters (default: OUTPUT_DIR/adapters)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run: finished adapters are "
+                   "skipped, the unfinished one continues from its last complete checkpoint")
     p.add_argument("--overwrite", action="store_true", help="retrain and replace existing adapters")
 
     p = sub.add_parser("extract", help="build a preference vector φ = ΔW+ − ΔW− from two adapters")
@@ -194,6 +208,14 @@ def cmd_train(a) -> int:
     return 0
 
 
+def cmd_sft(a) -> int:
+    from pvlora.config import load_config
+    from pvlora.sft import run_sft
+
+    run_sft(load_config(a.config, a.overrides), a.out, resume=a.resume, overwrite=a.overwrite)
+    return 0
+
+
 def cmd_extract(a) -> int:
     from pvlora.vector import extract_vector
 
@@ -249,7 +271,7 @@ def _err(msg: str) -> _UsageError:
 
 
 HANDLERS = {
-    "data": cmd_data, "train": cmd_train, "extract": cmd_extract, "compose": cmd_compose, "inspect": cmd_inspect,
+    "data": cmd_data, "sft": cmd_sft, "train": cmd_train, "extract": cmd_extract, "compose": cmd_compose, "inspect": cmd_inspect,
 }
 
 

@@ -133,7 +133,9 @@ def compose(
     }
     with atomic_dir(out, overwrite) as tmp:
         if merge:
-            manifest["dtype"] = merge_into_base(tmp, base, revision, total, dtype)
+            from pvlora.config import ModelConfig
+
+            manifest["dtype"] = merge_into_base(tmp, ModelConfig(name_or_path=base, revision=revision), total, dtype)
         else:
             manifest["rank"] = write_factors(tmp, total, base_fp["name_or_path"], rank=manifest["rank"],
                                              revision=revision)
@@ -141,23 +143,24 @@ def compose(
     return manifest
 
 
-def merge_into_base(out: Path, base: str, revision: str | None, total: lora_math.Factors,
-                    dtype: str | None = None) -> str:
+def merge_into_base(out: Path, cfg, total: lora_math.Factors, dtype: str | None = None, tok=None) -> str:
     """Load the base once in ``dtype`` and add each module's ΔW = B·A to its weight in place, one
     layer at a time (each ΔW is formed in fp32, then rounded once): peak memory is the base plus one
     layer, where PEFT's ``merge_and_unload`` path would first need the whole base in fp32 to keep
     precision. A 4-bit base is dequantised to ``dtype`` first: merging into 4-bit weights would
-    re-quantise them and change outputs. Returns the dtype written."""
+    re-quantise them and change outputs. ``cfg``: the base's ModelConfig (its quantization is
+    ignored); ``tok``: the tokenizer to save with it (default: the base's). Returns the dtype written."""
+    import dataclasses
+
     import torch
 
-    from pvlora.config import ModelConfig
     from pvlora.models import load_model, load_tokenizer, resolve_base_path
 
-    cfg = ModelConfig(name_or_path=base, revision=revision)
+    cfg = dataclasses.replace(cfg, quantization="none")
     if dtype is None:
         from transformers import AutoConfig
 
-        own = getattr(AutoConfig.from_pretrained(resolve_base_path(cfg), revision=revision), "dtype", None)
+        own = getattr(AutoConfig.from_pretrained(resolve_base_path(cfg), revision=cfg.revision), "dtype", None)
         dtype = str(own).replace("torch.", "") if own is not None else "float32"
         if dtype not in ("float32", "bfloat16", "float16"):
             dtype = "float32"
@@ -174,5 +177,5 @@ def merge_into_base(out: Path, base: str, revision: str | None, total: lora_math
             weight.copy_((weight.float() + delta.to(weight.device)).to(weight.dtype))
             del delta
     model.save_pretrained(str(out), safe_serialization=True)
-    load_tokenizer(cfg).save_pretrained(str(out))
+    (tok if tok is not None else load_tokenizer(cfg)).save_pretrained(str(out))
     return dtype

@@ -111,6 +111,43 @@ class TrainConfig:
                 raise ConfigError(f"train.{name} must be positive, got {getattr(self, name)}")
 
 
+SFT_FORMATS = ("toy", "alpaca", "messages", "prompt_completion")
+
+
+@dataclass
+class SFTStageConfig:
+    source: str = field(
+        default="toy",
+        metadata={"help": "Instruction data: 'toy' (the toy assistant's corpus), a Hub dataset id (e.g. "
+                  "tatsu-lab/alpaca, as in the paper), or a local .jsonl/.jsonl.gz/.json/.parquet file or directory."},
+    )
+    format: str = field(default="toy", metadata={"help": f"One of {', '.join(SFT_FORMATS)}."})
+    split: str = field(default="train", metadata={"help": "Split of a Hub dataset or a directory of split files."})
+    subset: str | None = field(default=None, metadata={"help": "Hub dataset configuration name."})
+    limit: int | None = field(default=None, metadata={"help": "Use at most this many examples."})
+    merge: bool = field(
+        default=True,
+        metadata={"help": "Also write OUT-merged: the base with the SFT adapter merged in (unquantised), with its "
+                  "tokenizer and chat template: point model.name_or_path of `pvlora train` at it."},
+    )
+    merge_dtype: Literal["float32", "bfloat16", "float16"] | None = field(
+        default=None, metadata={"help": "dtype of the merged model (default: the base's own dtype)."},
+    )
+    args: dict[str, Any] = field(default_factory=dict, metadata={"help": "trl.SFTConfig keyword arguments."})
+
+    def __post_init__(self) -> None:
+        if self.format not in SFT_FORMATS:
+            raise ConfigError(f"sft.format: unknown format {self.format!r}; choose one of {', '.join(SFT_FORMATS)}")
+        if self.limit is not None and self.limit <= 0:
+            raise ConfigError(f"sft.limit must be positive, got {self.limit}")
+        allowed = _trl_fields("SFTConfig") if self.args else set()
+        for key in self.args:
+            if key not in allowed:
+                raise ConfigError(f"sft.args.{key}: not a trl.SFTConfig field{_suggest(key, allowed)}")
+        if "output_dir" in self.args:
+            raise ConfigError("sft.args.output_dir: pass --out to `pvlora sft` instead; pvlora places the run itself")
+
+
 @dataclass
 class EvalConfig:
     scorers: list[str] = field(
@@ -139,6 +176,7 @@ class ExperimentConfig:
     lora: dict[str, Any] = field(default_factory=dict, metadata={"help": "peft.LoraConfig keyword arguments."})
     dpo: dict[str, Any] = field(default_factory=dict, metadata={"help": "trl.DPOConfig keyword arguments."})
     preferences: list[PreferenceConfig] = field(default_factory=list)
+    sft: SFTStageConfig = field(default_factory=SFTStageConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
@@ -201,11 +239,15 @@ def validate_dpo_keys(dpo: dict[str, Any], where: str = "dpo") -> None:
 
 
 def _dpo_fields() -> set[str]:
-    # trl.DPOConfig = transformers.TrainingArguments + DPO fields. Importing trl costs seconds, so
-    # read the field names from the dataclass only when a config is actually validated.
-    from trl import DPOConfig
+    return _trl_fields("DPOConfig")
 
-    return {f.name for f in dataclasses.fields(DPOConfig)}
+
+def _trl_fields(name: str) -> set[str]:
+    # trl.DPOConfig / SFTConfig = transformers.TrainingArguments + their own fields. Importing trl
+    # costs seconds, so read the field names only when a config actually sets some.
+    import trl
+
+    return {f.name for f in dataclasses.fields(getattr(trl, name))}
 
 
 def _suggest(key: str, allowed: set[str]) -> str:

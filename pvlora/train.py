@@ -20,9 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pvlora.config import ExperimentConfig, save_config
 from pvlora.artifacts import atomic_dir, write_manifest
+from pvlora.config import ExperimentConfig, save_config
 from pvlora.errors import ArtifactError
+from pvlora.runs import (  # noqa: F401  (partial_dir, cast_trainable_to_fp32: part of this module's API)
+    CostReport, cast_trainable_to_fp32, is_main_process, join_process_group, last_complete_checkpoint, partial_dir,
+    silent, wait_for_everyone,
+)
 
 DIRECTIONS = ("positive", "negative")
 DPO_DEFAULTS: dict[str, Any] = {
@@ -35,10 +39,6 @@ DPO_DEFAULTS: dict[str, Any] = {
 
 def adapter_dir(cfg: ExperimentConfig, preference: str, direction: str, out: str | Path | None = None) -> Path:
     return Path(out or Path(cfg.output.dir) / "adapters") / f"{preference}-{direction}"
-
-
-def partial_dir(target: Path) -> Path:
-    return target.parent / f".{target.name}.partial"
 
 
 @dataclass
@@ -77,12 +77,12 @@ def train_all(cfg: ExperimentConfig, preference: str | None = None, direction: s
               resume: bool = False, overwrite: bool = False, skip_finished: bool = False,
               log=print) -> list[TrainResult]:
     jobs = plan(cfg, preference, direction)
-    _join_process_group()
+    join_process_group()
     check_targets(cfg, jobs, out, resume, overwrite, skip_finished)
-    _wait_for_everyone()  # every process has checked before the main one creates anything
+    wait_for_everyone()  # every process has checked before the main one creates anything
     skip_finished = skip_finished or resume
     if not is_main_process():
-        log = _silent
+        log = silent
     results = []
     # Base log-probs of held-out texts, shared by the two directions of a preference (the negative
     # held-out set is the positive one with chosen and rejected swapped): the base is scored once.
@@ -105,84 +105,18 @@ def train_all(cfg: ExperimentConfig, preference: str | None = None, direction: s
     return results
 
 
-def _silent(*_args, **_kwargs) -> None:
-    pass
-
-
-def is_main_process() -> bool:
-    """True outside ``accelerate launch`` / ``torchrun`` and on the global rank 0 process. Read from
-    the launcher's environment: the trainer sets up the process group only later, and an early
-    ``PartialState()`` would not see it on CPU-only machines."""
-    from accelerate.utils import get_int_from_env
-
-    return get_int_from_env(["RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK"], 0) == 0
-
-
-def _join_process_group() -> None:
-    """Under a multi-process launch, set up the process group now (the trainer would only do it
-    later), so processes can wait for each other around the main process's writes."""
-    import torch
-    from accelerate.utils import get_int_from_env
-
-    if get_int_from_env(["WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"], 1) > 1:
-        from accelerate import PartialState
-
-        PartialState(cpu=not torch.cuda.is_available())
-
-
-def _wait_for_everyone() -> None:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-
-
-def checkpoint_complete(path: Path) -> bool:
-    """transformers writes ``trainer_state.json`` last: a checkpoint without a readable one was cut
-    short (killed mid-write) and cannot be resumed from."""
-    try:
-        json.loads((path / "trainer_state.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return True
-
-
-def last_complete_checkpoint(part: Path) -> Path | None:
-    """The newest complete ``checkpoint-N`` in ``part``; newer incomplete ones are removed so that
-    the trainer's own checkpoint rotation never counts them."""
-    ckpts = sorted((p for p in part.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()),
-                   key=lambda p: int(p.name.split("-")[-1]), reverse=True)
-    for ckpt in ckpts:
-        if checkpoint_complete(ckpt):
-            return ckpt
-        if is_main_process():
-            shutil.rmtree(ckpt, ignore_errors=True)
-    return None
-
-
-def cast_trainable_to_fp32(model) -> int:
-    """Keep trainable (LoRA) weights in fp32; returns how many tensors were cast.
-
-    With a 4-bit base, TRL's DPOTrainer casts the trainable LoRA weights to bf16. At DPO's usual
-    learning rates (the paper's 1e-6) most AdamW updates are below bf16's resolution and round away:
-    the adapter barely moves. PEFT's LoRA layers cast their input to the adapter's dtype, so compute
-    around the 4-bit weights stays bf16 while the weights and optimiser state are fp32 (QLoRA's own
-    recipe keeps adapters in higher precision too)."""
-    import torch
-
-    n = 0
-    for param in model.parameters():
-        if param.requires_grad and param.dtype in (torch.bfloat16, torch.float16):
-            param.data = param.data.float()
-            n += 1
-    return n
-
-
 def _final(history: list[dict[str, Any]], key: str) -> float | None:
     for entry in reversed(history):
         if key in entry:
             return float(entry[key])
     return None
+
+
+def dpo_tokens(dataset, max_length: int | None) -> int:
+    """Tokens one pass over a tokenised DPO dataset feeds the model (chosen and rejected sequences)."""
+    cap = max_length or 10**9
+    return sum(min(cap, len(p) + len(c)) + min(cap, len(p) + len(r))
+               for p, c, r in zip(dataset["prompt_ids"], dataset["chosen_ids"], dataset["rejected_ids"]))
 
 
 def heldout_sample(pairs: list[dict[str, Any]], max_pairs: int | None, seed: int) -> list[dict[str, Any]]:
@@ -216,7 +150,7 @@ def train_one(cfg: ExperimentConfig, preference: str, direction: str, target: Pa
         if part.exists() and not resume:
             shutil.rmtree(part)  # --overwrite: start over
         part.mkdir(parents=True, exist_ok=True)
-    _wait_for_everyone()
+    wait_for_everyone()
     ckpt = last_complete_checkpoint(part) if resume else None
 
     set_seed(cfg.seed)  # the LoRA init below draws from this seed: identical for both directions
@@ -235,7 +169,7 @@ def train_one(cfg: ExperimentConfig, preference: str, direction: str, target: Pa
         peft_config=peft_config,
     )
     cast_trainable_to_fp32(trainer.model)  # before train() builds the optimiser
-    trainer.add_callback(CostReport(trainer, f"{preference}-{direction}", log))
+    trainer.add_callback(CostReport(trainer, f"{preference}-{direction}", log, dpo_tokens))
     t0 = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     seconds = time.perf_counter() - t0
@@ -281,61 +215,6 @@ def train_one(cfg: ExperimentConfig, preference: str, direction: str, target: Pa
                            heldout_accuracy_base=acc["base_accuracy"], heldout_pairs=acc["n"],
                            heldout_pairs_available=len(data.heldout))
             write_manifest(target, manifest)  # atomic: replaces the first one whole
-    _wait_for_everyone()
+    wait_for_everyone()
     del trainer, model, peft_model
     return TrainResult(target, manifest)
-
-
-def _make_cost_report():
-    from transformers import TrainerCallback
-
-    class CostReport(TrainerCallback):
-        """Says what a run will cost before it starts (pairs, optimiser steps, tokens) and, once the
-        first steps are timed, how long it will take; TRL's progress bar stays as it is."""
-
-        def __init__(self, trainer, name: str, log, timed_steps: int = 3):
-            self.name, self.log, self.timed_steps = name, log, timed_steps
-            ds = trainer.train_dataset
-            self.pairs = len(ds)
-            max_len = trainer.args.max_length or 10**9
-            self.tokens_per_epoch = sum(
-                min(max_len, len(p) + len(c)) + min(max_len, len(p) + len(r))
-                for p, c, r in zip(ds["prompt_ids"], ds["chosen_ids"], ds["rejected_ids"]))
-            self.t0 = self.start_step = None
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            import time as _t
-
-            per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
-            seen = min(self.pairs * (state.num_train_epochs or args.num_train_epochs), state.max_steps * per_step)
-            tokens = self.tokens_per_epoch * seen / max(self.pairs, 1)
-            resumed = f", resuming at step {state.global_step}" if state.global_step else ""
-            self.log(f"[pvlora] {self.name}: {self.pairs} pairs, {state.max_steps} optimiser steps of {per_step} "
-                     f"pairs (batch {args.per_device_train_batch_size} x accumulation "
-                     f"{args.gradient_accumulation_steps} x {args.world_size} process(es)), about "
-                     f"{tokens / 1e6:.3g}M tokens{resumed}")
-            self.t0, self.start_step = _t.perf_counter(), state.global_step
-
-        def on_step_end(self, args, state, control, **kwargs):
-            import time as _t
-
-            done = state.global_step - self.start_step
-            if done == self.timed_steps and state.max_steps > state.global_step:
-                per_step = (_t.perf_counter() - self.t0) / done
-                left = per_step * (state.max_steps - state.global_step)
-                self.log(f"[pvlora] {self.name}: {per_step:.2f} s/step over the first {done} steps; "
-                         f"about {_duration(left)} to go")
-
-    return CostReport
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def CostReport(trainer, name: str, log):  # noqa: N802  (a factory: transformers is imported lazily)
-    return _make_cost_report()(trainer, name, log)

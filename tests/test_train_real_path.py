@@ -92,7 +92,7 @@ def test_crash_in_heldout_pass_keeps_the_trained_adapter(tmp_path, monkeypatch, 
     assert a.factors and a.manifest["metrics"]["train_steps"] == 4 and "heldout_accuracy" not in a.manifest["metrics"]
     assert not partial_dir(target).exists()
     # the cost was reported before training: pairs, steps, tokens, then a time estimate
-    assert any("64 pairs, 4 optimiser steps" in ln and "M tokens" in ln for ln in lines), lines
+    assert any("64 examples, 4 optimiser steps" in ln and "M tokens" in ln for ln in lines), lines
     assert any("s/step over the first 3 steps" in ln for ln in lines), lines
 
 

@@ -1,0 +1,100 @@
+"""Instruction data for the SFT stage: each format turns one raw row into TRL's conversational
+prompt-completion example ``{"prompt": [user message], "completion": [assistant message]}``.
+
+Same conventions as the preference formats: :class:`Drop` for a readable but unusable row (counted
+by reason), :class:`MissingColumn` for a schema problem (the whole source is in the wrong format).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from pvlora.data.formats import EMPTY, EMPTY_PROMPT, Drop, MissingColumn, _col, _messages
+from pvlora.errors import DataError
+
+Example = dict[str, Any]
+SFT_FORMATS: dict[str, Callable[[dict[str, Any]], Example]] = {}
+
+
+def _register(name: str):
+    def deco(fn):
+        SFT_FORMATS[name] = fn
+        return fn
+
+    return deco
+
+
+def _string(row: dict[str, Any], column: str, required: bool = True) -> str:
+    value = _col(row, column) if required else row.get(column)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise Drop(f"{column} is not a string")
+    return value
+
+
+def _example(prompt: str, completion: str) -> Example:
+    if not prompt.strip():
+        raise Drop(EMPTY_PROMPT)
+    if not completion.strip():
+        raise Drop(EMPTY)
+    return {"prompt": [{"role": "user", "content": prompt}], "completion": [{"role": "assistant", "content": completion}]}
+
+
+@_register("alpaca")
+def parse_alpaca(row: dict[str, Any]) -> Example:
+    """tatsu-lab/alpaca and its copies: ``instruction``, optional ``input``, ``output``."""
+    instruction, extra = _string(row, "instruction"), _string(row, "input", required=False)
+    prompt = f"{instruction}\n\n{extra}" if extra.strip() else instruction
+    return _example(prompt, _string(row, "output"))
+
+
+@_register("prompt_completion")
+def parse_prompt_completion(row: dict[str, Any]) -> Example:
+    """Plain strings ``prompt`` and ``completion``."""
+    return _example(_string(row, "prompt"), _string(row, "completion"))
+
+
+@_register("messages")
+def parse_sft_messages(row: dict[str, Any]) -> Example:
+    """A ``messages`` dialogue ending in an assistant turn (trained on that final turn)."""
+    msgs = _messages(_col(row, "messages"), "messages")
+    if len(msgs) < 2 or msgs[-1]["role"] != "assistant":
+        raise Drop("dialogue has no final assistant turn")
+    if not msgs[-1]["content"].strip():
+        raise Drop(EMPTY)
+    if not any(m["content"].strip() for m in msgs[:-1] if m["role"] == "user"):
+        raise Drop(EMPTY_PROMPT)
+    return {"prompt": msgs[:-1], "completion": msgs[-1:]}
+
+
+def load_sft_examples(source: str, fmt: str, split: str = "train", subset: str | None = None,
+                      limit: int | None = None, seed: int = 0) -> tuple[list[Example], int, Counter]:
+    """(examples, rows read, drop counts) for the configured SFT data."""
+    if fmt == "toy" or source == "toy":
+        from pvlora.data import toy
+
+        examples = toy.sft_examples(seed, per_prompt=1)
+        return examples[:limit] if limit else examples, len(examples), Counter()
+    from pvlora.data.sources import iter_rows
+
+    parser, out, drops, n = SFT_FORMATS[fmt], [], Counter(), 0
+    for where, row in iter_rows(source, split, subset):
+        n += 1
+        try:
+            out.append(parser(row))
+        except Drop as d:
+            drops[d.reason] += 1
+        except MissingColumn as m:
+            raise DataError(
+                f"{where}: column {m.column!r} is missing for SFT format {fmt!r} (row has: {', '.join(m.available)}). "
+                "Pick the format that matches the data (sft.format), or rename the column."
+            ) from None
+        if limit and len(out) >= limit:
+            break
+    if not out:
+        detail = ", ".join(f"{c} {r}" for r, c in drops.items()) or "the source is empty"
+        raise DataError(f"sft data source {source}: no usable example out of {n} rows ({detail})")
+    return out, n, drops

@@ -1,0 +1,141 @@
+"""The life of one training run, shared by `pvlora train` (DPO) and `pvlora sft`.
+
+A run trains in a hidden ``.NAME.partial`` directory beside its target, resumes from the last
+*complete* checkpoint there, keeps the trainable LoRA weights in fp32, writes from the main process
+only under ``accelerate launch``, and says what it will cost before it starts.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+
+def partial_dir(target: Path) -> Path:
+    return target.parent / f".{target.name}.partial"
+
+
+def silent(*_args, **_kwargs) -> None:
+    pass
+
+
+def is_main_process() -> bool:
+    """True outside ``accelerate launch`` / ``torchrun`` and on the global rank 0 process. Read from
+    the launcher's environment: the trainer sets up the process group only later, and an early
+    ``PartialState()`` would not see it on CPU-only machines."""
+    from accelerate.utils import get_int_from_env
+
+    return get_int_from_env(["RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK"], 0) == 0
+
+
+def join_process_group() -> None:
+    """Under a multi-process launch, set up the process group now (the trainer would only do it
+    later), so processes can wait for each other around the main process's writes."""
+    import torch
+    from accelerate.utils import get_int_from_env
+
+    if get_int_from_env(["WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"], 1) > 1:
+        from accelerate import PartialState
+
+        PartialState(cpu=not torch.cuda.is_available())
+
+
+def wait_for_everyone() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def checkpoint_complete(path: Path) -> bool:
+    """transformers writes ``trainer_state.json`` last: a checkpoint without a readable one was cut
+    short (killed mid-write) and cannot be resumed from."""
+    try:
+        json.loads((path / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def last_complete_checkpoint(part: Path) -> Path | None:
+    """The newest complete ``checkpoint-N`` in ``part``; newer incomplete ones are removed so that
+    the trainer's own checkpoint rotation never counts them."""
+    ckpts = sorted((p for p in part.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()),
+                   key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+    for ckpt in ckpts:
+        if checkpoint_complete(ckpt):
+            return ckpt
+        if is_main_process():
+            shutil.rmtree(ckpt, ignore_errors=True)
+    return None
+
+
+def cast_trainable_to_fp32(model) -> int:
+    """Keep trainable (LoRA) weights in fp32; returns how many tensors were cast.
+
+    With a 4-bit base, TRL's DPOTrainer casts the trainable LoRA weights to bf16. At DPO's usual
+    learning rates (the paper's 1e-6) most AdamW updates are below bf16's resolution and round away:
+    the adapter barely moves. PEFT's LoRA layers cast their input to the adapter's dtype, so compute
+    around the 4-bit weights stays bf16 while the weights and optimiser state are fp32 (QLoRA's own
+    recipe keeps adapters in higher precision too)."""
+    import torch
+
+    n = 0
+    for param in model.parameters():
+        if param.requires_grad and param.dtype in (torch.bfloat16, torch.float16):
+            param.data = param.data.float()
+            n += 1
+    return n
+
+
+def _make_cost_report():
+    from transformers import TrainerCallback
+
+    class CostReport(TrainerCallback):
+        """Says what a run will cost before it starts (pairs, optimiser steps, tokens) and, once the
+        first steps are timed, how long it will take; TRL's progress bar stays as it is."""
+
+        def __init__(self, trainer, name: str, log, count_tokens, timed_steps: int = 3):
+            self.name, self.log, self.timed_steps = name, log, timed_steps
+            self.pairs = len(trainer.train_dataset)
+            self.tokens_per_epoch = count_tokens(trainer.train_dataset, trainer.args.max_length)
+            self.t0 = self.start_step = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            import time as _t
+
+            per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+            seen = min(self.pairs * (state.num_train_epochs or args.num_train_epochs), state.max_steps * per_step)
+            tokens = self.tokens_per_epoch * seen / max(self.pairs, 1)
+            resumed = f", resuming at step {state.global_step}" if state.global_step else ""
+            self.log(f"[pvlora] {self.name}: {self.pairs} examples, {state.max_steps} optimiser steps of {per_step} "
+                     f"examples (batch {args.per_device_train_batch_size} x accumulation "
+                     f"{args.gradient_accumulation_steps} x {args.world_size} process(es)), about "
+                     f"{tokens / 1e6:.3g}M tokens{resumed}")
+            self.t0, self.start_step = _t.perf_counter(), state.global_step
+
+        def on_step_end(self, args, state, control, **kwargs):
+            import time as _t
+
+            done = state.global_step - self.start_step
+            if done == self.timed_steps and state.max_steps > state.global_step:
+                per_step = (_t.perf_counter() - self.t0) / done
+                left = per_step * (state.max_steps - state.global_step)
+                self.log(f"[pvlora] {self.name}: {per_step:.2f} s/step over the first {done} steps; "
+                         f"about {_duration(left)} to go")
+
+    return CostReport
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def CostReport(trainer, name: str, log, count_tokens):  # noqa: N802  (a factory: transformers loads lazily)
+    """``count_tokens(tokenised train dataset, max_length)``: tokens of one epoch."""
+    return _make_cost_report()(trainer, name, log, count_tokens)
