@@ -28,6 +28,13 @@ BUILTIN: dict[str, str] = {
         "{{ '<|start_header_id|>' + m['role'] + '<|end_header_id|>\\n\\n' + m['content'] | trim + '<|eot_id|>' }}"
         "{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"
     ),
+    # Mistral-7B-Instruct's [INST] format (system text, if any, is prepended to the first user turn)
+    "mistral": (
+        "{{ bos_token }}{% set ns = namespace(sys='') %}{% for m in messages %}"
+        "{% if m['role'] == 'system' %}{% set ns.sys = m['content'] + '\n\n' %}"
+        "{% elif m['role'] == 'user' %}{{ '[INST] ' + ns.sys + m['content'] + ' [/INST]' }}{% set ns.sys = '' %}"
+        "{% else %}{{ m['content'] + eos_token }}{% endif %}{% endfor %}"
+    ),
     # Zephyr-style plain-text markers: works with any tokenizer (no special tokens needed)
     "zephyr": (
         "{% for m in messages %}{{ '<|' + m['role'] + '|>\\n' + m['content'] + eos_token + '\\n' }}{% endfor %}"

@@ -41,7 +41,7 @@ class ModelConfig:
     chat_template: str | None = field(
         default=None,
         metadata={"help": "Chat template for a base that has none (or to replace its own): a built-in name "
-                  "(chatml, llama3, zephyr) or a path to a Jinja file. Saved with every adapter."},
+                  "(chatml, llama3, mistral, zephyr) or a path to a Jinja file. Saved with every adapter."},
     )
 
     def __post_init__(self) -> None:

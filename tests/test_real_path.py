@@ -248,3 +248,22 @@ def test_merge_layer_by_layer_in_the_base_dtype(tmp_path, random_base_dir, dtype
     # layers the vector does not touch are bit-identical to the base
     torch.testing.assert_close(merged.get_submodule("model.layers.0.mlp.up_proj").weight,
                                orig.get_submodule("model.layers.0.mlp.up_proj").weight.to(merged.dtype), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("llama3", "<|bos|><|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|>"
+               "<|start_header_id|>assistant<|end_header_id|>\n\nyo<|eot_id|>"),
+    ("mistral", "<|bos|>[INST] be brief\n\nhi [/INST]yo<|end|>"),
+    ("zephyr", "<|system|>\nbe brief<|end|>\n<|user|>\nhi<|end|>\n<|assistant|>\nyo<|end|>\n"),
+])
+def test_builtin_chat_templates_render_their_formats(random_base_dir, name, expected):
+    from transformers import AutoTokenizer
+
+    from pvlora.chat_templates import BUILTIN
+
+    tok = AutoTokenizer.from_pretrained(random_base_dir)  # bos <|bos|>, eos <|end|>
+    tok.chat_template = BUILTIN[name]
+    msgs = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
+    if name != "llama3":
+        msgs.insert(0, {"role": "system", "content": "be brief"})
+    assert tok.apply_chat_template(msgs, tokenize=False) == expected
