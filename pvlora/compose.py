@@ -168,6 +168,16 @@ def merge_into_base(out: Path, cfg, total: lora_math.Factors, dtype: str | None 
     model = load_model(cfg, dtype=torch_dtype)
     if getattr(model, "hf_quantizer", None) is not None:  # a checkpoint saved in 4-bit
         model = model.dequantize(dtype=torch_dtype)
+        # transformers replays the load-time weight conversions in reverse on save; the 4-bit
+        # deserialisation has no reverse (and nothing is left to re-quantise), so drop it.
+        kept = []
+        for conversion in getattr(model, "_weight_conversions", None) or []:
+            try:
+                conversion.reverse_transform()
+                kept.append(conversion)
+            except NotImplementedError:
+                pass
+        model._weight_conversions = kept
     modules = dict(model.named_modules())
     prefix = "base_model.model."
     with torch.no_grad():

@@ -267,3 +267,27 @@ def test_builtin_chat_templates_render_their_formats(random_base_dir, name, expe
     if name != "llama3":
         msgs.insert(0, {"role": "system", "content": "be brief"})
     assert tok.apply_chat_template(msgs, tokenize=False) == expected
+
+
+def test_merge_onto_a_4bit_checkpoint_dequantises_first(tmp_path, random_base_dir):
+    from transformers import AutoModelForCausalLM
+
+    from pvlora.compose import compose
+    from pvlora.models import bnb_config
+
+    q4 = tmp_path / "q4-base"
+    AutoModelForCausalLM.from_pretrained(random_base_dir, quantization_config=bnb_config(),
+                                         dtype=torch.bfloat16).save_pretrained(q4)
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(random_base_dir / f, q4)
+    vec = _plain_adapter(tmp_path, random_base_dir, "vec")
+    m = compose(str(q4), {str(vec): 1.0}, tmp_path / "merged", merge=True)
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged", dtype="auto")
+    assert m["dtype"] == "bfloat16" and merged.dtype == torch.bfloat16
+    assert not any(type(x).__name__ == "Linear4bit" for x in merged.modules())
+    assert "quantization_config" not in json.loads((tmp_path / "merged" / "config.json").read_text())
+    dq = AutoModelForCausalLM.from_pretrained(q4).dequantize(dtype=torch.float32)  # the 4-bit values, unrounded
+    for module, lr in read_adapter(vec).factors.items():
+        name = module.removeprefix("base_model.model.")
+        want = (dq.get_submodule(name).weight + lr.B @ lr.A).to(torch.bfloat16)
+        torch.testing.assert_close(merged.get_submodule(name).weight, want, rtol=2**-7, atol=1e-6)
