@@ -59,3 +59,17 @@ def resolve_chat_template(spec: str, where: str = "model.chat_template") -> str:
     if "messages" not in text:
         raise ConfigError(f"{where}: {path} does not iterate over 'messages'; it is not a chat template")
     return text
+
+
+def carry_template(sources, out: Path) -> None:
+    """Copy the chat template the sources were trained with into ``out`` when they all agree (a
+    vector or composition is then used with the same text as its adapters). Only regular files
+    inside each source directory are read, with a size bound."""
+    texts = set()
+    for src in sources:
+        f = Path(src) / TEMPLATE_FILE
+        if f.is_symlink() or not f.is_file() or f.stat().st_size > MAX_TEMPLATE_BYTES:
+            return
+        texts.add(f.read_text(encoding="utf-8"))
+    if len(texts) == 1:
+        (Path(out) / TEMPLATE_FILE).write_text(texts.pop(), encoding="utf-8")

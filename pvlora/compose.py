@@ -9,6 +9,7 @@ from pvlora import lora_math
 from pvlora.artifacts import (
     Adapter, atomic_dir, check_eta, check_same_base, read_adapter, write_factors, write_manifest,
 )
+from pvlora.chat_templates import carry_template
 from pvlora.errors import ArtifactError
 
 
@@ -139,6 +140,7 @@ def compose(
         else:
             manifest["rank"] = write_factors(tmp, total, base_fp["name_or_path"], rank=manifest["rank"],
                                              revision=revision)
+            carry_template([a.path for a, _ in items], tmp)
         write_manifest(tmp, manifest)
     return manifest
 

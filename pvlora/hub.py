@@ -18,7 +18,8 @@ from pvlora.artifacts import ADAPTER_CONFIG, MANIFEST, SAFE_WEIGHTS, atomic_dir,
 from pvlora.errors import ArtifactError
 
 _REPO_RE = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<rev>[\w./-]+))?$")
-UPLOAD_FILES = (ADAPTER_CONFIG, SAFE_WEIGHTS, MANIFEST, "README.md", "pvlora-config.yaml", "eval.json")
+UPLOAD_FILES = (ADAPTER_CONFIG, SAFE_WEIGHTS, MANIFEST, "README.md", "pvlora-config.yaml", "eval.json",
+                "chat_template.jinja")
 TAGS = ["pvlora", "preference-vector", "dpo", "lora"]
 
 

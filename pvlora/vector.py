@@ -7,6 +7,7 @@ from typing import Any
 
 from pvlora import lora_math
 from pvlora.artifacts import Adapter, atomic_dir, check_same_base, read_adapter, write_factors, write_manifest
+from pvlora.chat_templates import carry_template
 
 
 def _source_summary(a: Adapter) -> dict[str, Any]:
@@ -53,5 +54,6 @@ def extract_vector(
     with atomic_dir(out, overwrite) as tmp:
         manifest["rank"] = write_factors(tmp, phi, (base or {}).get("name_or_path"),
                                          rank=manifest["rank"], revision=(base or {}).get("revision"))
+        carry_template([a.path for a in adapters], tmp)
         write_manifest(tmp, manifest)
     return manifest

@@ -291,3 +291,17 @@ def test_merge_onto_a_4bit_checkpoint_dequantises_first(tmp_path, random_base_di
         name = module.removeprefix("base_model.model.")
         want = (dq.get_submodule(name).weight + lr.B @ lr.A).to(torch.bfloat16)
         torch.testing.assert_close(merged.get_submodule(name).weight, want, rtol=2**-7, atol=1e-6)
+
+
+def test_vector_carries_the_chat_template_its_adapters_agree_on(tmp_path, random_base_dir):
+    from pvlora.chat_templates import BUILTIN, TEMPLATE_FILE
+    from pvlora.vector import extract_vector
+
+    pos, neg = _plain_adapter(tmp_path, random_base_dir, "pos"), _plain_adapter(tmp_path, random_base_dir, "neg")
+    for d in (pos, neg):
+        (d / TEMPLATE_FILE).write_text(BUILTIN["chatml"])
+    extract_vector(pos, neg, tmp_path / "vec")
+    assert (tmp_path / "vec" / TEMPLATE_FILE).read_text() == BUILTIN["chatml"]
+    (neg / TEMPLATE_FILE).write_text(BUILTIN["llama3"])  # disagreeing sources: no template is claimed
+    extract_vector(pos, neg, tmp_path / "vec2")
+    assert not (tmp_path / "vec2" / TEMPLATE_FILE).exists()
