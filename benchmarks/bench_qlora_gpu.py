@@ -176,12 +176,12 @@ def config(base: Path, data: Path, out: Path, seq: int, steps: int, lr: float | 
     return cfg
 
 
-def memory_run(base: Path, work: Path, seq: int, steps: int, probe: Probe, tok) -> dict:
+def memory_run(base: Path, work: Path, seq: int, steps: int, heldout: int, probe: Probe, tok) -> dict:
     import pvlora.evaluate.accuracy as acc
     from pvlora.train import train_all
 
     data = work / f"pairs-{seq}.jsonl"
-    write_pairs(data, seq, 2 * max(steps, 64), tok)  # half held out: the default pass scores min(256, that)
+    write_pairs(data, seq, 2 * heldout, tok)  # half held out, all of them scored (at most 256 by default)
     phases, real = {}, acc.adapter_and_base_accuracy
 
     def timed_heldout(*a, **k):
@@ -235,7 +235,7 @@ def scoring_comparison(base: Path, work: Path, seq: int, n_pairs: int, batch: in
     from pvlora.models import load_base
 
     data = work / f"pairs-{seq}.jsonl"
-    write_pairs(data, seq, n_pairs, tok)
+    write_pairs(data, seq, 2 * n_pairs, tok)
     cfg = config(base, data, work / "unused", seq, 1)
     model, tok, _ = load_base(cfg.model)
     model.eval()
@@ -298,6 +298,8 @@ def main(argv=None) -> int:
     p.add_argument("--seq", type=int, nargs="+", default=[512, 1024])
     p.add_argument("--steps", type=int, default=None, help="training steps of the memory runs (GPU 10, CPU 3)")
     p.add_argument("--move-steps", type=int, default=20)
+    p.add_argument("--heldout-pairs", type=int, default=None,
+                   help="held-out pairs scored (GPU 256, the default pass's maximum; CPU 16: two full batches at 1024)")
     p.add_argument("--work", default="/tmp/pvlora-qlora-bench")
     a = p.parse_args(argv)
     import torch
@@ -308,6 +310,7 @@ def main(argv=None) -> int:
         return 2
     shape = LLAMA_31_8B if device == "cuda" else CPU_PROXY
     steps = a.steps or (10 if device == "cuda" else 3)
+    heldout = a.heldout_pairs or (256 if device == "cuda" else 16)
     work = Path(a.work) / device
     work.mkdir(parents=True, exist_ok=True)
     base = work / "base"
@@ -317,9 +320,10 @@ def main(argv=None) -> int:
     print(f"random {'Llama-3.1-8B-shaped' if device == 'cuda' else 'proxy'} base ready in {time.perf_counter() - t:.0f}s")
     probe = Probe(device)
     if device == "cuda":
-        memory_run(base, work, 256, 2, probe, tok)  # warm-up: CUDA context, kernels, allocator; not reported
-    memory = [memory_run(base, work, s, steps, probe, tok) for s in a.seq]
-    scoring = [scoring_comparison(base, work, s, 64, 8 if device == "cpu" else 64, probe, tok) for s in a.seq]
+        memory_run(base, work, 256, 2, 8, probe, tok)  # warm-up: CUDA context, kernels, allocator; not reported
+    memory = [memory_run(base, work, s, steps, heldout, probe, tok) for s in a.seq]
+    # the previous scoring's batch of 64 would need ~84 GB at 1024 tokens (bf16 + fp32 logits + log-softmax): batch 8 on the CPU
+    scoring = [scoring_comparison(base, work, s, heldout, 8 if device == "cpu" else 64, probe, tok) for s in a.seq]
     move_seq = min(a.seq)
     movement = {"pvlora (fp32 LoRA weights)": movement_run(base, work, move_seq, a.move_steps, True, tok),
                 "TRL default (bf16 LoRA weights)": movement_run(base, work, move_seq, a.move_steps, False, tok)}

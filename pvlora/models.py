@@ -27,12 +27,28 @@ def cache_root() -> Path:
 
 
 def resolve_base_path(cfg: ModelConfig) -> str:
-    """The directory or Hub id to load; builds the tiny base on first use."""
+    """The directory or Hub id to load; builds the tiny base, or converts a GGUF base, on first use."""
     if cfg.name_or_path == TINY_NAME:
         from pvlora.tiny import ensure_tiny_base
 
         return str(ensure_tiny_base(seed=cfg.tiny_seed))
+    gguf = gguf_source(cfg)
+    if gguf is not None:
+        from pvlora import gguf as gguf_mod
+
+        return str(gguf_mod.ensure_checkpoint(gguf))
     return cfg.name_or_path
+
+
+def gguf_source(cfg: ModelConfig) -> Path | None:
+    """The GGUF file a config names (a built-in name or ``model.gguf_file``), else None."""
+    from pvlora import gguf
+
+    if cfg.name_or_path in gguf.BUILTIN:
+        return gguf.builtin_file(cfg.name_or_path)
+    if cfg.gguf_file:
+        return gguf.locate(cfg.name_or_path, cfg.gguf_file, cfg.revision)
+    return None
 
 
 def config_sha256(config: Any) -> str:
@@ -43,10 +59,17 @@ def config_sha256(config: Any) -> str:
 
 def fingerprint(cfg: ModelConfig, config: Any) -> dict[str, Any]:
     """Identity of a base: written into every manifest, compared before vectors are mixed."""
+    from pvlora import gguf
+
     name = TINY_ID if cfg.name_or_path == TINY_NAME else cfg.name_or_path
     fp = {"name_or_path": name, "revision": cfg.revision, "config_sha256": config_sha256(config)}
     if cfg.name_or_path == TINY_NAME:
         fp["tiny_seed"] = cfg.tiny_seed
+    source = gguf_source(cfg)
+    if source is not None:
+        if cfg.name_or_path in gguf.BUILTIN:
+            fp["name_or_path"] = gguf.BUILTIN[cfg.name_or_path][2]  # what the GGUF is a quantisation of
+        fp["gguf_file"] = source.name  # a file name, never a local path
     return fp
 
 

