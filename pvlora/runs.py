@@ -7,6 +7,7 @@ only under ``accelerate launch``, and says what it will cost before it starts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from pathlib import Path
@@ -69,6 +70,19 @@ def last_complete_checkpoint(part: Path) -> Path | None:
         if is_main_process():
             shutil.rmtree(ckpt, ignore_errors=True)
     return None
+
+
+@contextlib.contextmanager
+def cleanup_unstarted(part: Path):
+    """On failure, remove ``part`` if no checkpoint reached it: a run that died before saving anything
+    (a late data error, a failed model load, Ctrl-C during warm-up) leaves nothing to resume and
+    should not make the next run demand --resume."""
+    try:
+        yield
+    except BaseException:
+        if is_main_process() and part.is_dir() and not any(part.glob("checkpoint-*")):
+            shutil.rmtree(part, ignore_errors=True)
+        raise
 
 
 def cast_trainable_to_fp32(model) -> int:

@@ -21,7 +21,8 @@ from pvlora.artifacts import atomic_dir, read_adapter, write_manifest
 from pvlora.config import ExperimentConfig, save_config
 from pvlora.errors import ArtifactError
 from pvlora.runs import (
-    CostReport, cast_trainable_to_fp32, is_main_process, join_process_group, last_complete_checkpoint, partial_dir,
+    CostReport, cast_trainable_to_fp32, cleanup_unstarted, is_main_process, join_process_group,
+    last_complete_checkpoint, partial_dir,
     wait_for_everyone,
 )
 
@@ -61,7 +62,8 @@ def run_sft(cfg: ExperimentConfig, out: str | Path | None = None, resume: bool =
         log(f"[pvlora] sft: adapter already trained ({target}); skipped")
         manifest = read_adapter(target).manifest or {}
     else:
-        manifest = _train(cfg, target, part, resume, log)
+        with cleanup_unstarted(part):
+            manifest = _train(cfg, target, part, resume, log)
     if cfg.sft.merge and is_main_process() and (overwrite or not merged.exists()):
         _merge(cfg, target, merged)
         log(f"[pvlora] sft: merged model -> {merged} (use it as model.name_or_path)")

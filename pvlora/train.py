@@ -24,8 +24,8 @@ from pvlora.artifacts import atomic_dir, write_manifest
 from pvlora.config import ExperimentConfig, save_config
 from pvlora.errors import ArtifactError
 from pvlora.runs import (  # noqa: F401  (partial_dir, cast_trainable_to_fp32: part of this module's API)
-    CostReport, cast_trainable_to_fp32, is_main_process, join_process_group, last_complete_checkpoint, partial_dir,
-    silent, wait_for_everyone,
+    CostReport, cast_trainable_to_fp32, cleanup_unstarted, is_main_process, join_process_group,
+    last_complete_checkpoint, partial_dir, silent, wait_for_everyone,
 )
 
 DIRECTIONS = ("positive", "negative")
@@ -95,7 +95,8 @@ def train_all(cfg: ExperimentConfig, preference: str | None = None, direction: s
             log(f"[pvlora] {pref}-{d}: already trained ({target}); skipped")
             results.append(TrainResult(target, read_manifest(target) or {}))
             continue
-        res = train_one(cfg, pref, d, target, resume=resume, base_cache=base_cache, log=log)
+        with cleanup_unstarted(partial_dir(target)):
+            res = train_one(cfg, pref, d, target, resume=resume, base_cache=base_cache, log=log)
         m = res.manifest["metrics"]
         acc = (f", held-out accuracy {m['heldout_accuracy']:.3f} (base {m['heldout_accuracy_base']:.3f})"
                if "heldout_accuracy" in m else "")

@@ -328,3 +328,17 @@ def test_gguf_file_must_exist(tmp_path):
 
     with pytest.raises(ConfigError, match=r"model\.gguf_file: 'model\.Q4\.gguf' is neither a file nor inside"):
         resolve_base_path(ModelConfig(name_or_path=str(tmp_path), gguf_file="model.Q4.gguf"))
+
+
+def test_run_that_dies_before_any_checkpoint_leaves_nothing_to_resume(tmp_path, monkeypatch, tiny_base_dir):
+    import pvlora.models
+    from pvlora.train import adapter_dir, partial_dir, train_all
+
+    def fail(*a, **k):
+        raise RuntimeError("model load failed (simulated)")
+
+    monkeypatch.setattr(pvlora.models, "load_model", fail)
+    cfg = load_config(None, [f"output.dir={tmp_path}"])
+    with pytest.raises(RuntimeError, match="simulated"):
+        train_all(cfg, "concise", "positive")
+    assert not partial_dir(adapter_dir(cfg, "concise", "positive")).exists()  # the next run needs no --resume
