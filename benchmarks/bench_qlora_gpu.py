@@ -229,7 +229,6 @@ def scoring_comparison(base: Path, work: Path, seq: int, n_pairs: int, batch: in
     """The held-out pass alone at one (batch, seq): pvlora's bounded scoring vs full logits."""
     import torch
 
-    from pvlora.config import load_config
     from pvlora.data import load_preference_data
     from pvlora.evaluate.accuracy import encode_pairs, score_encoded
     from pvlora.models import load_base

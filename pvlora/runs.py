@@ -10,7 +10,10 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import time
 from pathlib import Path
+
+from transformers import TrainerCallback  # runs.py is imported only by the training stages
 
 
 def partial_dir(target: Path) -> Path:
@@ -106,43 +109,35 @@ def cast_trainable_to_fp32(model) -> int:
     return n
 
 
-def _make_cost_report():
-    from transformers import TrainerCallback
+class CostReport(TrainerCallback):
+    """Says what a run will cost before it starts (examples, optimiser steps, tokens) and, once the
+    first steps are timed, how long it will take; TRL's progress bar stays as it is.
+    ``count_tokens(tokenised train dataset, max_length)`` gives the tokens of one epoch."""
 
-    class CostReport(TrainerCallback):
-        """Says what a run will cost before it starts (pairs, optimiser steps, tokens) and, once the
-        first steps are timed, how long it will take; TRL's progress bar stays as it is."""
+    def __init__(self, trainer, name: str, log, count_tokens, timed_steps: int = 3):
+        self.name, self.log, self.timed_steps = name, log, timed_steps
+        self.examples = len(trainer.train_dataset)
+        self.tokens_per_epoch = count_tokens(trainer.train_dataset, trainer.args.max_length)
+        self.t0 = self.start_step = None
 
-        def __init__(self, trainer, name: str, log, count_tokens, timed_steps: int = 3):
-            self.name, self.log, self.timed_steps = name, log, timed_steps
-            self.pairs = len(trainer.train_dataset)
-            self.tokens_per_epoch = count_tokens(trainer.train_dataset, trainer.args.max_length)
-            self.t0 = self.start_step = None
+    def on_train_begin(self, args, state, control, **kwargs):
+        per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+        seen = min(self.examples * (state.num_train_epochs or args.num_train_epochs), state.max_steps * per_step)
+        tokens = self.tokens_per_epoch * seen / max(self.examples, 1)
+        resumed = f", resuming at step {state.global_step}" if state.global_step else ""
+        self.log(f"[pvlora] {self.name}: {self.examples} examples, {state.max_steps} optimiser steps of {per_step} "
+                 f"examples (batch {args.per_device_train_batch_size} x accumulation "
+                 f"{args.gradient_accumulation_steps} x {args.world_size} process(es)), about "
+                 f"{tokens / 1e6:.3g}M tokens{resumed}")
+        self.t0, self.start_step = time.perf_counter(), state.global_step
 
-        def on_train_begin(self, args, state, control, **kwargs):
-            import time as _t
-
-            per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
-            seen = min(self.pairs * (state.num_train_epochs or args.num_train_epochs), state.max_steps * per_step)
-            tokens = self.tokens_per_epoch * seen / max(self.pairs, 1)
-            resumed = f", resuming at step {state.global_step}" if state.global_step else ""
-            self.log(f"[pvlora] {self.name}: {self.pairs} examples, {state.max_steps} optimiser steps of {per_step} "
-                     f"examples (batch {args.per_device_train_batch_size} x accumulation "
-                     f"{args.gradient_accumulation_steps} x {args.world_size} process(es)), about "
-                     f"{tokens / 1e6:.3g}M tokens{resumed}")
-            self.t0, self.start_step = _t.perf_counter(), state.global_step
-
-        def on_step_end(self, args, state, control, **kwargs):
-            import time as _t
-
-            done = state.global_step - self.start_step
-            if done == self.timed_steps and state.max_steps > state.global_step:
-                per_step = (_t.perf_counter() - self.t0) / done
-                left = per_step * (state.max_steps - state.global_step)
-                self.log(f"[pvlora] {self.name}: {per_step:.2f} s/step over the first {done} steps; "
-                         f"about {_duration(left)} to go")
-
-    return CostReport
+    def on_step_end(self, args, state, control, **kwargs):
+        done = state.global_step - self.start_step
+        if done == self.timed_steps and state.max_steps > state.global_step:
+            per_step = (time.perf_counter() - self.t0) / done
+            left = per_step * (state.max_steps - state.global_step)
+            self.log(f"[pvlora] {self.name}: {per_step:.2f} s/step over the first {done} steps; "
+                     f"about {_duration(left)} to go")
 
 
 def _duration(seconds: float) -> str:
@@ -151,8 +146,3 @@ def _duration(seconds: float) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
-
-
-def CostReport(trainer, name: str, log, count_tokens):  # noqa: N802  (a factory: transformers loads lazily)
-    """``count_tokens(tokenised train dataset, max_length)``: tokens of one epoch."""
-    return _make_cost_report()(trainer, name, log, count_tokens)
