@@ -107,6 +107,24 @@ def atomic_dir(target: str | Path, overwrite: bool = False) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def build_once(target: Path, build) -> Path:
+    """A cache entry: ``build(tmp)`` fills a temporary directory beside ``target``, which is then
+    renamed into place. A concurrent build that finished first wins (its copy is kept)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        build(tmp)
+        if target.exists():
+            shutil.rmtree(tmp)
+        else:
+            _default_mode(tmp, 0o777)
+            tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
 def _default_mode(path: Path, mode: int) -> None:
     """The permissions an ordinary ``mkdir``/``open`` would have given (``mode`` less the umask)."""
     import os

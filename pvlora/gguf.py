@@ -12,8 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
-import shutil
-import tempfile
+import json
 from pathlib import Path
 
 from pvlora.errors import ConfigError
@@ -83,6 +82,7 @@ def ensure_checkpoint(gguf: Path, log=print) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from pvlora.artifacts import build_once
     from pvlora.models import cache_root
 
     _require_gguf_package()
@@ -91,9 +91,8 @@ def ensure_checkpoint(gguf: Path, log=print) -> Path:
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
         return target
     log(f"[pvlora] converting {gguf.name} to a safetensors checkpoint in {target} (once; about a minute)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+
+    def convert(tmp: Path) -> None:
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
         # The weights are plain tensors now: drop the GGUF quantizer (save_pretrained refuses it) and its
@@ -103,12 +102,6 @@ def ensure_checkpoint(gguf: Path, log=print) -> Path:
             del model.config.quantization_config
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
-        (tmp / "pvlora-gguf.json").write_text(f'{{"gguf_file": "{gguf.name}", "gguf_sha256": "{digest}"}}\n')
-        if target.exists():  # a concurrent conversion won the race; keep it
-            shutil.rmtree(tmp)
-        else:
-            tmp.rename(target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+        (tmp / "pvlora-gguf.json").write_text(json.dumps({"gguf_file": gguf.name, "gguf_sha256": digest}) + "\n")
+
+    return build_once(target, convert)

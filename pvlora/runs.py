@@ -52,6 +52,17 @@ def wait_for_everyone() -> None:
         dist.barrier()
 
 
+def prepare_partial(part: Path, resume: bool) -> Path | None:
+    """Create (or, without ``resume``, recreate) a run's partial directory; returns the checkpoint
+    to resume from, if any. Only the main process touches the file system."""
+    if is_main_process():
+        if part.exists() and not resume:
+            shutil.rmtree(part)  # --overwrite: start over
+        part.mkdir(parents=True, exist_ok=True)
+    wait_for_everyone()
+    return last_complete_checkpoint(part) if resume else None
+
+
 def checkpoint_complete(path: Path) -> bool:
     """transformers writes ``trainer_state.json`` last: a checkpoint without a readable one was cut
     short (killed mid-write) and cannot be resumed from."""

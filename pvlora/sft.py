@@ -22,8 +22,7 @@ from pvlora.config import ExperimentConfig, save_config
 from pvlora.errors import ArtifactError
 from pvlora.runs import (
     CostReport, cast_trainable_to_fp32, cleanup_unstarted, is_main_process, join_process_group,
-    last_complete_checkpoint, partial_dir,
-    wait_for_everyone,
+    partial_dir, prepare_partial, wait_for_everyone,
 )
 
 SFT_DEFAULTS: dict[str, Any] = {
@@ -85,12 +84,7 @@ def _train(cfg: ExperimentConfig, target: Path, part: Path, resume: bool, log) -
     examples, rows, drops = load_sft_examples(s.source, s.format, s.split, s.subset, s.limit, cfg.seed)
     tok = load_tokenizer(cfg.model)
     check_chat_template(tok, True, cfg.model, f"the SFT data ({s.source})")
-    if is_main_process():
-        if part.exists() and not resume:
-            shutil.rmtree(part)  # --overwrite: start over
-        part.mkdir(parents=True, exist_ok=True)
-    wait_for_everyone()
-    ckpt = last_complete_checkpoint(part) if resume else None
+    ckpt = prepare_partial(part, resume)
 
     set_seed(cfg.seed)
     model, tok, base_fp = load_base(cfg.model, tok)

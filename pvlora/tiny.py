@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -56,18 +55,9 @@ def ensure_tiny_base(seed: int = 0, recipe: TinyRecipe = TinyRecipe(), out: Path
     target = Path(out) if out else tiny_cache_dir(seed, recipe)
     if (target / "config.json").exists() and (target / "model.safetensors").exists():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        build_tiny_base(tmp, seed, recipe)
-        if target.exists():  # a concurrent build won the race; keep theirs
-            shutil.rmtree(tmp)
-        else:
-            tmp.rename(target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+    from pvlora.artifacts import build_once
+
+    return build_once(target, lambda tmp: build_tiny_base(tmp, seed, recipe))
 
 
 def build_tokenizer():

@@ -25,7 +25,7 @@ from pvlora.config import ExperimentConfig, save_config
 from pvlora.errors import ArtifactError
 from pvlora.runs import (  # noqa: F401  (partial_dir, cast_trainable_to_fp32: part of this module's API)
     CostReport, cast_trainable_to_fp32, cleanup_unstarted, is_main_process, join_process_group,
-    last_complete_checkpoint, partial_dir, silent, wait_for_everyone,
+    partial_dir, prepare_partial, silent, wait_for_everyone,
 )
 
 DIRECTIONS = ("positive", "negative")
@@ -147,12 +147,7 @@ def train_one(cfg: ExperimentConfig, preference: str, direction: str, target: Pa
     check_chat_template(tok, bool(data.train) and isinstance(data.train[0]["prompt"], list), cfg.model,
                         f"the {preference} data ({data.source})")
     part = partial_dir(target)
-    if is_main_process():
-        if part.exists() and not resume:
-            shutil.rmtree(part)  # --overwrite: start over
-        part.mkdir(parents=True, exist_ok=True)
-    wait_for_everyone()
-    ckpt = last_complete_checkpoint(part) if resume else None
+    ckpt = prepare_partial(part, resume)
 
     set_seed(cfg.seed)  # the LoRA init below draws from this seed: identical for both directions
     model, tok, base_fp = load_base(cfg.model, tok)

@@ -36,7 +36,7 @@ def test_alpaca_rows_become_conversations_and_bad_rows_are_counted(tmp_path):
     assert examples[0] == {"prompt": [{"role": "user", "content": "Add the numbers.\n\n2 and 3"}],
                            "completion": [{"role": "assistant", "content": "5"}]}
     assert examples[1]["prompt"][0]["content"] == "Say hi."
-    with pytest.raises(DataError, match=r"alpaca.jsonl:1: column 'prompt' is missing.*sft\.format"):
+    with pytest.raises(DataError, match=r"alpaca.jsonl:1: column 'prompt' is missing for format 'sft prompt_completion'"):
         load_sft_examples(str(f), "prompt_completion")
 
 

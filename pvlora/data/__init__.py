@@ -46,14 +46,14 @@ def reverse(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**p, "chosen": p["rejected"], "rejected": p["chosen"]} for p in pairs]
 
 
-def parse_rows(rows, fmt: str, label_column: str | None) -> tuple[list[dict[str, Any]], int, Counter]:
-    """Apply format ``fmt`` to ``(where, row)`` items; returns (pairs, rows read, drop counts)."""
-    parser = FORMATS[fmt]
+def parse_rows(rows, parse, fmt: str, limit: int | None = None) -> tuple[list[dict[str, Any]], int, Counter]:
+    """Apply ``parse(row)`` (one format's parser) to ``(where, row)`` items, stopping after ``limit``
+    usable rows; returns (parsed rows, rows read, drop counts by reason)."""
     pairs, drops, n = [], Counter(), 0
     for where, row in rows:
         n += 1
         try:
-            pairs.append(parser(row, label_column))
+            pairs.append(parse(row))
         except Drop as d:
             drops[d.reason] += 1
         except MissingColumn as m:
@@ -61,6 +61,8 @@ def parse_rows(rows, fmt: str, label_column: str | None) -> tuple[list[dict[str,
                 f"{where}: column {m.column!r} is missing for format {fmt!r} (row has: {', '.join(m.available)}). "
                 "Pick the format that matches the data, or rename the column."
             ) from None
+        if limit and len(pairs) >= limit:
+            break
     return pairs, n, drops
 
 
@@ -76,7 +78,9 @@ def load_preference_data(pref: PreferenceConfig, direction: str = "positive", se
         data = PreferenceData(pref.name, direction, "toy", "toy", train, heldout, len(train) + len(heldout))
     else:
         label = pku_label_column(pref.name, pref.label_column) if pref.format == "pku_saferlhf" else None
-        pairs, n, drops = parse_rows(iter_rows(pref.source, pref.split, pref.subset), pref.format, label)
+        parser = FORMATS[pref.format]
+        pairs, n, drops = parse_rows(iter_rows(pref.source, pref.split, pref.subset), lambda r: parser(r, label),
+                                     pref.format)
         if not pairs:
             detail = ", ".join(f"{c} {r}" for r, c in drops.items()) or "the source is empty"
             raise DataError(f"data source {pref.source}: no usable preference pair left out of {n} rows ({detail})")

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from pvlora.data.formats import EMPTY, EMPTY_PROMPT, Drop, MissingColumn, _col, _messages
+from pvlora.data.formats import EMPTY, EMPTY_PROMPT, Drop, _col, _messages
 from pvlora.errors import DataError
 
 Example = dict[str, Any]
@@ -78,22 +78,10 @@ def load_sft_examples(source: str, fmt: str, split: str = "train", subset: str |
 
         examples = toy.sft_examples(seed, per_prompt=1)
         return examples[:limit] if limit else examples, len(examples), Counter()
+    from pvlora.data import parse_rows
     from pvlora.data.sources import iter_rows
 
-    parser, out, drops, n = SFT_FORMATS[fmt], [], Counter(), 0
-    for where, row in iter_rows(source, split, subset):
-        n += 1
-        try:
-            out.append(parser(row))
-        except Drop as d:
-            drops[d.reason] += 1
-        except MissingColumn as m:
-            raise DataError(
-                f"{where}: column {m.column!r} is missing for SFT format {fmt!r} (row has: {', '.join(m.available)}). "
-                "Pick the format that matches the data (sft.format), or rename the column."
-            ) from None
-        if limit and len(out) >= limit:
-            break
+    out, n, drops = parse_rows(iter_rows(source, split, subset), SFT_FORMATS[fmt], f"sft {fmt}", limit)
     if not out:
         detail = ", ".join(f"{c} {r}" for r, c in drops.items()) or "the source is empty"
         raise DataError(f"sft data source {source}: no usable example out of {n} rows ({detail})")

@@ -88,7 +88,11 @@ def completion_logprob_sums(model, ids: torch.Tensor, attn: torch.Tensor, cmask:
     logp = torch.empty(targets.shape[0], dtype=torch.float32, device=ids.device)  # (n,)
     for start in range(0, targets.shape[0], chunk_tokens):
         s = slice(start, start + chunk_tokens)
-        logp[s] = selective_log_softmax(project(s), targets[s])
+        logits_s = project(s)  # (chunk, V) fp32
+        if logits_s.is_cuda:  # TRL's fused kernel: no second (chunk, V) buffer
+            logp[s] = selective_log_softmax(logits_s, targets[s])
+        else:  # TRL's CPU path loops over rows in Python; one vectorised pass is exact and ~1.5x faster
+            logp[s] = logits_s.gather(-1, targets[s, None]).squeeze(-1) - torch.logsumexp(logits_s, -1)
     return torch.zeros(b, dtype=torch.float64, device=ids.device).index_add_(0, rows, logp.double())
 
 
