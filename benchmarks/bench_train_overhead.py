@@ -9,17 +9,24 @@ the bare script does not do) and with that pass off (``train.heldout_max_pairs=0
 like-for-like comparison of the training path.
 
     python benchmarks/bench_train_overhead.py [--repeats 5]
+
+The same comparison on the real SmolLM2-135M-Instruct base and HH-RLHF rows, with bf16 autocast
+(this CPU has avx512_bf16) as a further pvlora variant, writes results/train_speed_smollm2.json:
+
+    python benchmarks/bench_train_overhead.py --smollm2 [--repeats 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from _common import save
 
@@ -33,8 +40,8 @@ from pvlora.config import load_config
 from pvlora.data import load_preference_data
 from pvlora.models import resolve_base_path
 from pvlora.train import DPO_DEFAULTS
-cfg = load_config(None)
-pref = cfg.preference("harmless")
+cfg = load_config(None if sys.argv[2] == "-" else sys.argv[2], sys.argv[3:])
+pref = cfg.preferences[0]
 data = load_preference_data(pref, "positive", seed=cfg.seed)
 set_seed(cfg.seed)
 path = resolve_base_path(cfg.model)
@@ -55,8 +62,8 @@ OURS = r'''
 import json, resource, sys
 from pvlora.config import load_config
 from pvlora.train import train_all
-cfg = load_config(None, [f"output.dir={sys.argv[1]}", *sys.argv[2:]])
-res = train_all(cfg, "harmless", "positive", log=lambda *a: None)[0]
+cfg = load_config(None if sys.argv[2] == "-" else sys.argv[2], [f"output.dir={sys.argv[1]}", *sys.argv[3:]])
+res = train_all(cfg, cfg.preferences[0].name, "positive", log=lambda *a: None)[0]
 print(json.dumps({"train_seconds": res.manifest["metrics"]["train_seconds"],
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 '''
@@ -65,12 +72,23 @@ VARIANTS = {  # name: (script, extra arguments)
     "pvlora": (OURS, []),
     "pvlora_no_heldout": (OURS, ["train.heldout_max_pairs=0"]),
 }
+# SmolLM2-135M-Instruct (the GGUF base) on 24 real HH-RLHF pairs, LoRA r=8 on all linear layers,
+# batch 4, max_length 256, 4 steps: the settings of a CPU-sized real run.
+SMOLLM2 = ["configs/smollm2/hh-rlhf-harmless.yaml", "preferences.harmless.limit=24", "dpo.max_steps=4",
+           "lora.target_modules=[q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj]", "dpo.save_strategy=no"]
+SMOLLM2_VARIANTS = {
+    "trl": (BARE, []),
+    "pvlora_no_heldout": (OURS, ["train.heldout_max_pairs=0"]),
+    "pvlora_bf16_autocast": (OURS, ["train.heldout_max_pairs=0", "dpo.bf16=true"]),
+}
 
 
-def run(script: str, extra: list[str]) -> dict:
+def run(script: str, extra: list[str], config: list[str] | None = None) -> dict:
+    config = config or ["-"]
     with tempfile.TemporaryDirectory() as out:
         t = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", script, out, *extra], capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, "-c", script, out, config[0], *config[1:], *extra],
+                              capture_output=True, text=True)
         wall = time.perf_counter() - t
         if proc.returncode:
             raise SystemExit(proc.stderr[-3000:])
@@ -81,17 +99,28 @@ def run(script: str, extra: list[str]) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--smollm2", action="store_true", help="the real SmolLM2 base on HH-RLHF rows, bf16 variant")
     a = p.parse_args(argv)
-    from pvlora.tiny import ensure_tiny_base
+    if a.smollm2:
+        from pvlora.config import load_config
+        from pvlora.models import resolve_base_path
 
-    ensure_tiny_base(0)
-    names = list(VARIANTS)
+        hh = Path(__file__).resolve().parents[2] / "shared/data/hh-rlhf/harmless-base-test-dev.jsonl.gz"
+        config = [SMOLLM2[0], f"preferences.harmless.source={os.environ.get('PVLORA_HH_RLHF_FILE', hh)}", *SMOLLM2[1:]]
+        resolve_base_path(load_config(config[0], config[1:]).model)  # convert the GGUF once, outside the timings
+        variants, name = SMOLLM2_VARIANTS, "train_speed_smollm2"
+    else:
+        from pvlora.tiny import ensure_tiny_base
+
+        ensure_tiny_base(0)
+        config, variants, name = None, VARIANTS, "train_overhead"
+    names = list(variants)
     runs: dict[str, list[dict]] = {k: [] for k in names}
     for i in range(a.repeats):
         # interleaved, and the order rotates each round, so drift in machine load and any
         # first-or-last position effect hit every variant alike
         for k in names[i % len(names):] + names[: i % len(names)]:
-            runs[k].append(run(*VARIANTS[k]))
+            runs[k].append(run(*variants[k], config))
             print(f"round {i + 1}/{a.repeats} {k}: wall {runs[k][-1]['wall']:.2f}s", flush=True)
     med = {k: {m: statistics.median(r[m] for r in v) for m in ("wall", "train_seconds", "peak_rss_mb")}
            for k, v in runs.items()}
@@ -103,7 +132,7 @@ def main(argv=None) -> int:
         print(f"{k:>18} {med[k]['wall']:>8.2f} {med[k]['train_seconds']:>10.2f} {med[k]['peak_rss_mb']:>13.0f}")
     for k, r in ratios.items():
         print(f"{k}/trl: wall {r['wall']:.3f}, train() {r['train']:.3f}, peak RSS {r['peak_rss']:.3f}")
-    save("train_overhead", {"runs": runs, "median": med, "ratios": ratios})
+    save(name, {"config": config, "runs": runs, "median": med, "ratios": ratios})
     return 0
 
 
