@@ -103,6 +103,14 @@ class TrainConfig:
         metadata={"help": "Most tokens (rows x padded length) per batch of the held-out pass: bounds its "
                   "activation memory whatever max_length is."},
     )
+    share_reference_logps: bool = field(
+        default=False,
+        metadata={"help": "Compute the reference log-probs of a preference's pairs once (TRL's precompute pass, over "
+                  "the whole train set) and reuse them, swapped, for the other direction: D- holds the same texts, "
+                  "so the second adapter needs no reference forward. Checked equal (1e-4) on an unquantised base; "
+                  "off by default because on a 4-bit base with bf16 compute the precomputed reference does not "
+                  "yet train like the on-the-fly one."},
+    )
     heldout_chunk_tokens: int = field(
         default=1024,
         metadata={"help": "Completion positions projected through the LM head at once in the held-out pass: "

@@ -87,6 +87,9 @@ def train_all(cfg: ExperimentConfig, preference: str | None = None, direction: s
     # Base log-probs of held-out texts, shared by the two directions of a preference (the negative
     # held-out set is the positive one with chosen and rejected swapped): the base is scored once.
     base_cache: dict[tuple[tuple[int, ...], int], float] = {}
+    # The same for the reference log-probs of the training pairs (see share_reference).
+    ref_store: dict[str, tuple[list[int], list[float], list[float]]] | None = (
+        {} if cfg.train.share_reference_logps else None)
     for pref, d in jobs:
         target = adapter_dir(cfg, pref, d, out)
         if skip_finished and target.exists() and not overwrite:
@@ -96,7 +99,8 @@ def train_all(cfg: ExperimentConfig, preference: str | None = None, direction: s
             results.append(TrainResult(target, read_manifest(target) or {}))
             continue
         with cleanup_unstarted(partial_dir(target)):
-            res = train_one(cfg, pref, d, target, resume=resume, base_cache=base_cache, log=log)
+            res = train_one(cfg, pref, d, target, resume=resume, base_cache=base_cache, log=log,
+                            ref_store=ref_store)
         m = res.manifest["metrics"]
         acc = (f", held-out accuracy {m['heldout_accuracy']:.3f} (base {m['heldout_accuracy_base']:.3f})"
                if "heldout_accuracy" in m else "")
@@ -120,6 +124,30 @@ def dpo_tokens(dataset, max_length: int | None) -> int:
                for p, c, r in zip(dataset["prompt_ids"], dataset["chosen_ids"], dataset["rejected_ids"]))
 
 
+def _row_keys(dataset, swap: bool = False) -> list[int]:
+    """One key per tokenised pair; ``swap`` gives the keys of the same pairs with chosen and rejected swapped."""
+    cols = ("prompt_ids", "rejected_ids", "chosen_ids") if swap else ("prompt_ids", "chosen_ids", "rejected_ids")
+    return [hash((tuple(p), tuple(c), tuple(r))) for p, c, r in zip(*(dataset[k] for k in cols))]
+
+
+def share_reference(trainer, preference: str, store: dict, stored) -> None:
+    """Reuse reference log-probs across the two directions of a preference.
+
+    D- is D+ with chosen and rejected swapped, and the reference (the base, adapter disabled) scores
+    a text the same whichever label it carries: the negative adapter's ref_chosen_logps are the
+    positive run's ref_rejected_logps. The first direction runs TRL's precompute pass; the second
+    gets the swapped columns and TRL's precompute flag, so its steps skip the reference forward
+    (a quarter of a DPO step: forward, backward, reference forward). Rows are matched by their
+    token ids; if anything differs, the second run computes its own reference as usual."""
+    ds = trainer.train_dataset
+    if stored is None:
+        if getattr(trainer, "precompute_ref_logps", False) and "ref_chosen_logps" in ds.column_names:
+            store[preference] = (_row_keys(ds, swap=True), list(ds["ref_rejected_logps"]), list(ds["ref_chosen_logps"]))
+    elif stored[0] == _row_keys(ds):
+        trainer.train_dataset = ds.add_column("ref_chosen_logps", stored[1]).add_column("ref_rejected_logps", stored[2])
+        trainer.precompute_ref_logps = True  # TRL's compute_loss then reads the reference from the batch
+
+
 def heldout_sample(pairs: list[dict[str, Any]], max_pairs: int | None, seed: int) -> list[dict[str, Any]]:
     """At most ``max_pairs`` held-out pairs, the same ones for both directions (a seeded choice of
     positions; the negative set is the positive one with chosen and rejected swapped)."""
@@ -132,7 +160,7 @@ def heldout_sample(pairs: list[dict[str, Any]], max_pairs: int | None, seed: int
 
 
 def train_one(cfg: ExperimentConfig, preference: str, direction: str, target: Path, resume: bool = False,
-              base_cache: dict | None = None, log=print) -> TrainResult:
+              base_cache: dict | None = None, log=print, ref_store: dict | None = None) -> TrainResult:
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -158,12 +186,17 @@ def train_one(cfg: ExperimentConfig, preference: str, direction: str, target: Pa
         dpo_kwargs.setdefault("use_cpu", True)
     if cfg.model.gradient_checkpointing:
         dpo_kwargs.setdefault("gradient_checkpointing", True)
+    stored = ref_store.get(preference) if ref_store is not None else None
+    if ref_store is not None and stored is None:
+        dpo_kwargs.setdefault("precompute_ref_log_probs", True)  # computed once here, reused by the other direction
     args = DPOConfig(**dpo_kwargs)
     logging.getLogger("transformers").setLevel(logging.ERROR)
     trainer = DPOTrainer(
         model=model, args=args, train_dataset=Dataset.from_list(data.train), processing_class=tok,
         peft_config=peft_config,
     )
+    if ref_store is not None:
+        share_reference(trainer, preference, ref_store, stored)
     cast_trainable_to_fp32(trainer.model)  # before train() builds the optimiser
     trainer.add_callback(CostReport(trainer, f"{preference}-{direction}", log, dpo_tokens))
     t0 = time.perf_counter()

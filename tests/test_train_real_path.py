@@ -162,3 +162,37 @@ def test_accelerate_launch_with_two_processes_writes_once(tmp_path, tiny_base_di
         m = read_adapter(target).manifest
         assert m["metrics"]["train_steps"] == 3 and m["metrics"]["heldout_pairs"] == 32
     assert sorted(p.name for p in (tmp_path / "adapters").iterdir()) == ["concise-negative", "concise-positive"]
+
+
+def test_reference_logps_computed_once_and_shared_swapped_by_both_directions(tmp_path, monkeypatch, tiny_base_dir):
+    import pvlora.train as T
+    from trl import DPOTrainer
+
+    passes, seen = [], {}
+    real_pre, real_share = DPOTrainer._precompute_ref_logps, T.share_reference
+
+    def count(self, *a, **k):
+        passes.append(1)
+        return real_pre(self, *a, **k)
+
+    def spy(trainer, preference, store, stored):
+        real_share(trainer, preference, store, stored)
+        ds = trainer.train_dataset
+        seen[trainer.args.output_dir] = (trainer.precompute_ref_logps, list(ds["ref_chosen_logps"]),
+                                         list(ds["ref_rejected_logps"]))
+
+    monkeypatch.setattr(DPOTrainer, "_precompute_ref_logps", count)
+    monkeypatch.setattr(T, "share_reference", spy)
+    both = load_config(None, [f"output.dir={tmp_path / 'both'}", "dpo.max_steps=2", "train.heldout_max_pairs=0",
+                              "train.share_reference_logps=true"])
+    train_all(both, "concise")
+    assert len(passes) == 1  # one reference pass for two adapters
+    alone = load_config(None, [f"output.dir={tmp_path / 'alone'}", "dpo.max_steps=2", "train.heldout_max_pairs=0",
+                               "train.share_reference_logps=true"])
+    train_all(alone, "concise", "negative")  # the negative adapter computing its own reference
+    assert len(passes) == 2
+    shared = seen[str(partial_dir(adapter_dir(both, "concise", "negative")))]
+    own = seen[str(partial_dir(adapter_dir(alone, "concise", "negative")))]
+    assert shared[0] and own[0]
+    torch.testing.assert_close(torch.tensor(shared[1]), torch.tensor(own[1]), rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(torch.tensor(shared[2]), torch.tensor(own[2]), rtol=1e-5, atol=1e-4)
