@@ -37,6 +37,11 @@ _KEY_RE = re.compile(r"^(?P<module>.+)\.lora_(?P<ab>[AB])(?:\.[^.]+)?\.weight$")
 # ---------------------------------------------------------------- small helpers
 
 
+def base_module_name(key: str) -> str:
+    """A module's name in the base model, from its key in a PEFT state dict."""
+    return key[len(_PEFT_PREFIX):] if key.startswith(_PEFT_PREFIX) else key
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -249,7 +254,7 @@ def read_adapter(path: str | Path, allow_pickle: bool = False, verify: bool = Tr
         if A.dim() != 2 or B.dim() != 2 or A.shape[0] != B.shape[1]:
             raise ArtifactError(f"{file}: module {module!r} has mismatched LoRA shapes {tuple(A.shape)}, {tuple(B.shape)}")
         r = A.shape[0]
-        target = module[len(_PEFT_PREFIX):] if module.startswith(_PEFT_PREFIX) else module
+        target = base_module_name(module)
         a = alpha_pat.get(get_pattern_key(list(alpha_pat), target), alpha)
         configured_r = rank_pat.get(get_pattern_key(list(rank_pat), target), config.get("r", r))
         if configured_r != r:
@@ -309,7 +314,7 @@ def write_factors(
         tensors[f"{key}.lora_A.weight"] = lr.A.to(torch.float32).contiguous()  # (r, d_in)
         tensors[f"{key}.lora_B.weight"] = lr.B.to(torch.float32).contiguous()  # (d_out, r)
     check_finite(tensors, directory / SAFE_WEIGHTS)
-    targets = sorted(m[len(_PEFT_PREFIX):] if m.startswith(_PEFT_PREFIX) else m for m in factors)
+    targets = sorted(base_module_name(m) for m in factors)
     config = LoraConfig(
         r=r, lora_alpha=r, target_modules=targets, lora_dropout=0.0, bias="none", task_type=task_type,
         base_model_name_or_path=base_name, revision=revision,

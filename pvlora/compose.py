@@ -7,7 +7,7 @@ from typing import Any
 
 from pvlora import lora_math
 from pvlora.artifacts import (
-    Adapter, atomic_dir, check_eta, check_same_base, read_adapter, write_factors, write_manifest,
+    Adapter, atomic_dir, base_module_name, check_eta, check_same_base, read_adapter, write_factors, write_manifest,
 )
 from pvlora.chat_templates import carry_template
 from pvlora.errors import ArtifactError
@@ -68,10 +68,9 @@ def base_shapes(base: str, revision: str | None = None) -> dict[str, tuple[int, 
 def check_shapes(adapters: list[Adapter], shapes: dict[str, tuple[int, int]], base_name: str) -> None:
     """Every adapted module must exist in the base with the LoRA factors' shapes, whatever the
     manifests say (a plain PEFT adapter carries no fingerprint at all)."""
-    prefix = "base_model.model."
     for a in adapters:
         for module, lr in a.factors.items():
-            name = module[len(prefix):] if module.startswith(prefix) else module
+            name = base_module_name(module)
             if name not in shapes:
                 raise ArtifactError(f"{a.path}: module {name!r} does not exist in {base_name} (or is not a linear "
                                     "layer); the vector was made for a different base")
@@ -181,10 +180,9 @@ def merge_into_base(out: Path, cfg, total: lora_math.Factors, dtype: str | None 
                 pass
         model._weight_conversions = kept
     modules = dict(model.named_modules())
-    prefix = "base_model.model."
     with torch.no_grad():
         for key, lr in total.items():
-            weight = modules[key[len(prefix):] if key.startswith(prefix) else key].weight  # (d_out, d_in)
+            weight = modules[base_module_name(key)].weight  # (d_out, d_in)
             delta = lr.B.float() @ lr.A.float()  # (d_out, d_in), this layer only
             weight.copy_((weight.float() + delta.to(weight.device)).to(weight.dtype))
             del delta
