@@ -171,7 +171,7 @@ def load_base(cfg: ModelConfig, tok=None):
 
     No peft.prepare_model_for_kbit_training for QLoRA: it would upcast every non-quantised weight
     (embeddings, lm_head) to fp32, +2 GiB on an 8B model for nothing; pvlora's trainer keeps only
-    the LoRA weights in fp32 (see train.py)."""
+    the LoRA weights in fp32 (runs.cast_trainable_to_fp32)."""
     tok = tok if tok is not None else load_tokenizer(cfg)  # first: cheap, and fails before the weights load
     model = load_model(cfg)
     return model, tok, fingerprint(cfg, model.config)

@@ -34,7 +34,9 @@ def load_composed(base: Any, vectors: dict[str, float], revision: str | None = N
     adapter names (preference names) are the keys for :func:`set_weights`."""
     from peft import PeftModel
 
-    from pvlora.compose import base_fingerprint_of, check_against_base, check_shapes, linear_shapes, read_vectors, unverified
+    from pvlora.compose import (
+        base_fingerprint_of, check_against_base, check_shapes, linear_shapes, read_vectors, unverified,
+    )
     from pvlora.models import config_sha256, describe_base
 
     items = read_vectors(vectors, allow_pickle)  # checks η, files, hashes and base agreement first
