@@ -13,19 +13,26 @@ from pvlora.chat_templates import carry_template
 from pvlora.errors import ArtifactError
 
 
-def base_fingerprint_of(base: str, revision: str | None = None) -> dict[str, Any]:
-    """Fingerprint of a base named by 'tiny', a local directory or a Hub id (reads only its config)."""
+def read_base_config(base: str, revision: str | None = None):
+    """(ModelConfig, transformers config) of a base named by 'tiny', a directory or a Hub id; reads
+    only its config file."""
     from transformers import AutoConfig
 
     from pvlora.config import ModelConfig
-    from pvlora.models import fingerprint, resolve_base_path
+    from pvlora.models import resolve_base_path
 
     cfg = ModelConfig(name_or_path=base, revision=revision)
     try:
-        config = AutoConfig.from_pretrained(resolve_base_path(cfg), revision=revision)
+        return cfg, AutoConfig.from_pretrained(resolve_base_path(cfg), revision=revision)
     except OSError as exc:
         raise ArtifactError(f"cannot read the config of base {base!r}: {exc}") from None
-    return fingerprint(cfg, config)
+
+
+def base_fingerprint_of(base: str, revision: str | None = None) -> dict[str, Any]:
+    """Fingerprint of a base named by 'tiny', a local directory or a Hub id (reads only its config)."""
+    from pvlora.models import fingerprint
+
+    return fingerprint(*read_base_config(base, revision))
 
 
 def check_against_base(adapters: list[Adapter], base_fp: dict[str, Any]) -> None:
@@ -49,17 +56,12 @@ def linear_shapes(model) -> dict[str, tuple[int, int]]:
     return shapes
 
 
-def base_shapes(base: str, revision: str | None = None) -> dict[str, tuple[int, int]]:
-    """Linear-layer shapes of a base named by 'tiny', a directory or a Hub id, from its config alone
-    (the model is built on the meta device: no weights are read or allocated)."""
+def base_shapes(config) -> dict[str, tuple[int, int]]:
+    """Linear-layer shapes of a base from its transformers config alone (the model is built on the
+    meta device: no weights are read or allocated)."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
-    from pvlora.config import ModelConfig
-    from pvlora.models import resolve_base_path
-
-    config = AutoConfig.from_pretrained(resolve_base_path(ModelConfig(name_or_path=base, revision=revision)),
-                                        revision=revision)
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
     return linear_shapes(model)
@@ -107,16 +109,17 @@ def compose(
     """Write Σ η_p·φ_p to ``out`` as one PEFT adapter (exact, or truncated to ``rank``), or, with
     ``merge``, a full model with the composition merged into (unquantised) base weights of ``dtype``
     (default: the base's own dtype)."""
-    from pvlora.models import describe_base
+    from pvlora.models import describe_base, fingerprint
 
     if dtype is not None and not merge:
         raise ValueError("dtype applies to a merged model only (merge=True)")
     if rank is not None and rank <= 0:
         raise ValueError(f"--rank must be a positive integer, got {rank}")
     items = read_vectors(vectors, allow_pickle)
-    base_fp = base_fingerprint_of(base, revision)
+    base_cfg, base_config = read_base_config(base, revision)
+    base_fp = fingerprint(base_cfg, base_config)
     check_against_base([a for a, _ in items], base_fp)
-    check_shapes([a for a, _ in items], base_shapes(base, revision), describe_base(base_fp))
+    check_shapes([a for a, _ in items], base_shapes(base_config), describe_base(base_fp))
     total = lora_math.weighted_sum([(a.factors, w) for a, w in items])
     exact_rank = max(lr.rank for lr in total.values())
     errors, rel_error = {}, 0.0
@@ -133,9 +136,7 @@ def compose(
     }
     with atomic_dir(out, overwrite) as tmp:
         if merge:
-            from pvlora.config import ModelConfig
-
-            manifest["dtype"] = merge_into_base(tmp, ModelConfig(name_or_path=base, revision=revision), total, dtype)
+            manifest["dtype"] = merge_into_base(tmp, base_cfg, total, dtype)
         else:
             manifest["rank"] = write_factors(tmp, total, base_fp["name_or_path"], rank=manifest["rank"],
                                              revision=revision)

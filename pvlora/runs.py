@@ -99,6 +99,37 @@ def cleanup_unstarted(part: Path):
         raise
 
 
+def trainer_kwargs(defaults: dict, user: dict, part: Path, cfg) -> dict:
+    """Keyword arguments for a TRL config (DPOConfig, SFTConfig): pvlora's defaults, the user's block,
+    then what pvlora owns (the run directory and seeds); CPU and checkpointing from ``cfg.model``."""
+    import torch
+
+    kwargs = {**defaults, **user, "output_dir": str(part), "seed": cfg.seed, "data_seed": cfg.seed}
+    if not torch.cuda.is_available():
+        kwargs.setdefault("use_cpu", True)
+    if cfg.model.gradient_checkpointing:
+        kwargs.setdefault("gradient_checkpointing", True)
+    return kwargs
+
+
+def save_run(target: Path, part: Path, trainer, tok, cfg, manifest: dict) -> None:
+    """Write a finished run atomically: the PEFT adapter, the chat template it was trained with, the
+    resolved config, the trainer's log and ``pvlora.json``; then drop the partial directory. Call it
+    on the main process only."""
+    from pvlora.artifacts import atomic_dir, write_manifest
+    from pvlora.chat_templates import TEMPLATE_FILE
+    from pvlora.config import save_config
+
+    with atomic_dir(target, overwrite=True) as tmp:
+        trainer.model.save_pretrained(str(tmp))
+        if getattr(tok, "chat_template", None):
+            (tmp / TEMPLATE_FILE).write_text(tok.chat_template)
+        save_config(cfg, tmp / "pvlora-config.yaml")
+        (tmp / "trainer_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+        write_manifest(tmp, manifest)
+    shutil.rmtree(part, ignore_errors=True)
+
+
 def cast_trainable_to_fp32(model) -> int:
     """Keep trainable (LoRA) weights in fp32; returns how many tensors were cast.
 

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-from pvlora.artifacts import atomic_dir, read_adapter, write_manifest
-from pvlora.config import ExperimentConfig, save_config
+from pvlora.artifacts import atomic_dir, read_adapter
+from pvlora.config import ExperimentConfig
 from pvlora.errors import ArtifactError
 from pvlora.runs import (
     CostReport, cast_trainable_to_fp32, cleanup_unstarted, is_main_process, join_process_group,
-    partial_dir, prepare_partial, wait_for_everyone,
+    partial_dir, prepare_partial, save_run, trainer_kwargs, wait_for_everyone,
 )
 
 SFT_DEFAULTS: dict[str, Any] = {
@@ -71,7 +70,6 @@ def run_sft(cfg: ExperimentConfig, out: str | Path | None = None, resume: bool =
 
 
 def _train(cfg: ExperimentConfig, target: Path, part: Path, resume: bool, log) -> dict[str, Any]:
-    import torch
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import set_seed
@@ -89,11 +87,7 @@ def _train(cfg: ExperimentConfig, target: Path, part: Path, resume: bool, log) -
     set_seed(cfg.seed)
     model, tok, base_fp = load_base(cfg.model, tok)
     lora_kwargs = {"task_type": "CAUSAL_LM", **cfg.lora}
-    sft_kwargs = {**SFT_DEFAULTS, **s.args, "output_dir": str(part), "seed": cfg.seed, "data_seed": cfg.seed}
-    if not torch.cuda.is_available():
-        sft_kwargs.setdefault("use_cpu", True)
-    if cfg.model.gradient_checkpointing:
-        sft_kwargs.setdefault("gradient_checkpointing", True)
+    sft_kwargs = trainer_kwargs(SFT_DEFAULTS, s.args, part, cfg)
     logging.getLogger("transformers").setLevel(logging.ERROR)
     trainer = SFTTrainer(model=model, args=SFTConfig(**sft_kwargs), train_dataset=Dataset.from_list(examples),
                          processing_class=tok, peft_config=LoraConfig(**lora_kwargs))
@@ -113,15 +107,7 @@ def _train(cfg: ExperimentConfig, target: Path, part: Path, resume: bool, log) -
                     "max_steps": trainer.state.max_steps, "train_seconds": time.perf_counter() - t0},
     }
     if is_main_process():
-        from pvlora.chat_templates import TEMPLATE_FILE
-
-        with atomic_dir(target, overwrite=True) as tmp:
-            trainer.model.save_pretrained(str(tmp))
-            (tmp / TEMPLATE_FILE).write_text(tok.chat_template)
-            save_config(cfg, tmp / "pvlora-config.yaml")
-            (tmp / "trainer_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))
-            write_manifest(tmp, manifest)
-        shutil.rmtree(part, ignore_errors=True)
+        save_run(target, part, trainer, tok, cfg, manifest)
         m = manifest["metrics"]
         log(f"[pvlora] sft: {m['train_steps']} steps in {m['train_seconds']:.1f}s, loss {m['train_loss']:.4f} -> {target}")
     wait_for_everyone()

@@ -12,20 +12,18 @@ trains, and only the main process writes.
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pvlora.artifacts import atomic_dir, write_manifest
-from pvlora.config import ExperimentConfig, save_config
+from pvlora.artifacts import write_manifest
+from pvlora.config import ExperimentConfig
 from pvlora.errors import ArtifactError
 from pvlora.runs import (  # noqa: F401  (partial_dir, cast_trainable_to_fp32: part of this module's API)
     CostReport, cast_trainable_to_fp32, cleanup_unstarted, is_main_process, join_process_group,
-    partial_dir, prepare_partial, silent, wait_for_everyone,
+    partial_dir, prepare_partial, save_run, silent, trainer_kwargs, wait_for_everyone,
 )
 
 DIRECTIONS = ("positive", "negative")
@@ -60,11 +58,11 @@ def plan(cfg: ExperimentConfig, preference: str | None, direction: str) -> list[
 
 def check_targets(cfg: ExperimentConfig, jobs: list[tuple[str, str]], out, resume: bool, overwrite: bool,
                   skip_finished: bool = False) -> None:
-    """All refusals happen before any training starts. ``--resume`` skips finished adapters."""
+    """All refusals happen before any training starts."""
     for pref, direction in jobs:
         target = adapter_dir(cfg, pref, direction, out)
         part = partial_dir(target)
-        if target.exists() and not overwrite and not (skip_finished or resume):
+        if target.exists() and not overwrite and not skip_finished:
             raise ArtifactError(f"{target} already exists; pass --overwrite to retrain it")
         if part.exists() and not resume and not overwrite:
             raise ArtifactError(
@@ -77,10 +75,10 @@ def train_all(cfg: ExperimentConfig, preference: str | None = None, direction: s
               resume: bool = False, overwrite: bool = False, skip_finished: bool = False,
               log=print) -> list[TrainResult]:
     jobs = plan(cfg, preference, direction)
+    skip_finished = skip_finished or resume  # --resume: finished adapters are kept, the rest continue
     join_process_group()
     check_targets(cfg, jobs, out, resume, overwrite, skip_finished)
     wait_for_everyone()  # every process has checked before the main one creates anything
-    skip_finished = skip_finished or resume
     if not is_main_process():
         log = silent
     results = []
@@ -161,7 +159,6 @@ def heldout_sample(pairs: list[dict[str, Any]], max_pairs: int | None, seed: int
 
 def train_one(cfg: ExperimentConfig, preference: str, direction: str, target: Path, resume: bool = False,
               base_cache: dict | None = None, log=print, ref_store: dict | None = None) -> TrainResult:
-    import torch
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import set_seed
@@ -181,11 +178,7 @@ def train_one(cfg: ExperimentConfig, preference: str, direction: str, target: Pa
     model, tok, base_fp = load_base(cfg.model, tok)
     lora_kwargs = {"task_type": "CAUSAL_LM", **cfg.lora}
     peft_config = LoraConfig(**lora_kwargs)
-    dpo_kwargs = {**DPO_DEFAULTS, **cfg.dpo, "output_dir": str(part), "seed": cfg.seed, "data_seed": cfg.seed}
-    if not torch.cuda.is_available():
-        dpo_kwargs.setdefault("use_cpu", True)
-    if cfg.model.gradient_checkpointing:
-        dpo_kwargs.setdefault("gradient_checkpointing", True)
+    dpo_kwargs = trainer_kwargs(DPO_DEFAULTS, cfg.dpo, part, cfg)
     stored = ref_store.get(preference) if ref_store is not None else None
     if ref_store is not None and stored is None:
         dpo_kwargs.setdefault("precompute_ref_log_probs", True)  # computed once here, reused by the other direction
@@ -222,16 +215,7 @@ def train_one(cfg: ExperimentConfig, preference: str, direction: str, target: Pa
     }
     # Save first: whatever happens in the held-out pass below, the trained adapter is on disk.
     if is_main_process():
-        with atomic_dir(target, overwrite=True) as tmp:
-            peft_model.save_pretrained(str(tmp))
-            if getattr(tok, "chat_template", None):
-                from pvlora.chat_templates import TEMPLATE_FILE
-
-                (tmp / TEMPLATE_FILE).write_text(tok.chat_template)  # the text the adapter was trained on
-            save_config(cfg, tmp / "pvlora-config.yaml")
-            (tmp / "trainer_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))
-            write_manifest(tmp, manifest)
-        shutil.rmtree(part, ignore_errors=True)
+        save_run(target, part, trainer, tok, cfg, manifest)
         heldout = heldout_sample(data.heldout, cfg.train.heldout_max_pairs, cfg.seed)
         if heldout:
             from pvlora.evaluate.accuracy import adapter_and_base_accuracy
