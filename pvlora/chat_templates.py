@@ -31,7 +31,7 @@ BUILTIN: dict[str, str] = {
     # Mistral-7B-Instruct's [INST] format (system text, if any, is prepended to the first user turn)
     "mistral": (
         "{{ bos_token }}{% set ns = namespace(sys='') %}{% for m in messages %}"
-        "{% if m['role'] == 'system' %}{% set ns.sys = m['content'] + '\n\n' %}"
+        "{% if m['role'] == 'system' %}{% set ns.sys = m['content'] + '\\n\\n' %}"
         "{% elif m['role'] == 'user' %}{{ '[INST] ' + ns.sys + m['content'] + ' [/INST]' }}{% set ns.sys = '' %}"
         "{% else %}{{ m['content'] + eos_token }}{% endif %}{% endfor %}"
     ),

