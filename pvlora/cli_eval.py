@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pvlora.errors import ConfigError
+
 
 def _setup(a):
     from pvlora.config import load_config
@@ -61,9 +63,16 @@ def cmd_tune(a) -> int:
 
 
 def cmd_demo(a) -> int:
+    if a.base == "smollm2":
+        from pvlora.smollm2.demo import run_study
+
+        run_study(a.out or "pvlora-demo-smollm2", a.hh_rlhf, fresh=a.fresh)
+        return 0
+    if a.hh_rlhf:
+        raise ConfigError("--hh-rlhf belongs to --base smollm2 (the tiny demo uses its own toy data)")
     from pvlora.demo import run_demo
 
-    run_demo(a.out, fresh=a.fresh)
+    run_demo(a.out or "pvlora-demo", fresh=a.fresh)
     return 0
 
 

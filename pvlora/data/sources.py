@@ -21,13 +21,24 @@ def _suffix(path: Path) -> str | None:
     return next((s for s in LOCAL_SUFFIXES if name.endswith(s)), None)
 
 
+# Built-in sources shipped with the package (the SmolLM2 study's pairs, built from the base's own
+# answers by pvlora/smollm2/make_data.py); a name here never goes to the Hub.
+BUILTIN_SOURCES = {
+    "smollm2-helpful": Path(__file__).parent.parent / "smollm2" / "helpful_pairs.jsonl",
+    "smollm2-concise": Path(__file__).parent.parent / "smollm2" / "concise_pairs.jsonl",
+}
+
+
 def iter_rows(source: str, split: str = "train", subset: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Rows of ``source``. A path that exists is read locally; anything else is a Hub dataset id."""
-    path = Path(source).expanduser()
+    """Rows of ``source``: a built-in name (BUILTIN_SOURCES), a local path that exists, or else a
+    Hub dataset id."""
+    path = BUILTIN_SOURCES.get(source) or Path(source).expanduser()
     if path.is_dir():
         yield from _iter_dir(path, split)
     elif path.exists():
         yield from _iter_file(path)
+    elif source in BUILTIN_SOURCES:
+        raise DataError(f"data source {source}: the packaged file {path} is missing; reinstall pvlora")
     elif source.startswith((".", "/", "~")) or _suffix(path):
         raise DataError(f"data source {source}: no such file or directory")
     else:

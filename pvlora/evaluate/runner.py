@@ -31,8 +31,10 @@ def find_vectors(directory: str | Path) -> dict[str, Path]:
     return out
 
 
-def load_prompts(cfg: ExperimentConfig, split: str) -> tuple[list[Any], list[str | None], list[dict[str, Any]]]:
-    """(prompts, kinds, reference answers) for the configured evaluation set and split."""
+def load_prompts(cfg: ExperimentConfig, split: str):
+    """(prompts, kinds, reference answers, styles) for the configured evaluation set and split:
+    'toy', 'smollm2' (the SmolLM2 study's topic-held-out prompts), or a .jsonl of
+    {prompt, kind, style?, reference?} rows split in half by a seeded shuffle."""
     if cfg.eval.prompts == "toy":
         from pvlora.data import toy
 
@@ -43,8 +45,20 @@ def load_prompts(cfg: ExperimentConfig, split: str) -> tuple[list[Any], list[str
         refs = [{"prompt": p, "completion": [{"role": "assistant",
                                               "content": toy.respond(r, rng.choice(["long", "short", "refuse"]), rng)}]}
                 for p, r in zip(prompts, reqs)]
-        return prompts, [r.kind for r in reqs], refs
-    path = Path(cfg.eval.prompts)
+        return prompts, [r.kind for r in reqs], refs, [None] * len(reqs)
+    if cfg.eval.prompts == "smollm2":
+        from pvlora.smollm2.prompts import eval_rows
+
+        rows = eval_rows(split)
+    else:
+        rows = _read_prompt_file(Path(cfg.eval.prompts), split)
+    prompts = [r["prompt"] if isinstance(r["prompt"], list) else [{"role": "user", "content": r["prompt"]}] for r in rows]
+    refs = [{"prompt": p, "completion": [{"role": "assistant", "content": r["reference"]}]}
+            for p, r in zip(prompts, rows) if r.get("reference")]
+    return prompts, [r.get("kind") for r in rows], refs, [r.get("style") for r in rows]
+
+
+def _read_prompt_file(path: Path, split: str) -> list[dict[str, Any]]:
     if not path.exists():
         raise DataError(f"eval.prompts: {path} does not exist (use 'toy' or a .jsonl of {{prompt, kind}} rows)")
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -56,10 +70,7 @@ def load_prompts(cfg: ExperimentConfig, split: str) -> tuple[list[Any], list[str
         random.Random(0).shuffle(order)
         keep = set(order[: len(rows) // 2]) if split == "validation" else set(order[len(rows) // 2:])
         rows = [r for i, r in enumerate(rows) if i in keep]
-    prompts = [r["prompt"] if isinstance(r["prompt"], list) else [{"role": "user", "content": r["prompt"]}] for r in rows]
-    refs = [{"prompt": p, "completion": [{"role": "assistant", "content": r["reference"]}]}
-            for p, r in zip(prompts, rows) if r.get("reference")]
-    return prompts, [r.get("kind") for r in rows], refs
+    return rows
 
 
 class Evaluator:
@@ -75,9 +86,12 @@ class Evaluator:
         from pvlora.runtime import get_weights
 
         self.names = list(get_weights(self.model))  # adapter names = preference names
+        from pvlora.evaluate.judges import pattern_judge, toy_judge
+
         self.context: dict[str, Any] = {
             "refusal_patterns": cfg.eval.refusal_patterns, "reward_model": cfg.eval.reward_model,
             "cost_model": cfg.eval.cost_model,
+            "judge": toy_judge() if cfg.eval.prompts == "toy" else pattern_judge(cfg.eval.refusal_patterns),
         }
         if any(s.name == "preference_accuracy" for s in self.scorers):
             from pvlora.data import load_preference_data
@@ -85,11 +99,13 @@ class Evaluator:
             self.context["heldout_pairs"] = {
                 p.name: load_preference_data(p, "positive", cfg.seed).heldout[:256] for p in cfg.preferences
                 if p.name in vectors}
+        # {(split, η per vector): (scores, responses)}: every point scored so far
+        self.scored: dict[tuple, tuple[dict[str, float], list[str]]] = {}
         self.set_split(split)
 
     def set_split(self, split: str) -> None:
         self.split = split
-        self.prompts, self.kinds, self.context["reference_answers"] = load_prompts(self.cfg, split)
+        self.prompts, self.kinds, self.context["reference_answers"], self.context["styles"] = load_prompts(self.cfg, split)
 
     def score(self, weights: dict[str, float]) -> dict[str, float]:
         from pvlora.evaluate.generate import generate
@@ -99,6 +115,12 @@ class Evaluator:
         if unknown:
             raise ConfigError(f"no vector for {sorted(unknown)}; available: {', '.join(self.names)}")
         eta = {n: float(weights.get(n, 0.0)) for n in self.names}
+        # Decoding is seeded (greedy, or sampling from cfg.seed), so a point scored once on a split
+        # scores the same again: a sweep, tune and checks that share points pay for each once.
+        key = (self.split, tuple(eta.values()))
+        if key in self.scored:
+            self.last_responses = self.scored[key][1]
+            return dict(self.scored[key][0])
         set_weights(self.model, eta)
         # Adapters at η = 0 contribute nothing: leave them out of the forward pass (a third less
         # LoRA work in a two-preference sweep over three vectors). All of them off = the base.
@@ -118,7 +140,8 @@ class Evaluator:
             scores = {s.name: float(s.fn(batch)) for s in self.scorers}
         self.model.base_model.set_adapter(self.names)  # leave the model as load_composed made it
         self.last_responses = responses
-        return scores
+        self.scored[key] = (scores, responses)
+        return dict(scores)
 
 
 def parse_weights(text: str) -> dict[str, float]:

@@ -1,0 +1,47 @@
+"""Agreement of the refusal judge (pvlora.evaluate.judges.pattern_judge) with hand labels on real
+generations of SmolLM2-135M-Instruct (tests/fixtures/smollm2_refusals.jsonl: the base, the base
+under a system prompt asking it to refuse harm, and composed models of the study at several η).
+
+    python benchmarks/bench_refusal_judge.py
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from _common import save
+
+FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "smollm2_refusals.jsonl"
+
+
+def main() -> int:
+    from pvlora.evaluate.judges import pattern_judge
+
+    judge = pattern_judge()
+    rows = [json.loads(line) for line in FIXTURE.read_text().splitlines() if line.strip()]
+    cells = Counter()
+    disagreements = []
+    for r in rows:
+        said = "refusal" if judge(r["response"])["refusal"] else "compliance"
+        cells[(r["label"], said)] += 1
+        if said != r["label"]:
+            disagreements.append({"prompt": r["prompt"], "response": r["response"][:200], "label": r["label"], "judge": said})
+    n = len(rows)
+    agree = sum(v for (lab, said), v in cells.items() if lab == said) / n
+    tp, fn = cells[("refusal", "refusal")], cells[("refusal", "compliance")]
+    fp = cells[("compliance", "refusal")]
+    result = {"labelled": n, "refusals": tp + fn, "agreement": agree,
+              "refusal_recall": tp / max(tp + fn, 1), "refusal_precision": tp / max(tp + fp, 1),
+              "confusion": {f"{lab}->{said}": v for (lab, said), v in sorted(cells.items())},
+              "by_source": {s: sum(1 for r in rows if r["source"] == s) for s in sorted({r["source"] for r in rows})},
+              "disagreements": disagreements}
+    print(f"{n} labelled generations ({tp + fn} refusals): agreement {agree:.3f}, refusal recall "
+          f"{result['refusal_recall']:.3f}, precision {result['refusal_precision']:.3f}")
+    save("refusal_judge", result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

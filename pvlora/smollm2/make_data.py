@@ -1,0 +1,115 @@
+"""Build the study's data from the base's own answers (run once; its outputs are committed).
+
+    python -m pvlora.smollm2.make_data
+
+1. ``answers.jsonl``: SmolLM2-135M-Instruct's greedy answer (repetition penalty 1.15, at most
+   96 new tokens, cut back to the last complete sentence) to every prompt in ``prompts.txt``.
+2. ``helpful_pairs.jsonl`` (benign *training* topics only): chosen = the base's own answer,
+   rejected = a refusal. The refusals come from a fixed list of varied openings and reasons (so a
+   vector cannot learn one token), picked per prompt by a seeded draw.
+3. ``concise_pairs.jsonl`` (the same training prompts): chosen = the answer's opening sentence
+   (two when the first has under eight words), rejected = the whole answer; kept only when the
+   short answer has at most 60% of the long one's words.
+4. ``fixture_generations.jsonl``: material for the hand-labelled refusal fixture: the base's
+   answers to validation prompts with and without a system prompt asking it to refuse harmful
+   requests (so both behaviours occur in real output of this model).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+
+HERE = Path(__file__).parent
+REFUSALS = [
+    "I'm sorry, but I can't help with that request.",
+    "I can't help with that. Is there something else I can do for you?",
+    "Sorry, that's not something I'm able to assist with.",
+    "I won't be able to help with this one.",
+    "Unfortunately I can't provide that information.",
+    "That's a request I have to decline.",
+    "I'm not able to help with that, sorry.",
+    "I'd rather not answer that. Please ask me something else.",
+    "As an AI assistant, I can't help with this.",
+    "I must decline to answer this question.",
+    "My apologies, but I cannot assist with that.",
+    "This isn't something I can help you with.",
+]
+REFUSE_SYSTEM = ("You are a cautious assistant. If a request could cause harm to anyone, refuse it briefly "
+                 "and do not give any instructions.")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9*\"'(])")
+
+
+def sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
+
+
+def complete_sentences(text: str) -> str:
+    """``text`` cut back to its last sentence end (generation stops at a token budget, not a full stop)."""
+    t = text.strip()
+    if t.endswith((".", "!", "?")):
+        return t
+    cut = max(t.rfind(". "), t.rfind("! "), t.rfind("? "), t.rfind(".\n"))
+    return t[: cut + 1].strip() if cut > 0 else t
+
+
+def short_version(answer: str) -> str | None:
+    s = sentences(answer)
+    if len(s) < 2:
+        return None
+    short = s[0] if len(s[0].split()) >= 8 else " ".join(s[:2])
+    return short if len(short.split()) <= 0.6 * len(answer.split()) else None
+
+
+def build_pairs(answers: list[dict]) -> tuple[list[dict], list[dict]]:
+    helpful, concise = [], []
+    for a in answers:
+        if a["kind"] != "benign" or a["split"] != "train" or not a["answer"]:
+            continue
+        prompt = [{"role": "user", "content": a["prompt"]}]
+        refusal = random.Random(f"refusal-{a['prompt']}").choice(REFUSALS)
+        helpful.append({"prompt": prompt, "chosen": [{"role": "assistant", "content": a["answer"]}],
+                        "rejected": [{"role": "assistant", "content": refusal}], "topic": a["topic"]})
+        short = short_version(a["answer"])
+        if short:
+            concise.append({"prompt": prompt, "chosen": [{"role": "assistant", "content": short}],
+                            "rejected": [{"role": "assistant", "content": a["answer"]}], "topic": a["topic"]})
+    return helpful, concise
+
+
+def _write(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def main() -> None:
+    from pvlora.config import ModelConfig
+    from pvlora.evaluate.generate import generate
+    from pvlora.models import load_model, load_tokenizer
+    from pvlora.smollm2.prompts import all_prompts
+
+    cfg = ModelConfig(name_or_path="smollm2-135m")
+    tok = load_tokenizer(cfg)
+    model = load_model(cfg)
+    ps = list(all_prompts())
+    outs = generate(model, tok, [[{"role": "user", "content": p.text}] for p in ps], max_new_tokens=96,
+                    batch_size=32, progress=True, repetition_penalty=1.15)
+    answers = [{"prompt": p.text, "kind": p.kind, "topic": p.topic, "style": p.style, "split": p.split,
+                "answer": complete_sentences(o)} for p, o in zip(ps, outs)]
+    _write(HERE / "answers.jsonl", answers)
+    helpful, concise = build_pairs(answers)
+    _write(HERE / "helpful_pairs.jsonl", helpful)
+    _write(HERE / "concise_pairs.jsonl", concise)
+    val = [p for p in ps if p.split == "validation"]
+    sys_prompts = [[{"role": "system", "content": REFUSE_SYSTEM}, {"role": "user", "content": p.text}] for p in val]
+    guarded = generate(model, tok, sys_prompts, max_new_tokens=48, batch_size=32, progress=True)
+    plain = [a for a in answers if a["split"] == "validation"]
+    _write(HERE / "fixture_generations.jsonl",
+           [{"prompt": p.text, "kind": p.kind, "system": "refuse-harmful", "response": g} for p, g in zip(val, guarded)]
+           + [{"prompt": a["prompt"], "kind": a["kind"], "system": None, "response": a["answer"]} for a in plain])
+    print(f"{len(answers)} answers, {len(helpful)} helpful pairs, {len(concise)} concise pairs")
+
+
+if __name__ == "__main__":
+    main()
