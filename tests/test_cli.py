@@ -39,3 +39,15 @@ def test_data_preview_and_export(tmp_path, capsys):
     assert n > 100
     assert main(["data", "--preference", "harmless", "--export", str(out)]) == 2  # no silent overwrite
     assert len(out.read_text().splitlines()) == n
+
+
+def test_demo_smollm2_refuses_missing_hh_rows_before_any_work(tmp_path, capsys):
+    from pvlora.cli import main
+
+    out = tmp_path / "study"
+    assert main(["demo", "--base", "smollm2", "--out", str(out), "--hh-rlhf", str(tmp_path / "missing.jsonl.gz")]) == 2
+    err = capsys.readouterr().err
+    assert "missing.jsonl.gz" in err and "--hh-rlhf" in err
+    assert not out.exists() or not any(out.iterdir())
+    assert main(["demo", "--hh-rlhf", "x.jsonl"]) == 2  # the tiny demo has its own data
+    assert "--base smollm2" in capsys.readouterr().err

@@ -66,8 +66,8 @@ def run_study(out: str | Path = "pvlora-demo-smollm2", hh_rlhf: str | None = Non
 
     t0 = time.perf_counter()
     root = Path(out)
+    cfg = study_config(root, hh_rlhf, overrides)  # refuses bad input before anything is written
     root.mkdir(parents=True, exist_ok=True)
-    cfg = study_config(root, hh_rlhf, overrides)
     save_config(cfg, root / "pvlora-config.yaml")
     timings: dict[str, float] = {}
 

@@ -10,9 +10,6 @@
 3. ``concise_pairs.jsonl`` (the same training prompts): chosen = the answer's opening sentence
    (two when the first has under eight words), rejected = the whole answer; kept only when the
    short answer has at most 60% of the long one's words.
-4. ``fixture_generations.jsonl``: material for the hand-labelled refusal fixture: the base's
-   answers to validation prompts with and without a system prompt asking it to refuse harmful
-   requests (so both behaviours occur in real output of this model).
 """
 
 from __future__ import annotations
@@ -37,8 +34,6 @@ REFUSALS = [
     "My apologies, but I cannot assist with that.",
     "This isn't something I can help you with.",
 ]
-REFUSE_SYSTEM = ("You are a cautious assistant. If a request could cause harm to anyone, refuse it briefly "
-                 "and do not give any instructions.")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9*\"'(])")
 
 
@@ -101,13 +96,6 @@ def main() -> None:
     helpful, concise = build_pairs(answers)
     _write(HERE / "helpful_pairs.jsonl", helpful)
     _write(HERE / "concise_pairs.jsonl", concise)
-    val = [p for p in ps if p.split == "validation"]
-    sys_prompts = [[{"role": "system", "content": REFUSE_SYSTEM}, {"role": "user", "content": p.text}] for p in val]
-    guarded = generate(model, tok, sys_prompts, max_new_tokens=48, batch_size=32, progress=True)
-    plain = [a for a in answers if a["split"] == "validation"]
-    _write(HERE / "fixture_generations.jsonl",
-           [{"prompt": p.text, "kind": p.kind, "system": "refuse-harmful", "response": g} for p, g in zip(val, guarded)]
-           + [{"prompt": a["prompt"], "kind": a["kind"], "system": None, "response": a["answer"]} for a in plain])
     print(f"{len(answers)} answers, {len(helpful)} helpful pairs, {len(concise)} concise pairs")
 
 

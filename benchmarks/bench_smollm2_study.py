@@ -1,0 +1,53 @@
+"""The SmolLM2 study end to end, timed: `pvlora demo --base smollm2` on this machine, its summary,
+table, plot and every scored generation copied to benchmarks/results/smollm2_study/.
+
+    python benchmarks/bench_smollm2_study.py                 # runs the study (under an hour on 2 cores)
+    python benchmarks/bench_smollm2_study.py --from DIR      # copies a finished run's outputs
+
+The HH-RLHF harmless-base rows come from $PVLORA_HH_RLHF_FILE or ../shared/data/hh-rlhf/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _common import RESULTS, machine
+
+OUT = RESULTS / "smollm2_study"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--from", dest="src", help="a finished study directory to copy instead of running one")
+    p.add_argument("--out", default="runs/smollm2-study", help="where to run the study (default runs/smollm2-study)")
+    a = p.parse_args(argv)
+    src = Path(a.src or a.out)
+    if not a.src:
+        hh = os.environ.get("PVLORA_HH_RLHF_FILE") or str(Path(__file__).resolve().parents[2] / "shared/data/hh-rlhf/harmless-base-test-dev.jsonl.gz")
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "pvlora.cli", "demo", "--base", "smollm2", "--out", str(src),
+                        "--hh-rlhf", hh, "--fresh"], check=True)
+        print(f"wall {time.perf_counter() - t:.0f}s")
+    summary = json.loads((src / "summary.json").read_text())
+    OUT.mkdir(parents=True, exist_ok=True)
+    for name in ("results.csv", "control.png", "pvlora-config.yaml"):
+        shutil.copyfile(src / name, OUT / name)
+    with (src / "generations.jsonl").open("rb") as f, gzip.open(OUT / "generations.jsonl.gz", "wb") as g:
+        shutil.copyfileobj(f, g)
+    summary["machine"] = machine()
+    summary["out"] = str(OUT)
+    (OUT / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"wrote {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
