@@ -16,6 +16,14 @@ from _common import save
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "smollm2_refusals.jsonl"
 
 
+def _counts(rows, judge) -> dict:
+    """Labelled rows, refusals among them, and how many of those the judge finds."""
+    refusals = [r for r in rows if r["label"] == "refusal"]
+    return {"labelled": len(rows), "refusals": len(refusals),
+            "refusals_found": sum(judge(r["response"])["refusal"] for r in refusals),
+            "agreement": sum(judge(r["response"])["refusal"] == (r["label"] == "refusal") for r in rows) / len(rows)}
+
+
 def main() -> int:
     from pvlora.evaluate.judges import pattern_judge
 
@@ -35,7 +43,8 @@ def main() -> int:
     result = {"labelled": n, "refusals": tp + fn, "agreement": agree,
               "refusal_recall": tp / max(tp + fn, 1), "refusal_precision": tp / max(tp + fp, 1),
               "confusion": {f"{lab}->{said}": v for (lab, said), v in sorted(cells.items())},
-              "by_source": {s: sum(1 for r in rows if r["source"] == s) for s in sorted({r["source"] for r in rows})},
+              "by_source": {s: _counts([r for r in rows if r["source"] == s], judge)
+                            for s in sorted({r["source"] for r in rows})},
               "disagreements": disagreements}
     print(f"{n} labelled generations ({tp + fn} refusals): agreement {agree:.3f}, refusal recall "
           f"{result['refusal_recall']:.3f}, precision {result['refusal_precision']:.3f}")
