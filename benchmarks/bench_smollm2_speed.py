@@ -86,7 +86,7 @@ VARIANTS = {
 def run(script: str, config: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as out:
         t = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", script, out, *config], capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, "-c", script, out, *config], capture_output=True, text=True, check=False)
         if proc.returncode:
             raise SystemExit(proc.stderr[-3000:])
         last = [line for line in proc.stdout.splitlines() if line.startswith("{")][-1]
@@ -112,8 +112,8 @@ def main(argv=None) -> int:
         script, extra = VARIANTS[k]
         cfg = [common[0], *common[1:], *extra]
         # the harmless preference only (the study lists helpful first)
-        cfg.append("preferences=[{name: harmless, source: %s, format: hh_rlhf, limit: %d, heldout_fraction: 0.1}]"
-                   % (hh, a.steps * 8 * 10 // 9 + 1))
+        cfg.append(f"preferences=[{{name: harmless, source: {hh}, format: hh_rlhf, "
+                   f"limit: {a.steps * 8 * 10 // 9 + 1}, heldout_fraction: 0.1}}]")
         runs[k] = run(script, cfg)
         print(f"{k:>11}: {runs[k]['train_seconds']:.1f}s for {runs[k]['pairs']} pairs", flush=True)
     base = runs["trl"]["train_seconds"] / runs["trl"]["pairs"]

