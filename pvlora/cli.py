@@ -15,6 +15,7 @@ from pvlora import __version__
 EPILOG = """\
 typical session (the built-in tiny model, on a CPU):
   pvlora demo                                   # everything below, end to end
+  pvlora demo --base smollm2 --hh-rlhf FILE     # the same on the real SmolLM2-135M-Instruct (~50 min on 2 cores)
   pvlora data --preference harmless --limit 3   # what a preference trains on
   pvlora sft                                    # optional first stage: SFT the base, merged as OUT/sft-merged
   pvlora train --preference harmless            # harmless-positive and harmless-negative adapters
