@@ -8,7 +8,6 @@ pickle is explicitly allowed; every tensor is checked to be finite before anythi
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import re
@@ -23,6 +22,7 @@ import torch
 
 from pvlora import __version__
 from pvlora.errors import ArtifactError
+from pvlora.fs import MAX_WEIGHT_BYTES, plain_name, read_json, regular_file, sha256_file
 from pvlora.lora_math import Factors, from_lora, pad_rank
 
 MANIFEST = "pvlora.json"
@@ -42,43 +42,61 @@ def base_module_name(key: str) -> str:
     return key[len(_PEFT_PREFIX):] if key.startswith(_PEFT_PREFIX) else key
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def weight_hashes(directory: Path) -> dict[str, str]:
-    return {p.name: sha256_file(p) for p in sorted(directory.iterdir())
-            if p.suffix in (".safetensors", ".bin") and p.is_file()}
+    """sha256 of every file that decides the math: the weights and ``adapter_config.json`` (its
+    ``lora_alpha``, ``r`` and ``target_modules`` scale and place ΔW as much as the weights do)."""
+    return {p.name: sha256_file(p) for p in sorted(Path(directory).iterdir())
+            if (p.suffix in (".safetensors", ".bin") or p.name == ADAPTER_CONFIG) and p.is_file() and not p.is_symlink()}
 
 
 def read_manifest(directory: Path) -> dict[str, Any] | None:
+    """``pvlora.json`` checked for shape: an object whose ``weights_sha256`` maps plain file names to
+    hex digests and whose ``base`` (if any) is an object."""
     path = Path(directory) / MANIFEST
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{path}: not valid JSON ({exc.msg})") from None
+    manifest = read_json(path)
+    hashes = manifest.get("weights_sha256")
+    if hashes is not None and not (isinstance(hashes, dict) and all(
+            isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) for v in hashes.values())):
+        raise ArtifactError(f"{path}: weights_sha256 must map file names to sha256 hex digests, got {hashes!r:.80}")
+    for name in hashes or {}:
+        plain_name(Path(directory), name, f"{path} (weights_sha256)")
+    if manifest.get("preference") is not None:
+        from pvlora.config import NAME_RE
+
+        if not isinstance(manifest["preference"], str) or not NAME_RE.fullmatch(manifest["preference"]):
+            raise ArtifactError(f"{path}: preference {manifest['preference']!r:.80} is not a valid preference name "
+                                "(letters, digits, '_' or '-')")
+    for key in ("base", "metrics", "data"):
+        if manifest.get(key) is not None and not isinstance(manifest[key], dict):
+            raise ArtifactError(f"{path}: {key} must be an object, got {type(manifest[key]).__name__}")
+    return manifest
 
 
-def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
-    extra = {"command": COMMAND} if COMMAND and "command" not in manifest else {}
+def write_manifest(directory: Path, manifest: dict[str, Any], command: str | None = None) -> None:
+    command = command or COMMAND
+    extra = {"command": command} if command and "command" not in manifest else {}
     manifest = {"pvlora_version": __version__, **manifest, **extra, "weights_sha256": weight_hashes(directory)}
     with atomic_file(Path(directory) / MANIFEST) as fh:  # a rewrite never leaves half a manifest
         fh.write(json.dumps(manifest, indent=2, default=str) + "\n")
 
 
 def verify_hashes(directory: Path, manifest: dict[str, Any] | None) -> None:
-    """Each weight file listed in the manifest must hash to what the manifest says."""
+    """Each file listed in the manifest must hash to what the manifest says, and a manifest that
+    hashes anything must cover every file that decides the math (so dropping an entry from
+    ``weights_sha256`` does not switch the check off for that file)."""
     if not manifest or "weights_sha256" not in manifest:
         return
-    for name, expected in manifest["weights_sha256"].items():
-        path = Path(directory) / name
-        if not path.exists():
+    directory = Path(directory)
+    listed = manifest["weights_sha256"]
+    for name in (ADAPTER_CONFIG, SAFE_WEIGHTS, PICKLE_WEIGHTS):
+        if name not in listed and ((directory / name).exists() or (directory / name).is_symlink()):
+            raise ArtifactError(f"{directory / name}: not covered by the sha256 list in {MANIFEST}; the artifact "
+                                "was altered (or made by an older pvlora): re-create or re-download it")
+    for name, expected in listed.items():
+        path = plain_name(directory, name, f"{directory / MANIFEST} (weights_sha256)")
+        if not path.exists() and not path.is_symlink():
             raise ArtifactError(f"{path}: listed in {MANIFEST} but missing")
         if sha256_file(path) != expected:
             raise ArtifactError(
@@ -186,20 +204,34 @@ class Adapter:
 
 def load_weights(directory: Path, allow_pickle: bool = False) -> tuple[dict[str, torch.Tensor], Path]:
     safe, pickled = directory / SAFE_WEIGHTS, directory / PICKLE_WEIGHTS
-    if safe.exists():
+    if safe.exists() or safe.is_symlink():
         from safetensors.torch import load_file
+
+        regular_file(safe, MAX_WEIGHT_BYTES)
 
         try:
             return load_file(str(safe)), safe
         except Exception as exc:  # safetensors raises SafetensorError / OSError for damaged files
             raise ArtifactError(f"{safe}: cannot read safetensors file ({exc})") from None
-    if pickled.exists():
+    if pickled.exists() or pickled.is_symlink():
         if not allow_pickle:
             raise ArtifactError(
                 f"{pickled}: pickle weights can run arbitrary code when loaded and are refused; "
                 "convert to safetensors, or pass --allow-pickle if you trust the file"
             )
-        return torch.load(str(pickled), map_location="cpu", weights_only=True), pickled
+        regular_file(pickled, MAX_WEIGHT_BYTES)
+        import pickle
+
+        try:  # weights_only: PyTorch's restricted unpickler, which refuses anything but tensors and containers
+            tensors = torch.load(str(pickled), map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ArtifactError(f"{pickled}: refused by torch.load(weights_only=True), which loads only tensors "
+                                f"({first[:200]}); the file holds other objects or is damaged") from None
+        if not isinstance(tensors, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                    for k, v in tensors.items()):
+            raise ArtifactError(f"{pickled}: expected a dict of named tensors")
+        return tensors, pickled
     raise ArtifactError(f"{directory}: no {SAFE_WEIGHTS} (or {PICKLE_WEIGHTS}) found")
 
 
@@ -211,12 +243,9 @@ def read_adapter(path: str | Path, allow_pickle: bool = False, verify: bool = Tr
     if not directory.is_dir():
         raise ArtifactError(f"{directory}: not a directory (expected a PEFT adapter directory)")
     cfg_path = directory / ADAPTER_CONFIG
-    if not cfg_path.exists():
+    if not cfg_path.exists() and not cfg_path.is_symlink():
         raise ArtifactError(f"{directory}: missing {ADAPTER_CONFIG}; is this a PEFT adapter directory?")
-    try:
-        config = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{cfg_path}: not valid JSON ({exc.msg})") from None
+    config = read_json(cfg_path)
     if config.get("peft_type", "LORA") != "LORA":
         raise ArtifactError(f"{cfg_path}: peft_type {config.get('peft_type')!r} is not LORA")
     if config.get("use_dora"):
@@ -225,11 +254,13 @@ def read_adapter(path: str | Path, allow_pickle: bool = False, verify: bool = Tr
         if config.get(key):
             raise ArtifactError(f"{cfg_path}: {key} is set; those trained weights are not part of ΔW = B·A and "
                                 "would be lost in a vector. Train plain LoRA")
+    check_config_types(config, cfg_path)
     manifest = read_manifest(directory)
     if verify:
         verify_hashes(directory, manifest)
     tensors, file = load_weights(directory, allow_pickle)
     check_finite(tensors, file)
+    peft_config = _peft_config(config, cfg_path)
 
     alpha = config.get("lora_alpha", 8)
     rslora = bool(config.get("use_rslora", False))
@@ -255,6 +286,10 @@ def read_adapter(path: str | Path, allow_pickle: bool = False, verify: bool = Tr
             raise ArtifactError(f"{file}: module {module!r} has mismatched LoRA shapes {tuple(A.shape)}, {tuple(B.shape)}")
         r = A.shape[0]
         target = base_module_name(module)
+        if not _adapted_by_peft(peft_config, target):
+            # PEFT would silently skip these weights on load while compose would apply them: two models
+            raise ArtifactError(f"{file}: module {target!r} has LoRA weights but {ADAPTER_CONFIG}'s target_modules "
+                                f"({config.get('target_modules')!r}) does not select it; the config and weights disagree")
         a = alpha_pat.get(get_pattern_key(list(alpha_pat), target), alpha)
         configured_r = rank_pat.get(get_pattern_key(list(rank_pat), target), config.get("r", r))
         if configured_r != r:
@@ -264,6 +299,52 @@ def read_adapter(path: str | Path, allow_pickle: bool = False, verify: bool = Tr
     if not factors:
         raise ArtifactError(f"{file}: no LoRA factors (lora_A/lora_B weights) found")
     return Adapter(directory, config, factors, manifest)
+
+
+def check_config_types(config: dict[str, Any], path: Path) -> None:
+    """The fields that scale or place ΔW must have the types PEFT writes (``lora_alpha: "16"`` is refused,
+    not multiplied as a string)."""
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    checks = {
+        "r": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+        "lora_alpha": number,
+        "use_rslora": lambda v: isinstance(v, bool),
+        "target_modules": lambda v: v is None or isinstance(v, str) or (
+            isinstance(v, list) and all(isinstance(x, str) for x in v)),
+        "rank_pattern": lambda v: v is None or (isinstance(v, dict) and all(
+            isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v.values())),
+        "alpha_pattern": lambda v: v is None or (isinstance(v, dict) and all(number(x) for x in v.values())),
+        "layers_to_transform": lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)) or (
+            isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in v)),
+    }
+    for key, ok in checks.items():
+        if key in config and not ok(config[key]):
+            raise ArtifactError(f"{path}: {key} has the wrong type or value ({config[key]!r}); "
+                                "PEFT writes a number (r: a positive integer) here")
+
+
+def _peft_config(config: dict[str, Any], path: Path):
+    import dataclasses
+
+    from peft import LoraConfig
+
+    known = {f.name for f in dataclasses.fields(LoraConfig)}
+    try:
+        return LoraConfig(**{k: v for k, v in config.items() if k in known and k not in ("peft_type", "task_type")})
+    except (TypeError, ValueError) as exc:
+        raise ArtifactError(f"{path}: PEFT refuses this LoRA config ({exc})") from None
+
+
+def _adapted_by_peft(peft_config, module: str) -> bool:
+    """Would PEFT put this adapter's LoRA on ``module`` when loading it? (PEFT's own matcher.)"""
+    from peft.tuners.tuners_utils import _ExcludedModule, check_target_module_exists
+
+    if peft_config.target_modules is None:
+        return True  # PEFT fills in the architecture's defaults; weights decide
+    found = check_target_module_exists(peft_config, module)
+    return bool(found) and not isinstance(found, _ExcludedModule)
 
 
 def check_same_base(adapters: list[Adapter]) -> None:

@@ -305,8 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     import shlex
 
     from pvlora import artifacts
+    from pvlora.fs import portable_command
 
-    artifacts.COMMAND = "pvlora " + shlex.join(sys.argv[1:] if argv is None else argv)
+    artifacts.COMMAND = "pvlora " + shlex.join(portable_command(sys.argv[1:] if argv is None else argv))
     try:
         return _handler(a.command)(a)
     except (PvloraError, _UsageError, ValueError) as exc:

@@ -7,10 +7,18 @@ from typing import Any
 
 from pvlora import lora_math
 from pvlora.artifacts import (
-    Adapter, atomic_dir, base_module_name, check_eta, check_same_base, read_adapter, write_factors, write_manifest,
+    Adapter,
+    atomic_dir,
+    base_module_name,
+    check_eta,
+    check_same_base,
+    read_adapter,
+    write_factors,
+    write_manifest,
 )
 from pvlora.chat_templates import carry_template
 from pvlora.errors import ArtifactError
+from pvlora.fs import portable
 
 
 def read_base_config(base: str, revision: str | None = None):
@@ -127,12 +135,12 @@ def compose(
         total, errors, rel_error = lora_math.compress(total, rank)
     manifest: dict[str, Any] = {
         "kind": "composition", "base": base_fp, "method": "merged" if merge else "adapter",
-        "vectors": [{"path": str(a.path), "preference": a.name, "weight": w,
-                     "weights_sha256": (a.manifest or {}).get("weights_sha256")} for a, w in items],
+        "vectors": [{"path": portable(spec), "preference": a.name, "weight": w,
+                     "weights_sha256": (a.manifest or {}).get("weights_sha256")} for spec, (a, w) in zip(vectors, items)],
         "exact_rank": exact_rank, "rank": rank if errors else exact_rank,
         "compression": {"rank": rank, "relative_error": rel_error, "per_module_relative_error": errors} if errors else None,
         "norm": lora_math.total_norm(total),
-        "unverified": unverified([a for a, _ in items]),
+        "unverified": [portable(p) for p in unverified([a for a, _ in items])],
     }
     with atomic_dir(out, overwrite) as tmp:
         if merge:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
@@ -59,6 +60,18 @@ class ModelConfig:
             resolve_chat_template(self.chat_template)  # unknown name or unreadable file: fail at config time
 
 
+# A preference name becomes a directory name (adapters/NAME-positive, vectors/NAME) and a PEFT adapter
+# name, so it is a plain identifier: no path separators, no leading dot, nothing PEFT would split on.
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def check_name(name: Any, where: str) -> str:
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise ConfigError(f"{where}: {name!r} is not a valid preference name; use 1-64 letters, digits, '_' or '-', "
+                          "starting with a letter or digit (e.g. helpful, harmless_v2)")
+    return name
+
+
 @dataclass
 class PreferenceConfig:
     name: str = field(metadata={"help": "Preference name, e.g. helpful, harmless, concise."})
@@ -75,11 +88,25 @@ class PreferenceConfig:
                   "better_response_id, harmless -> safer_response_id)."},
     )
     limit: int | None = field(default=None, metadata={"help": "Use at most this many usable pairs."})
+    max_turns: int | None = field(
+        default=None,
+        metadata={"help": "Keep only pairs whose prompt has at most this many user turns (1 = single-turn "
+                  "requests; multi-turn dialogues such as HH-RLHF's are mostly cut by max_length anyway)."},
+    )
     heldout_fraction: float = field(
         default=0.1, metadata={"help": "Fraction of pairs held out for preference accuracy (0 disables)."}
     )
+    dpo: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={"help": "trl.DPOConfig keyword arguments for this preference only, over the top-level dpo "
+                  "block (e.g. a learning rate for data whose chosen and rejected answers differ subtly)."},
+    )
 
     def __post_init__(self) -> None:
+        check_name(self.name, "preferences[].name")
+        validate_dpo_keys(self.dpo, f"preferences[{self.name}].dpo")
+        if self.max_turns is not None and self.max_turns <= 0:
+            raise ConfigError(f"preferences[{self.name}].max_turns must be positive, got {self.max_turns}")
         if self.format not in FORMAT_NAMES:
             raise ConfigError(
                 f"preferences[{self.name}].format: unknown format {self.format!r}; choose one of {', '.join(FORMAT_NAMES)}"

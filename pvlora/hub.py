@@ -14,8 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pvlora.artifacts import ADAPTER_CONFIG, MANIFEST, SAFE_WEIGHTS, atomic_dir, read_adapter, read_manifest
+from pvlora.artifacts import (
+    ADAPTER_CONFIG,
+    MANIFEST,
+    SAFE_WEIGHTS,
+    atomic_dir,
+    read_adapter,
+    read_manifest,
+)
 from pvlora.errors import ArtifactError
+from pvlora.fs import MAX_WEIGHT_BYTES, portable_command, read_json, regular_file
 
 _REPO_RE = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<rev>[\w./-]+))?$")
 UPLOAD_FILES = (ADAPTER_CONFIG, SAFE_WEIGHTS, MANIFEST, "README.md", "pvlora-config.yaml", "eval.json",
@@ -74,9 +82,20 @@ def _datasets(manifest: dict[str, Any]) -> list[str]:
     return sorted(set(sources))
 
 
+def _command(recorded: Any) -> str:
+    """The recorded command line without local directory layout (see fs.portable)."""
+    import shlex
+
+    if not isinstance(recorded, str) or not recorded.strip():
+        return "(not recorded)"
+    try:
+        return shlex.join(portable_command(shlex.split(recorded)))
+    except ValueError:
+        return "(not recorded)"
+
+
 def build_card(directory: Path, repo_id: str):
     """A ``huggingface_hub.ModelCard`` for an adapter, vector or composition directory."""
-    import json
 
     from huggingface_hub import ModelCard, ModelCardData
 
@@ -111,15 +130,15 @@ def build_card(directory: Path, repo_id: str):
     if manifest.get("compression"):
         lines.append(f"| compression error | {manifest['compression']['relative_error']:.3g} (relative Frobenius) |")
     evaluation = directory / "eval.json"
-    if evaluation.exists():
-        ev = json.loads(evaluation.read_text())
+    if evaluation.exists() or evaluation.is_symlink():
+        ev = read_json(evaluation)
         lines += ["", "## Evaluation", "", "| metric | value |", "|---|---|"]
         lines += [f"| {k} | {v:.4g} |" for k, v in (ev.get("scores") or ev).items() if isinstance(v, (int, float))]
     metrics = manifest.get("metrics") or {}
     if metrics:
         lines += ["", "## Training metrics", "", "| metric | value |", "|---|---|"]
         lines += [f"| {k} | {v:.4g} |" for k, v in metrics.items() if isinstance(v, (int, float))]
-    lines += ["", "## How it was made", "", "```bash", manifest.get("command") or "(not recorded)", "```", "",
+    lines += ["", "## How it was made", "", "```bash", _command(manifest.get("command")), "```", "",
               "## Usage", "", "```python", "import pvlora", "",
               f'model, tokenizer = pvlora.load_composed("{base or "BASE_MODEL"}", {{"{repo_id}": 1.0}})',
               f'pvlora.set_weights(model, {{"{name}": 0.5}})  # re-weight in place', "```", "",
@@ -148,7 +167,17 @@ def plan_upload(directory: str | Path, repo_id: str, private: bool = False, revi
     parse_repo_spec(repo_id)
     read_adapter(directory)  # refuses broken, tampered or pickle-only directories before any upload
     card = build_card(directory, repo_id)
-    files = [f for f in UPLOAD_FILES if f != "README.md" and (directory / f).exists()] + ["README.md"]
+    files = []
+    for f in UPLOAD_FILES:
+        path = directory / f
+        if f == "README.md" or not (path.exists() or path.is_symlink()):
+            continue
+        if path.is_symlink():  # it could point at anything on this machine (a key file, a home directory)
+            raise ArtifactError(f"{path}: a symlink; push uploads only regular files inside {directory}. "
+                                "Replace the link with a copy of the file (or remove it)")
+        regular_file(path, MAX_WEIGHT_BYTES)
+        files.append(f)
+    files.append("README.md")
     return UploadPlan(repo_id, files, str(card), private, revision)
 
 
@@ -181,7 +210,8 @@ def pull(spec: str, out: str | Path | None = None, token: str | None = None, ove
     if out is None:
         return local
     with atomic_dir(out, overwrite) as tmp:
-        for f in local.iterdir():
-            if f.is_file():
-                shutil.copy2(f, tmp / f.name)
+        for f in sorted(local.iterdir()):
+            if f.name in UPLOAD_FILES:  # the artifact's own files only, each a bounded regular file
+                regular_file(f, MAX_WEIGHT_BYTES, local)
+                shutil.copyfile(f, tmp / f.name)
     return Path(out)

@@ -178,7 +178,7 @@ def train_one(cfg: ExperimentConfig, preference: str, direction: str, target: Pa
     model, tok, base_fp = load_base(cfg.model, tok)
     lora_kwargs = {"task_type": "CAUSAL_LM", **cfg.lora}
     peft_config = LoraConfig(**lora_kwargs)
-    dpo_kwargs = trainer_kwargs(DPO_DEFAULTS, cfg.dpo, part, cfg)
+    dpo_kwargs = trainer_kwargs(DPO_DEFAULTS, {**cfg.dpo, **cfg.preference(preference).dpo}, part, cfg)
     stored = ref_store.get(preference) if ref_store is not None else None
     if ref_store is not None and stored is None:
         dpo_kwargs.setdefault("precompute_ref_log_probs", True)  # computed once here, reused by the other direction

@@ -6,14 +6,22 @@ from pathlib import Path
 from typing import Any
 
 from pvlora import lora_math
-from pvlora.artifacts import Adapter, atomic_dir, check_same_base, read_adapter, write_factors, write_manifest
+from pvlora.artifacts import (
+    Adapter,
+    atomic_dir,
+    check_same_base,
+    read_adapter,
+    write_factors,
+    write_manifest,
+)
 from pvlora.chat_templates import carry_template
+from pvlora.fs import portable
 
 
 def _source_summary(a: Adapter) -> dict[str, Any]:
     m = a.manifest or {}
     return {
-        "path": str(a.path), "kind": m.get("kind", "adapter"), "preference": m.get("preference"),
+        "path": portable(a.path), "kind": m.get("kind", "adapter"), "preference": m.get("preference"),
         "direction": m.get("direction"), "r": a.config.get("r"), "lora_alpha": a.config.get("lora_alpha"),
         "use_rslora": bool(a.config.get("use_rslora")), "weights_sha256": m.get("weights_sha256"),
         "metrics": m.get("metrics"),
@@ -31,6 +39,10 @@ def extract_vector(
     from the factors, recording per-module and overall relative Frobenius errors."""
     if rank is not None and rank <= 0:
         raise ValueError(f"--rank must be a positive integer, got {rank}")
+    if preference is not None:
+        from pvlora.config import check_name
+
+        check_name(preference, "preference")
     pos = read_adapter(positive, allow_pickle)
     neg = None if positive_only else read_adapter(negative, allow_pickle)
     adapters = [pos] + ([neg] if neg else [])

@@ -13,6 +13,7 @@ from pvlora.data import toy
 from pvlora.data.formats import FORMATS, Drop, MissingColumn, pku_label_column
 from pvlora.data.sources import iter_rows
 from pvlora.errors import DataError
+from pvlora.fs import portable
 
 __all__ = ["PreferenceData", "load_preference_data", "reverse"]
 
@@ -30,7 +31,7 @@ class PreferenceData:
 
     def fingerprint(self) -> dict[str, Any]:
         return {
-            "source": self.source, "format": self.format, "rows_read": self.rows_read,
+            "source": portable(self.source), "format": self.format, "rows_read": self.rows_read,
             "kept": len(self.train) + len(self.heldout), "train": len(self.train),
             "heldout": len(self.heldout), "dropped": dict(self.drops),
         }
@@ -39,6 +40,11 @@ class PreferenceData:
         drops = ", ".join(f"{n} {r}" for r, n in sorted(self.drops.items())) or "none"
         return (f"{self.preference} ({self.direction}) from {self.source} [{self.format}]: {self.rows_read} rows read, "
                 f"{len(self.train)} train + {len(self.heldout)} held-out pairs kept; dropped: {drops}")
+
+
+def user_turns(prompt: str | list[dict[str, str]]) -> int:
+    """User turns in a pair's prompt: a plain string is one request; a message list counts its user messages."""
+    return 1 if isinstance(prompt, str) else sum(m["role"] == "user" for m in prompt)
 
 
 def reverse(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -84,6 +90,13 @@ def load_preference_data(pref: PreferenceConfig, direction: str = "positive", se
         if not pairs:
             detail = ", ".join(f"{c} {r}" for r, c in drops.items()) or "the source is empty"
             raise DataError(f"data source {pref.source}: no usable preference pair left out of {n} rows ({detail})")
+        if pref.max_turns:
+            kept = [p for p in pairs if user_turns(p["prompt"]) <= pref.max_turns]
+            drops[f"more than {pref.max_turns} user turn(s)"] += len(pairs) - len(kept)
+            pairs = kept
+            if not pairs:
+                raise DataError(f"data source {pref.source}: no pair has at most {pref.max_turns} user turn(s) "
+                                f"(preferences[{pref.name}].max_turns); raise or remove it")
         if pref.limit:
             pairs = pairs[: pref.limit]
         # Deterministic held-out split, the same for both directions so D+ and D- hold out the same prompts.

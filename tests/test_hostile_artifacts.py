@@ -1,0 +1,210 @@
+"""Artifacts from strangers: names in a manifest, symlinks, unhashed configs, bad types, pickles and
+path-like preference names are refused with one clear error, quickly, before anything is written."""
+
+import json
+import os
+import pickle
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from pvlora.artifacts import read_adapter, weight_hashes
+from pvlora.config import PreferenceConfig
+from pvlora.errors import ArtifactError, ConfigError
+from pvlora.hub import build_card, plan_upload, resolve_artifact
+from pvlora.vector import extract_vector
+from tests.test_hub import offline_cache  # noqa: F401  (fixture)
+from tests.test_vector_math import make_adapter
+
+
+@pytest.fixture(scope="module")
+def vec(random_base_dir, tmp_path_factory):
+    d = tmp_path_factory.mktemp("hostile")
+    p = make_adapter(random_base_dir, d / "pos", 41, r=2, lora_alpha=4, target_modules=["q_proj"])
+    n = make_adapter(random_base_dir, d / "neg", 42, r=2, lora_alpha=4, target_modules=["q_proj"])
+    extract_vector(p, n, d / "harmless", preference="harmless")
+    return d / "harmless"
+
+
+def copy(vec, tmp_path, name="v"):
+    out = tmp_path / name
+    shutil.copytree(vec, out)
+    return out
+
+
+def edit_json(path, fn):
+    data = json.loads(path.read_text())
+    fn(data)  # edits in place
+    path.write_text(json.dumps(data))
+
+
+def rehash(d):
+    """What an attacker who edits files can also do: recompute the manifest's hashes."""
+    edit_json(d / "pvlora.json", lambda m: m.update(weights_sha256=weight_hashes(d)))
+
+
+@pytest.mark.parametrize("name", ["/dev/zero", "../../etc/passwd", "sub/adapter_model.safetensors", "..", ""])
+def test_manifest_names_only_plain_files_inside(vec, tmp_path, name):
+    d = copy(vec, tmp_path)
+    edit_json(d / "pvlora.json", lambda m: m["weights_sha256"].update({name: "0" * 64}))
+    with pytest.raises(ArtifactError, match="only plain file names inside"):
+        read_adapter(d)
+
+
+def test_weights_symlinked_to_a_device_or_out_of_the_directory_are_refused(vec, tmp_path):
+    d = copy(vec, tmp_path)
+    (d / "pvlora.json").unlink()  # no manifest: the weights file itself is the only guard
+    (d / "adapter_model.safetensors").unlink()
+    os.symlink("/dev/zero", d / "adapter_model.safetensors")
+    with pytest.raises(ArtifactError, match="symlink to /dev/zero, outside"):
+        read_adapter(d)
+    secret = tmp_path / "secret.safetensors"
+    shutil.copyfile(vec / "adapter_model.safetensors", secret)
+    (d / "adapter_model.safetensors").unlink()
+    os.symlink(secret, d / "adapter_model.safetensors")
+    with pytest.raises(ArtifactError, match="outside"):
+        read_adapter(d)
+    (d / "adapter_config.json").rename(d / "real.json")
+    os.symlink("/dev/zero", d / "adapter_config.json")
+    with pytest.raises(ArtifactError, match="adapter_config.json: a symlink to /dev/zero"):
+        read_adapter(d)
+
+
+def test_a_device_named_as_a_weight_file_is_not_read(vec, tmp_path):
+    d = copy(vec, tmp_path)
+    (d / "adapter_model.safetensors").unlink()
+    os.mkfifo(d / "adapter_model.safetensors")  # a pipe would block a reader forever
+    with pytest.raises(ArtifactError, match="not a regular file"):
+        read_adapter(d)
+
+
+def test_hub_cache_symlinks_into_blobs_are_followed(vec, tmp_path, offline_cache):
+    """huggingface_hub stores snapshots/<rev>/FILE -> ../../blobs/<sha>: those links stay inside the repo."""
+    root = offline_cache / "models--alice--vec"
+    snap, blobs = root / "snapshots" / ("a" * 40), root / "blobs"
+    snap.mkdir(parents=True)
+    blobs.mkdir()
+    for f in vec.iterdir():
+        shutil.copyfile(f, blobs / f.name)
+        os.symlink(os.path.join("..", "..", "blobs", f.name), snap / f.name)
+    (root / "refs").mkdir()
+    (root / "refs" / "main").write_text("a" * 40)
+    a = read_adapter(resolve_artifact("alice/vec"))
+    assert a.name == "harmless" and set(a.factors) == set(read_adapter(vec).factors)
+
+
+def test_adapter_config_is_hashed(vec, tmp_path):
+    d = copy(vec, tmp_path)
+    assert "adapter_config.json" in json.loads((d / "pvlora.json").read_text())["weights_sha256"]
+    edit_json(d / "adapter_config.json", lambda c: c.update(lora_alpha=1000))
+    with pytest.raises(ArtifactError, match="adapter_config.json: sha256 does not match"):
+        read_adapter(d)
+    # dropping the config from the list does not switch its check off
+    edit_json(d / "pvlora.json", lambda m: m["weights_sha256"].pop("adapter_config.json"))
+    with pytest.raises(ArtifactError, match="adapter_config.json: not covered by the sha256 list"):
+        read_adapter(d)
+
+
+def test_target_modules_must_select_every_module_that_has_weights(vec, tmp_path):
+    d = copy(vec, tmp_path)
+    edit_json(d / "adapter_config.json", lambda c: c.update(target_modules=["k_proj"]))
+    rehash(d)
+    with pytest.raises(ArtifactError, match="target_modules .* does not select it"):
+        read_adapter(d)
+    edit_json(d / "adapter_config.json", lambda c: c.update(target_modules=["q_proj"], layers_to_transform=[1]))
+    rehash(d)
+    with pytest.raises(ArtifactError, match=r"layers\.0\..*does not select it"):
+        read_adapter(d)
+
+
+@pytest.mark.parametrize(("field", "value", "msg"), [
+    ("lora_alpha", "16", "lora_alpha has the wrong type"), ("r", "16", "r has the wrong type"),
+    ("r", 0, "r has the wrong type"), ("lora_alpha", True, "lora_alpha has the wrong type"),
+    ("target_modules", 5, "target_modules has the wrong type"),
+])
+def test_config_fields_of_the_wrong_type(vec, tmp_path, field, value, msg):
+    d = copy(vec, tmp_path)
+    edit_json(d / "adapter_config.json", lambda c: c.update({field: value}))
+    rehash(d)
+    with pytest.raises(ArtifactError, match=msg):
+        read_adapter(d)
+
+
+@pytest.mark.parametrize(("manifest", "msg"), [
+    ([1, 2], "expected a JSON object, got list"), ("x", "expected a JSON object, got str"),
+    ({"weights_sha256": "abc"}, "weights_sha256 must map"), ({"base": "llama"}, "base must be an object"),
+    ({"preference": "../../escaped"}, "not a valid preference name"),
+])
+def test_malformed_manifests(vec, tmp_path, manifest, msg):
+    d = copy(vec, tmp_path)
+    (d / "pvlora.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match=msg):
+        read_adapter(d)
+
+
+def test_malformed_adapter_config(vec, tmp_path):
+    d = copy(vec, tmp_path)
+    (d / "adapter_config.json").write_text("{")
+    with pytest.raises(ArtifactError, match="adapter_config.json: not valid JSON"):
+        read_adapter(d)
+    (d / "adapter_config.json").write_text("[]")
+    with pytest.raises(ArtifactError, match="adapter_config.json: expected a JSON object, got list"):
+        read_adapter(d)
+
+
+def test_a_manifest_far_too_large_is_not_read(vec, tmp_path):
+    d = copy(vec, tmp_path)
+    with open(d / "pvlora.json", "wb") as fh:
+        fh.truncate(17 << 20)  # sparse: 17 MiB of zeros
+    with pytest.raises(ArtifactError, match="over the .*-byte bound"):
+        read_adapter(d)
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "/abs", "a/b", ".hidden", "", "x" * 65, "white space"])
+def test_preference_names_are_plain(name):
+    with pytest.raises(ConfigError, match="not a valid preference name"):
+        PreferenceConfig(name=name)
+
+
+def test_extract_refuses_a_path_as_preference_name(vec, tmp_path):
+    src = vec.parent
+    with pytest.raises(ConfigError, match="not a valid preference name"):
+        extract_vector(src / "pos", src / "neg", tmp_path / "out", preference="../escaped")
+    assert not (tmp_path / "out").exists() and not (tmp_path.parent / "escaped").exists()
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("touch /tmp/pvlora-pwned",))
+
+
+def test_malicious_pickle_is_a_clear_error(vec, tmp_path):
+    d = copy(vec, tmp_path)
+    (d / "pvlora.json").unlink()
+    tensors = load_file(d / "adapter_model.safetensors")
+    (d / "adapter_model.safetensors").unlink()
+    with open(d / "adapter_model.bin", "wb") as fh:
+        pickle.dump({**tensors, "x": _Evil()}, fh)
+    with pytest.raises(ArtifactError, match=r"adapter_model.bin: refused by torch.load\(weights_only=True\)"):
+        read_adapter(d, allow_pickle=True)
+    assert not os.path.exists("/tmp/pvlora-pwned")
+    torch.save(tensors, d / "adapter_model.bin")  # a plain tensor dict still loads with the flag
+    assert set(read_adapter(d, allow_pickle=True).factors) == set(read_adapter(vec).factors)
+
+
+def test_push_refuses_symlinks_and_shares_no_local_paths(vec, tmp_path):
+    d = copy(vec, tmp_path)
+    secret = tmp_path / "id_rsa"
+    secret.write_text("PRIVATE KEY")
+    os.symlink(secret, d / "pvlora-config.yaml")
+    with pytest.raises(ArtifactError, match="pvlora-config.yaml: a symlink; push uploads only regular files"):
+        plan_upload(d, "alice/vec")
+    (d / "pvlora-config.yaml").unlink()
+    manifest = (d / "pvlora.json").read_text()  # as extract wrote it, from absolute paths
+    assert str(vec.parent) not in manifest and json.loads(manifest)["sources"]["positive"]["path"] == "pos"
+    edit_json(d / "pvlora.json", lambda m: m.update(command=f"pvlora extract --positive {tmp_path}/a/pos --out={tmp_path}/v"))
+    card = str(build_card(d, "alice/vec"))
+    assert str(tmp_path) not in card, card
+    assert "--positive pos --out=v" in card
