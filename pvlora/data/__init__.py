@@ -10,7 +10,7 @@ from typing import Any
 
 from pvlora.config import PreferenceConfig
 from pvlora.data import toy
-from pvlora.data.formats import FORMATS, Drop, MissingColumn, pku_label_column
+from pvlora.data.formats import FORMATS, BadValue, Drop, MissingColumn, pku_label_column
 from pvlora.data.sources import iter_rows
 from pvlora.errors import DataError
 from pvlora.fs import portable
@@ -62,6 +62,8 @@ def parse_rows(rows, parse, fmt: str, limit: int | None = None) -> tuple[list[di
             pairs.append(parse(row))
         except Drop as d:
             drops[d.reason] += 1
+        except BadValue as b:
+            raise DataError(f"{where}: column {b.column!r}: {b.detail}. Fix or remove the row.") from None
         except MissingColumn as m:
             raise DataError(
                 f"{where}: column {m.column!r} is missing for format {fmt!r} (row has: {', '.join(m.available)}). "

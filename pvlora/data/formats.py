@@ -31,6 +31,19 @@ class Drop(Exception):
         self.reason = reason
 
 
+class BadValue(Exception):
+    """A value of the wrong type (a list where text belongs, an unknown role): fatal, like a missing column,
+    because training on its repr would silently teach the wrong text."""
+
+    def __init__(self, column: str, detail: str):
+        super().__init__(f"{column}: {detail}")
+        self.column = column
+        self.detail = detail
+
+
+ROLES = ("system", "user", "assistant", "tool")
+
+
 class MissingColumn(Exception):
     def __init__(self, column: str, available: list[str]):
         super().__init__(column)
@@ -55,8 +68,17 @@ def _col(row: dict[str, Any], name: str) -> Any:
     return row[name]
 
 
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ("" if value is None else str(value))
+def _text(value: Any, column: str) -> str:
+    if value is None or isinstance(value, str):
+        return value or ""
+    hint = ("; this looks like a list of chat messages: use format: messages" if isinstance(value, list)
+            and value and all(isinstance(m, dict) and "role" in m for m in value) else "")
+    raise BadValue(column, f"expected text, got {type(value).__name__} {_short(value)}{hint}")
+
+
+def _short(value: Any) -> str:
+    s = repr(value)
+    return s if len(s) <= 60 else s[:57] + "..."
 
 
 def _check_responses(chosen: str, rejected: str) -> None:
@@ -87,8 +109,8 @@ def pku_label_column(preference: str, label_column: str | None) -> str:
 def parse_pku_saferlhf(row: dict[str, Any], label_column: str | None) -> Pair:
     """PKU-Alignment/PKU-SafeRLHF: the label column says which response is preferred."""
     label_col = label_column or "better_response_id"
-    prompt = _text(_col(row, "prompt"))
-    r0, r1 = _text(_col(row, "response_0")), _text(_col(row, "response_1"))
+    prompt = _text(_col(row, "prompt"), "prompt")
+    r0, r1 = _text(_col(row, "response_0"), "response_0"), _text(_col(row, "response_1"), "response_1")
     label = _col(row, label_col)
     if isinstance(label, bool) or label not in (0, 1):
         raise Drop(BAD_LABEL)
@@ -115,7 +137,7 @@ def split_hh_transcript(text: str) -> list[dict[str, str]]:
 @register("hh_rlhf")
 def parse_hh_rlhf(row: dict[str, Any], label_column: str | None) -> Pair:
     """Anthropic/hh-rlhf: two whole transcripts, identical up to the final assistant turn."""
-    chosen_t, rejected_t = _text(_col(row, "chosen")), _text(_col(row, "rejected"))
+    chosen_t, rejected_t = _text(_col(row, "chosen"), "chosen"), _text(_col(row, "rejected"), "rejected")
     c, r = split_hh_transcript(chosen_t), split_hh_transcript(rejected_t)
     if not c or not r or c[-1]["role"] != "assistant" or r[-1]["role"] != "assistant":
         raise Drop(NOT_DIALOGUE)
@@ -130,8 +152,8 @@ def parse_hh_rlhf(row: dict[str, Any], label_column: str | None) -> Pair:
 @register("pairs")
 def parse_pairs(row: dict[str, Any], label_column: str | None) -> Pair:
     """Plain strings: prompt, chosen, rejected (TRL's standard preference format)."""
-    prompt = _text(_col(row, "prompt"))
-    chosen, rejected = _text(_col(row, "chosen")), _text(_col(row, "rejected"))
+    prompt = _text(_col(row, "prompt"), "prompt")
+    chosen, rejected = _text(_col(row, "chosen"), "chosen"), _text(_col(row, "rejected"), "rejected")
     if not prompt.strip():
         raise Drop(EMPTY_PROMPT)
     _check_responses(chosen, rejected)
@@ -143,7 +165,10 @@ def _messages(value: Any, column: str) -> list[dict[str, str]]:
         value = [value]
     if not isinstance(value, list) or not all(isinstance(m, dict) and "role" in m for m in value):
         raise Drop(f"{column} is not a list of messages")
-    return [{"role": m["role"], "content": _text(m.get("content"))} for m in value]
+    for i, m in enumerate(value):
+        if m["role"] not in ROLES:
+            raise BadValue(f"{column}[{i}].role", f"{_short(m['role'])} is not one of {', '.join(ROLES)}")
+    return [{"role": m["role"], "content": _text(m.get("content"), f"{column}[{i}].content")} for i, m in enumerate(value)]
 
 
 @register("messages")
