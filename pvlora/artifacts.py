@@ -309,7 +309,7 @@ def check_config_types(config: dict[str, Any], path: Path) -> None:
 
     checks = {
         "r": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
-        "lora_alpha": number,
+        "lora_alpha": lambda v: number(v) and v != 0,
         "use_rslora": lambda v: isinstance(v, bool),
         "target_modules": lambda v: v is None or isinstance(v, str) or (
             isinstance(v, list) and all(isinstance(x, str) for x in v)),
@@ -322,7 +322,7 @@ def check_config_types(config: dict[str, Any], path: Path) -> None:
     for key, ok in checks.items():
         if key in config and not ok(config[key]):
             raise ArtifactError(f"{path}: {key} has the wrong type or value ({config[key]!r}); "
-                                "PEFT writes a number (r: a positive integer) here")
+                                "PEFT writes a non-zero number here (r: a positive integer)")
 
 
 def _peft_config(config: dict[str, Any], path: Path):

@@ -152,6 +152,7 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pull", help="download a vector from the Hugging Face Hub (REPO_ID[@REVISION])")
     p.add_argument("repo_id")
     p.add_argument("--out", help="copy it here (default: stay in the Hugging Face cache and print the path)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
     p.add_argument("--token")
     return parser
 
@@ -245,6 +246,8 @@ def parse_weight_specs(items: list[str], sep: str = "=") -> dict[str, str]:
         if sep not in item:
             raise _err(f"{item!r}: expected NAME{sep}ETA, e.g. vectors/helpful{sep}1.0")
         name, eta = item.rsplit(sep, 1)
+        if name in out:  # the library refuses other spellings of the same artifact the same way
+            raise _err(f"{name!r} is given twice; give each vector once, with its total weight")
         out[name] = eta  # validated (finite number) by the library before anything is written
     return out
 

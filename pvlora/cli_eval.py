@@ -92,5 +92,5 @@ def cmd_push(a) -> int:
 def cmd_pull(a) -> int:
     from pvlora.hub import pull
 
-    print(f"[pvlora] {a.repo_id} -> {pull(a.repo_id, a.out, a.token)}")
+    print(f"[pvlora] {a.repo_id} -> {pull(a.repo_id, a.out, a.token, overwrite=a.overwrite)}")
     return 0

@@ -100,10 +100,16 @@ def read_vectors(specs: dict[str, Any], allow_pickle: bool = False) -> list[tupl
     """{path or Hub id: η} -> [(adapter, η)], validating every η and every file before any write."""
     from pvlora.hub import resolve_artifact
 
-    items = []
+    items, seen = [], {}
     for spec, eta in specs.items():
         value = check_eta(spec, eta)
-        items.append((read_adapter(resolve_artifact(spec), allow_pickle), value))
+        where = resolve_artifact(spec)
+        key = Path(where).resolve()
+        if key in seen:  # one rule for every spelling (./v, v, /abs/v, a symlink): refuse, never sum or drop
+            raise ArtifactError(f"{spec!r} and {seen[key]!r} are the same vector ({key}); give each vector once, "
+                                "with its total weight")
+        seen[key] = spec
+        items.append((read_adapter(where, allow_pickle), value))
     if not items:
         raise ArtifactError("no vector given; pass at least one --vector DIR=ETA")
     check_same_base([a for a, _ in items])

@@ -161,10 +161,18 @@ class UploadPlan:
     revision: str | None
 
 
+def upload_target(spec: str, revision: str | None) -> tuple[str, str | None]:
+    """``ORG/NAME[@REV]`` plus a separate revision -> (repo id, revision); two different revisions are refused."""
+    repo, rev = parse_repo_spec(spec)
+    if rev and revision and rev != revision:
+        raise ArtifactError(f"{spec} names revision {rev!r} but revision {revision!r} was also given; name it once")
+    return repo, rev or revision
+
+
 def plan_upload(directory: str | Path, repo_id: str, private: bool = False, revision: str | None = None) -> UploadPlan:
     """Everything `push` would upload, checked locally first (readable LoRA, hashes, safetensors)."""
     directory = Path(directory)
-    parse_repo_spec(repo_id)
+    repo_id, revision = upload_target(repo_id, revision)
     read_adapter(directory)  # refuses broken, tampered or pickle-only directories before any upload
     card = build_card(directory, repo_id)
     files = []
@@ -186,6 +194,7 @@ def push(directory: str | Path, repo_id: str, private: bool = False, revision: s
     from huggingface_hub import HfApi
 
     plan = plan_upload(directory, repo_id, private, revision)
+    repo_id, revision = plan.repo_id, plan.revision
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
     if revision:

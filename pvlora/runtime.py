@@ -85,7 +85,12 @@ def _scale_slots(model) -> dict[str, list[tuple[dict, float]]]:
 
     from peft.tuners.lora import LoraLayer
 
-    key = frozenset(getattr(model, "peft_config", {}) or {})
+    # Keyed on everything the cached units depend on: an adapter replaced through PEFT under the same
+    # name (delete_adapter + load_adapter) has a new config object, rank or alpha, and is re-read.
+    key = tuple(sorted((name, id(c), repr(getattr(c, "r", None)), repr(getattr(c, "lora_alpha", None)),
+                        repr(getattr(c, "use_rslora", None)), repr(getattr(c, "rank_pattern", None)),
+                        repr(getattr(c, "alpha_pattern", None)))
+                       for name, c in (getattr(model, "peft_config", {}) or {}).items()))
     cached = getattr(model, "_pvlora_scale_slots", None)
     if cached is None or cached[0] != key:
         slots: dict[str, list[tuple[dict, float]]] = {}
@@ -95,6 +100,9 @@ def _scale_slots(model) -> dict[str, list[tuple[dict, float]]]:
                     r, alpha = m.r[name], m.lora_alpha[name]
                     # the same unit as LoraLayer.set_scale, so a PEFT user's set_scale agrees with ours
                     unit = alpha / math.sqrt(r) if m.use_rslora.get(name, False) else alpha / r
+                    if unit == 0:
+                        raise ArtifactError(f"adapter {name!r} has lora_alpha 0: its ΔW is zero at every η, "
+                                            "so no weight can be set or read; re-create it")
                     slots.setdefault(name, []).append((m.scaling, unit))
         cached = (key, slots)
         object.__setattr__(model, "_pvlora_scale_slots", cached)  # a plain attribute, not a submodule
@@ -103,6 +111,10 @@ def _scale_slots(model) -> dict[str, list[tuple[dict, float]]]:
 
 def set_weights(model, weights: dict[str, float]) -> None:
     """Set η for the named adapters in place (only the layers' scale floats change)."""
+    from collections.abc import Mapping
+
+    if not isinstance(weights, Mapping):
+        raise ArtifactError(f"weights must be a mapping {{adapter name: η}}, got {type(weights).__name__}")
     slots = _scale_slots(model)
     values = {}
     for name, eta in weights.items():  # validate everything before changing anything

@@ -28,6 +28,24 @@ def _source_summary(a: Adapter) -> dict[str, Any]:
     }
 
 
+def check_roles(pos: Adapter, neg: Adapter | None) -> None:
+    """Refuse adapters whose manifests contradict the role they are given: swapped directions would
+    write −φ under the preference's name, and two preferences would make a vector of neither."""
+    from pvlora.errors import ArtifactError
+
+    for a, role in ((pos, "positive"), (neg, "negative")):
+        said = (a.manifest or {}).get("direction") if a else None
+        if said in ("positive", "negative") and said != role:
+            raise ArtifactError(f"{a.path} is the {said} adapter (its pvlora.json says direction: {said}) but was given "
+                                f"as the {role} one; swap the two (a vector of the reverse preference is −φ: "
+                                "use a negative weight)")
+    prefs = {(a.manifest or {}).get("preference") for a in (pos, neg) if a}
+    prefs.discard(None)
+    if len(prefs) > 1:
+        raise ArtifactError(f"{pos.path} and {neg.path} were trained for different preferences "
+                            f"({' and '.join(sorted(prefs))}); a vector takes both directions of one preference")
+
+
 def extract_vector(
     positive: str | Path, negative: str | Path | None, out: str | Path, rank: int | None = None,
     positive_only: bool = False, overwrite: bool = False, allow_pickle: bool = False,
@@ -46,6 +64,7 @@ def extract_vector(
     pos = read_adapter(positive, allow_pickle)
     neg = None if positive_only else read_adapter(negative, allow_pickle)
     adapters = [pos] + ([neg] if neg else [])
+    check_roles(pos, neg)
     check_same_base(adapters)
     phi = pos.factors if neg is None else lora_math.difference(pos.factors, neg.factors)
     exact_rank = max(lr.rank for lr in phi.values())

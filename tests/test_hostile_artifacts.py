@@ -208,3 +208,69 @@ def test_push_refuses_symlinks_and_shares_no_local_paths(vec, tmp_path):
     card = str(build_card(d, "alice/vec"))
     assert str(tmp_path) not in card, card
     assert "--positive pos --out=v" in card
+
+
+def test_the_same_vector_twice_is_refused_in_every_spelling(vec, random_base_dir, tmp_path, monkeypatch):
+    from pvlora.cli import main
+    from pvlora.compose import compose
+
+    monkeypatch.chdir(vec.parent)
+    for other in (f"{vec}/", "./harmless", "harmless/../harmless"):
+        with pytest.raises(ArtifactError, match="are the same vector"):
+            compose(str(random_base_dir), {str(vec): 1.0, other: 0.5}, tmp_path / "c")
+    os.symlink(vec, tmp_path / "link")
+    with pytest.raises(ArtifactError, match="are the same vector"):
+        compose(str(random_base_dir), {str(vec): 1.0, str(tmp_path / "link"): 0.5}, tmp_path / "c")
+    assert main(["compose", "--base", str(random_base_dir), "--vector", f"{vec}=1", "--vector", f"{vec}=2",
+                 "--out", str(tmp_path / "c")]) == 2
+    assert not (tmp_path / "c").exists()
+
+
+def test_extract_refuses_swapped_or_mixed_directions(vec, tmp_path):
+    src = vec.parent
+    pos, neg = copy(src / "pos", tmp_path, "pos"), copy(src / "neg", tmp_path, "neg")
+    (pos / "pvlora.json").write_text(json.dumps({"kind": "adapter", "preference": "harmless", "direction": "positive"}))
+    (neg / "pvlora.json").write_text(json.dumps({"kind": "adapter", "preference": "harmless", "direction": "negative"}))
+    with pytest.raises(ArtifactError, match="is the negative adapter .* given as the positive one; swap"):
+        extract_vector(neg, pos, tmp_path / "v")
+    (neg / "pvlora.json").write_text(json.dumps({"kind": "adapter", "preference": "helpful", "direction": "negative"}))
+    with pytest.raises(ArtifactError, match="different preferences"):
+        extract_vector(pos, neg, tmp_path / "v")
+    assert not (tmp_path / "v").exists()
+
+
+def test_set_weights_after_an_adapter_is_replaced_through_peft(vec, random_base_dir, tmp_path):
+    from peft.tuners.lora import LoraLayer
+
+    import pvlora
+
+    model, _ = pvlora.load_composed(str(random_base_dir), {str(vec): 1.0})
+    other = make_adapter(random_base_dir, tmp_path / "other", 43, r=4, lora_alpha=32, target_modules=["q_proj"])
+    model.load_adapter(str(other), adapter_name="tmp")
+    pvlora.set_weights(model, {"harmless": 1.0})  # builds the scale cache for {harmless, tmp}
+    model.base_model.set_adapter(["tmp"])
+    model.delete_adapter("harmless")
+    model.load_adapter(str(other), adapter_name="harmless")  # same name, alpha/r = 8 instead of 1
+    model.base_model.set_adapter(["tmp", "harmless"])
+    pvlora.set_weights(model, {"harmless": 0.5})
+    scales = [m.scaling["harmless"] for m in model.modules() if isinstance(m, LoraLayer) and "harmless" in m.scaling]
+    assert scales and all(s == pytest.approx(0.5 * 32 / 4) for s in scales)
+    assert pvlora.get_weights(model)["harmless"] == pytest.approx(0.5)
+    with pytest.raises(ArtifactError, match="weights must be a mapping"):
+        pvlora.set_weights(model, [("harmless", 1.0)])
+
+
+def test_zero_alpha_is_refused(vec, tmp_path):
+    d = copy(vec, tmp_path)
+    edit_json(d / "adapter_config.json", lambda c: c.update(lora_alpha=0))
+    rehash(d)
+    with pytest.raises(ArtifactError, match="lora_alpha has the wrong type or value"):
+        read_adapter(d)
+
+
+def test_push_revision_named_once(vec):
+    plan = plan_upload(vec, "alice/x@v1")
+    assert (plan.repo_id, plan.revision) == ("alice/x", "v1")
+    assert plan_upload(vec, "alice/x", revision="v2").revision == "v2"
+    with pytest.raises(ArtifactError, match="names revision 'v1' but revision 'v2' was also given"):
+        plan_upload(vec, "alice/x@v1", revision="v2")
