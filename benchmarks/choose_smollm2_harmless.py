@@ -7,7 +7,7 @@ the validation prompts at η_harmless ∈ ETAS. The rule, fixed before running: 
 the largest validation rise in refusal_harmful at the largest η whose held-out NLL stays within the
 study's NLL span (base + 0.5); ties go to the cheaper one. The test prompts are never scored here.
 
-    python benchmarks/choose_smollm2_harmless.py            # ~25 min on 2 cores; writes results/smollm2_harmless_choice.json
+    python benchmarks/choose_smollm2_harmless.py            # ~35 min on 2 cores; writes results/smollm2_harmless_choice.json
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ CANDIDATES = {
     # name: study-config overrides (the study's own settings were lr 2e-4, limit 176, any number of turns)
     "lr1e-3": ["preferences.harmless.dpo.learning_rate=1e-3"],
     "lr1e-3-single-turn": ["preferences.harmless.dpo.learning_rate=1e-3", "preferences.harmless.max_turns=1"],
+    # only the 75 rows whose chosen answer refuses and whose rejected one does not (two epochs of 67)
+    "lr1e-3-refusal-contrast": ["preferences.harmless.dpo.learning_rate=1e-3", "preferences.harmless.keep=refusal_contrast",
+                                "preferences.harmless.dpo.num_train_epochs=2"],
 }
 SCORERS = "eval.scorers=[refusal_harmful,refusal_benign,heldout_nll]"
 

@@ -1,6 +1,6 @@
 """pvlora: compose LLM behaviour from separately trained DPO preference vectors (PEFT LoRA)."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["__version__", "load_composed", "set_weights", "get_weights", "extract_vector", "compose", "load_config"]
 

@@ -82,6 +82,16 @@ def write_manifest(directory: Path, manifest: dict[str, Any], command: str | Non
         fh.write(json.dumps(manifest, indent=2, default=str) + "\n")
 
 
+CONFIG_HASHED_SINCE = (0, 2)  # manifests hash adapter_config.json from pvlora 0.2 on
+
+
+def _older_than(version: Any, since: tuple[int, int]) -> bool:
+    try:
+        return tuple(int(x) for x in str(version).split(".")[:2]) < since
+    except ValueError:
+        return False
+
+
 def verify_hashes(directory: Path, manifest: dict[str, Any] | None) -> None:
     """Each file listed in the manifest must hash to what the manifest says, and a manifest that
     hashes anything must cover every file that decides the math (so dropping an entry from
@@ -92,6 +102,12 @@ def verify_hashes(directory: Path, manifest: dict[str, Any] | None) -> None:
     listed = manifest["weights_sha256"]
     for name in (ADAPTER_CONFIG, SAFE_WEIGHTS, PICKLE_WEIGHTS):
         if name not in listed and ((directory / name).exists() or (directory / name).is_symlink()):
+            if name == ADAPTER_CONFIG and _older_than(manifest.get("pvlora_version"), CONFIG_HASHED_SINCE):
+                import warnings
+
+                warnings.warn(f"{directory}: made by pvlora {manifest.get('pvlora_version')}, whose manifests do not "
+                              f"hash {ADAPTER_CONFIG}; its config is unchecked (re-extract to cover it)", stacklevel=3)
+                continue
             raise ArtifactError(f"{directory / name}: not covered by the sha256 list in {MANIFEST}; the artifact "
                                 "was altered (or made by an older pvlora): re-create or re-download it")
     for name, expected in listed.items():
@@ -106,28 +122,124 @@ def verify_hashes(directory: Path, manifest: dict[str, Any] | None) -> None:
 
 
 @contextlib.contextmanager
-def atomic_dir(target: str | Path, overwrite: bool = False) -> Iterator[Path]:
+def atomic_dir(target: str | Path, overwrite: bool = False, inputs: tuple = ()) -> Iterator[Path]:
     """Yield a temporary directory beside ``target``; on success it replaces ``target``.
 
-    On any error the temporary directory is removed and ``target`` (if it existed) is untouched."""
+    On any error the temporary directory is removed and ``target`` (if it existed) is untouched. A
+    lock file beside ``target`` keeps a second writer out for the whole build (so neither silently
+    deletes the other's output); a writer killed between the two renames of a replacement is
+    recovered by the next one (the old copy is put back, stale temporary directories removed). An
+    ``inputs`` path that ``target`` would replace is refused: the output would destroy its own input."""
     target = Path(target)
-    if target.exists() and not overwrite:
-        raise ArtifactError(f"{target} already exists; pass --overwrite to replace it")
+    for src in inputs:
+        s, t = Path(src).resolve(), target.resolve()
+        if s == t or s.is_relative_to(t):
+            raise ArtifactError(f"{target} is one of this command's own inputs ({src}); choose another output")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    with _write_lock(target):
+        recover(target)
+        if (target.exists() or target.is_symlink()) and not overwrite:
+            raise ArtifactError(f"{target} already exists; pass --overwrite to replace it")
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        try:
+            yield tmp
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _default_mode(tmp, 0o777)  # mkdtemp makes it private (0700); the result is an ordinary directory
+        if (target.exists() or target.is_symlink()) and _exchange(tmp, target):
+            _remove(tmp)  # now the old copy: the destination was never missing
+            return
+        old = None
+        if target.exists() or target.is_symlink():  # no atomic exchange here: two renames, recoverable
+            old = target.parent / f".{target.name}.old-{tmp.name[-8:]}"
+            target.rename(old)
+        tmp.rename(target)
+        if old is not None:
+            _remove(old)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where unsupported.
+    Python's os.replace cannot replace a non-empty directory, and two renames leave a moment with none."""
+    import ctypes
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
     try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _default_mode(tmp, 0o777)  # mkdtemp makes it private (0700); the result is an ordinary directory
-    old = None
-    if target.exists():
-        old = target.parent / f".{target.name}.old-{tmp.name[-8:]}"
-        target.rename(old)
-    tmp.rename(target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def recover(target: Path) -> None:
+    """Undo what a killed writer left beside ``target`` (call it holding the write lock): with
+    ``target`` gone, its newest ``.old-*`` copy is put back; then stale ``.tmp-*``/``.old-*`` go."""
+    target = Path(target)
+    olds = sorted(target.parent.glob(f".{target.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    if olds and not (target.exists() or target.is_symlink()):
+        olds.pop().rename(target)
+    for stale in [*olds, *target.parent.glob(f".{target.name}.tmp-*")]:
+        _remove(stale)
+
+
+@contextlib.contextmanager
+def _write_lock(target: Path) -> Iterator[None]:
+    """An exclusive lock file ``.NAME.lock`` holding the writer's pid; one left by a dead process is taken over."""
+    import os
+    import socket
+
+    lock = target.parent / f".{target.name}.lock"
+    me = f"{socket.gethostname()} {os.getpid()}"
+    for _ in range(3):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                host, pid = lock.read_text().split()
+            except (OSError, ValueError):
+                host, pid = "", "0"
+            if host == socket.gethostname() and not _alive(int(pid)):
+                lock.unlink(missing_ok=True)  # its writer was killed: take over
+                continue
+            raise ArtifactError(f"{target} is being written by another pvlora process ({host or '?'} pid {pid}); "
+                                f"wait for it to finish, or delete {lock} if that process is gone") from None
+        with os.fdopen(fd, "w") as fh:
+            fh.write(me)
+        break
+    else:
+        raise ArtifactError(f"cannot take the write lock {lock}; delete it if no pvlora process is writing {target}")
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def build_once(target: Path, build) -> Path:

@@ -187,6 +187,10 @@ def cmd_data(a) -> int:
     pref = cfg.preference(a.preference)
     if a.export and Path(a.export).exists() and not a.overwrite:
         raise _err(f"{a.export} already exists; pass --overwrite to replace it")
+    src = Path(pref.source).expanduser()
+    if a.export and src.exists() and (Path(a.export).resolve() == src.resolve()
+                                      or Path(a.export).resolve().is_relative_to(src.resolve())):
+        raise _err(f"--export {a.export} would overwrite the data it reads ({pref.source}); choose another file")
     data = load_preference_data(pref, a.direction, seed=cfg.seed)
     print(data.summary())
     for i, pair in enumerate(data.train[: max(a.limit, 0)]):

@@ -148,7 +148,8 @@ def compose(
         "norm": lora_math.total_norm(total),
         "unverified": [portable(p) for p in unverified([a for a, _ in items])],
     }
-    with atomic_dir(out, overwrite) as tmp:
+    inputs = [a.path for a, _ in items] + ([Path(base)] if Path(base).is_dir() else [])
+    with atomic_dir(out, overwrite, inputs=inputs) as tmp:
         if merge:
             manifest["dtype"] = merge_into_base(tmp, base_cfg, total, dtype)
         else:

@@ -60,6 +60,8 @@ class ModelConfig:
             resolve_chat_template(self.chat_template)  # unknown name or unreadable file: fail at config time
 
 
+KEEP_RULES = ("refusal_contrast",)  # implemented in pvlora.data.keep_rule
+
 # A preference name becomes a directory name (adapters/NAME-positive, vectors/NAME) and a PEFT adapter
 # name, so it is a plain identifier: no path separators, no leading dot, nothing PEFT would split on.
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -93,6 +95,12 @@ class PreferenceConfig:
         metadata={"help": "Keep only pairs whose prompt has at most this many user turns (1 = single-turn "
                   "requests; multi-turn dialogues such as HH-RLHF's are mostly cut by max_length anyway)."},
     )
+    keep: str | None = field(
+        default=None,
+        metadata={"help": "Keep only pairs that pass a named rule: 'refusal_contrast' = the chosen response "
+                  "refuses and the rejected one does not (by the refusal judge, eval.refusal_patterns "
+                  "included), for data whose harmless label often ranks two compliant answers."},
+    )
     heldout_fraction: float = field(
         default=0.1, metadata={"help": "Fraction of pairs held out for preference accuracy (0 disables)."}
     )
@@ -105,6 +113,9 @@ class PreferenceConfig:
     def __post_init__(self) -> None:
         check_name(self.name, "preferences[].name")
         validate_dpo_keys(self.dpo, f"preferences[{self.name}].dpo")
+        if self.keep is not None and self.keep not in KEEP_RULES:
+            raise ConfigError(f"preferences[{self.name}].keep: unknown rule {self.keep!r}; choose one of "
+                              f"{', '.join(KEEP_RULES)}")
         if self.max_turns is not None and self.max_turns <= 0:
             raise ConfigError(f"preferences[{self.name}].max_turns must be positive, got {self.max_turns}")
         if self.format not in FORMAT_NAMES:

@@ -52,13 +52,53 @@ def wait_for_everyone() -> None:
         dist.barrier()
 
 
-def prepare_partial(part: Path, resume: bool) -> Path | None:
+RUN_SETTINGS = "pvlora-run.json"
+# Trainer arguments that change how a run is logged or saved, not what it learns: a resume may change them.
+_BOOKKEEPING = {"output_dir", "logging_steps", "logging_dir", "logging_first_step", "save_steps", "save_total_limit",
+                "save_strategy", "report_to", "disable_tqdm", "run_name", "eval_steps", "dataloader_num_workers"}
+
+
+def training_settings(cfg, trainer_args: dict, data: dict | None = None) -> dict:
+    """What a run learns from: base, LoRA, trainer arguments (less bookkeeping), data and seed."""
+    import dataclasses
+
+    return json.loads(json.dumps({
+        "model": dataclasses.asdict(cfg.model), "lora": cfg.lora, "seed": cfg.seed, "data": data,
+        "trainer": {k: v for k, v in trainer_args.items() if k not in _BOOKKEEPING},
+    }, sort_keys=True, default=str))
+
+
+def _diff(old, new, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for k in sorted(set(old) | set(new)) for d in _diff(old.get(k), new.get(k), f"{prefix}{k}.")]
+    return [] if old == new else [f"{prefix[:-1]} ({old!r} -> {new!r})"]
+
+
+def prepare_partial(part: Path, resume: bool, settings: dict | None = None) -> Path | None:
     """Create (or, without ``resume``, recreate) a run's partial directory; returns the checkpoint
-    to resume from, if any. Only the main process touches the file system."""
+    to resume from, if any. A resume whose training settings differ from the ones the checkpoint
+    was made with is refused, naming them: it would otherwise finish (or skip) training that never
+    happened under the settings it records. Only the main process touches the file system."""
+    from pvlora.errors import ArtifactError
+
+    ckpt = None
     if is_main_process():
         if part.exists() and not resume:
             shutil.rmtree(part)  # --overwrite: start over
         part.mkdir(parents=True, exist_ok=True)
+        ckpt = last_complete_checkpoint(part) if resume else None
+        stored = part / RUN_SETTINGS
+        if ckpt is not None and settings is not None and stored.exists():
+            diffs = _diff(json.loads(stored.read_text()), settings)
+            if diffs:
+                raise ArtifactError(f"{part}: cannot resume, the training settings changed since its checkpoint: "
+                                    f"{'; '.join(diffs[:6])}{' ...' if len(diffs) > 6 else ''}. Restore them, or "
+                                    "start over with --overwrite")
+        if settings is not None and (ckpt is None or not stored.exists()):
+            from pvlora.artifacts import atomic_file
+
+            with atomic_file(stored) as fh:
+                fh.write(json.dumps(settings, indent=1) + "\n")
     wait_for_everyone()
     return last_complete_checkpoint(part) if resume else None
 

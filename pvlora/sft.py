@@ -21,7 +21,7 @@ from pvlora.config import ExperimentConfig
 from pvlora.errors import ArtifactError
 from pvlora.runs import (
     CostReport, cast_trainable_to_fp32, cleanup_unstarted, is_main_process, join_process_group,
-    partial_dir, prepare_partial, save_run, trainer_kwargs, wait_for_everyone,
+    partial_dir, prepare_partial, save_run, trainer_kwargs, training_settings, wait_for_everyone,
 )
 
 SFT_DEFAULTS: dict[str, Any] = {
@@ -82,12 +82,14 @@ def _train(cfg: ExperimentConfig, target: Path, part: Path, resume: bool, log) -
     examples, rows, drops = load_sft_examples(s.source, s.format, s.split, s.subset, s.limit, cfg.seed)
     tok = load_tokenizer(cfg.model)
     check_chat_template(tok, True, cfg.model, f"the SFT data ({s.source})")
-    ckpt = prepare_partial(part, resume)
+    sft_kwargs = trainer_kwargs(SFT_DEFAULTS, s.args, part, cfg)
+    ckpt = prepare_partial(part, resume, training_settings(
+        cfg, sft_kwargs, {"source": s.source, "format": s.format, "split": s.split, "subset": s.subset,
+                          "limit": s.limit, "examples": len(examples)}))
 
     set_seed(cfg.seed)
     model, tok, base_fp = load_base(cfg.model, tok)
     lora_kwargs = {"task_type": "CAUSAL_LM", **cfg.lora}
-    sft_kwargs = trainer_kwargs(SFT_DEFAULTS, s.args, part, cfg)
     logging.getLogger("transformers").setLevel(logging.ERROR)
     trainer = SFTTrainer(model=model, args=SFTConfig(**sft_kwargs), train_dataset=Dataset.from_list(examples),
                          processing_class=tok, peft_config=LoraConfig(**lora_kwargs))

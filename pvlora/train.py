@@ -23,7 +23,7 @@ from pvlora.config import ExperimentConfig
 from pvlora.errors import ArtifactError
 from pvlora.runs import (  # noqa: F401  (partial_dir, cast_trainable_to_fp32: part of this module's API)
     CostReport, cast_trainable_to_fp32, cleanup_unstarted, is_main_process, join_process_group,
-    partial_dir, prepare_partial, save_run, silent, trainer_kwargs, wait_for_everyone,
+    partial_dir, prepare_partial, save_run, silent, trainer_kwargs, training_settings, wait_for_everyone,
 )
 
 DIRECTIONS = ("positive", "negative")
@@ -172,13 +172,14 @@ def train_one(cfg: ExperimentConfig, preference: str, direction: str, target: Pa
     check_chat_template(tok, bool(data.train) and isinstance(data.train[0]["prompt"], list), cfg.model,
                         f"the {preference} data ({data.source})")
     part = partial_dir(target)
-    ckpt = prepare_partial(part, resume)
+    dpo_kwargs = trainer_kwargs(DPO_DEFAULTS, {**cfg.dpo, **cfg.preference(preference).dpo}, part, cfg)
+    data_fp = {k: v for k, v in data.fingerprint().items() if k != "source"} | {"source": data.source}
+    ckpt = prepare_partial(part, resume, training_settings(cfg, dpo_kwargs, data_fp))
 
     set_seed(cfg.seed)  # the LoRA init below draws from this seed: identical for both directions
     model, tok, base_fp = load_base(cfg.model, tok)
     lora_kwargs = {"task_type": "CAUSAL_LM", **cfg.lora}
     peft_config = LoraConfig(**lora_kwargs)
-    dpo_kwargs = trainer_kwargs(DPO_DEFAULTS, {**cfg.dpo, **cfg.preference(preference).dpo}, part, cfg)
     stored = ref_store.get(preference) if ref_store is not None else None
     if ref_store is not None and stored is None:
         dpo_kwargs.setdefault("precompute_ref_log_probs", True)  # computed once here, reused by the other direction

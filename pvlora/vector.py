@@ -82,7 +82,7 @@ def extract_vector(
         "positive_norm": lora_math.total_norm(pos.factors),
         "negative_norm": lora_math.total_norm(neg.factors) if neg else None,
     }
-    with atomic_dir(out, overwrite) as tmp:
+    with atomic_dir(out, overwrite, inputs=[a.path for a in adapters]) as tmp:
         manifest["rank"] = write_factors(tmp, phi, (base or {}).get("name_or_path"),
                                          rank=manifest["rank"], revision=(base or {}).get("revision"))
         carry_template([a.path for a in adapters], tmp)

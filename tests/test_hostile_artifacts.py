@@ -3,6 +3,7 @@ path-like preference names are refused with one clear error, quickly, before any
 
 import json
 import os
+from pathlib import Path
 import pickle
 import shutil
 
@@ -274,3 +275,122 @@ def test_push_revision_named_once(vec):
     assert plan_upload(vec, "alice/x", revision="v2").revision == "v2"
     with pytest.raises(ArtifactError, match="names revision 'v1' but revision 'v2' was also given"):
         plan_upload(vec, "alice/x@v1", revision="v2")
+
+
+def test_an_output_that_is_an_input_is_refused(vec, random_base_dir, tmp_path):
+    from pvlora.compose import compose
+
+    d = copy(vec, tmp_path)
+    before = {f.name: f.read_bytes() for f in d.iterdir()}
+    with pytest.raises(ArtifactError, match="is one of this command's own inputs"):
+        compose(str(random_base_dir), {str(d): 1.0}, d, overwrite=True)
+    with pytest.raises(ArtifactError, match="is one of this command's own inputs"):
+        compose(str(random_base_dir), {str(d): 1.0}, random_base_dir, overwrite=True, merge=True)
+    src = vec.parent
+    with pytest.raises(ArtifactError, match="is one of this command's own inputs"):
+        extract_vector(src / "pos", src / "neg", src / "pos", overwrite=True)
+    with pytest.raises(ArtifactError, match="is one of this command's own inputs"):
+        extract_vector(src / "pos", src / "neg", src, overwrite=True)  # the parent of an input
+    assert {f.name: f.read_bytes() for f in d.iterdir()} == before and (src / "pos" / "adapter_config.json").exists()
+
+
+def test_replacing_a_file_with_a_directory_leaves_nothing_behind(vec, random_base_dir, tmp_path):
+    from pvlora.compose import compose
+
+    (tmp_path / "out").write_text("old")
+    compose(str(random_base_dir), {str(vec): 1.0}, tmp_path / "out", overwrite=True)
+    assert (tmp_path / "out" / "pvlora.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_second_writer_is_kept_out_while_the_first_one_builds(tmp_path):
+    from pvlora.artifacts import atomic_dir
+
+    with atomic_dir(tmp_path / "out") as tmp:
+        (tmp / "a").write_text("first")
+        with pytest.raises(ArtifactError, match="is being written by another pvlora process"), \
+                atomic_dir(tmp_path / "out", overwrite=True):
+            pass
+    assert (tmp_path / "out" / "a").read_text() == "first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # lock released, no leftovers
+    # a lock left by a dead process is taken over
+    (tmp_path / ".out.lock").write_text(f"{__import__('socket').gethostname()} 999999999")
+    with atomic_dir(tmp_path / "out", overwrite=True) as tmp:
+        (tmp / "b").write_text("second")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b"]
+
+
+def _disk_states(fn, files, root, every: int = 3) -> list:
+    """Run ``fn`` and copy ``root`` (the destination's folder) at every ``every``-th executed line of
+    ``files``: each copy is what a kill at that line (SIGKILL, no cleanup) would leave on disk."""
+    import sys
+    import tempfile
+
+    states, seen = [], [0]
+    store = Path(tempfile.mkdtemp(prefix="pvlora-states-"))
+
+    def tracer(frame, event, arg):
+        if frame.f_code.co_filename not in files:
+            return None
+        if event == "line":
+            seen[0] += 1
+            if seen[0] % every == 0:
+                dst = store / str(seen[0])
+                shutil.copytree(root, dst, symlinks=True)
+                states.append(dst)
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        fn()
+    finally:
+        sys.settrace(None)
+    return states
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["atomic-exchange", "two-renames"])
+def test_killed_anywhere_the_destination_is_the_old_or_the_new_artifact(vec, random_base_dir, tmp_path, monkeypatch,
+                                                                        exchange):
+    """Kill extract and compose at every line of the writing code (including between the renames
+    of a replacement): the destination is the old complete artifact or the new one (with two renames:
+    once the next writer has recovered it), and the next run, taking over the dead writer's lock,
+    succeeds and leaves no temporary directory or lock behind."""
+    import socket
+
+    import pvlora.artifacts as artifacts
+    import pvlora.compose as compose_mod
+    import pvlora.vector as vector_mod
+    from pvlora.compose import compose
+
+    if not exchange:
+        monkeypatch.setattr(artifacts, "_exchange", lambda a, b: False)
+    src = vec.parent
+    files = {artifacts.__file__, vector_mod.__file__, compose_mod.__file__}
+    for name, write in [
+        ("extract", lambda out: extract_vector(src / "pos", src / "neg", out, overwrite=True, preference="harmless")),
+        ("compose", lambda out: compose(str(random_base_dir), {str(vec): 0.5}, out, overwrite=True)),
+    ]:
+        root = tmp_path / name
+        out = root / "dest"
+        extract_vector(src / "pos", None, out, positive_only=True)  # the old artifact: another vector
+        old = read_adapter(out).factors
+        states = _disk_states(lambda: write(out), files, root, every=1)
+        new = read_adapter(out).factors
+        assert len(states) > 20 and sorted(p.name for p in root.iterdir()) == ["dest"]
+        kinds = set()
+        for state in states:
+            dest = state / "dest"
+            lock = state / ".dest.lock"
+            if lock.exists():
+                lock.write_text(f"{socket.gethostname()} 999999999")  # its writer is dead
+            if not exchange:
+                artifacts.recover(dest)  # what the next writer does first, under its lock
+            got = read_adapter(dest).factors
+            same = [set(got) == set(f) and all(torch.equal(got[m].A, f[m].A) and torch.equal(got[m].B, f[m].B)
+                                              for m in f) for f in (old, new)]
+            assert any(same), f"{name}, {state.name}th line: the destination is neither the old nor the new artifact"
+            kinds.add(same.index(True))
+        assert kinds == {0, 1}  # kills before and after the replacement were both exercised
+        last = states[len(states) // 2]  # the next run after a kill mid-write
+        write(last / "dest")
+        assert sorted(p.name for p in last.iterdir()) == ["dest"]

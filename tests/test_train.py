@@ -137,6 +137,11 @@ def test_killed_run_resumes_to_full_step_count(tmp_path, tiny_base_dir):
     # without --resume the user is told what to do, and nothing is deleted
     r = subprocess.run(_train_cmd(tmp_path), env=env, capture_output=True, text=True)
     assert r.returncode == 2 and "--resume" in r.stderr and part.exists()
+    # a resume under changed training settings is refused, naming them; the checkpoint is kept
+    r = subprocess.run(_train_cmd(tmp_path, "--resume", "--set", "dpo.learning_rate=0.001", "--set", "seed=3"),
+                       env=env, capture_output=True, text=True)
+    assert r.returncode == 2 and "training settings changed" in r.stderr, r.stderr[-2000:]
+    assert "trainer.learning_rate" in r.stderr and "seed (0 -> 3)" in r.stderr and (part / "checkpoint-8").exists()
     r = subprocess.run(_train_cmd(tmp_path, "--resume"), env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     m = json.loads((target / "pvlora.json").read_text())

@@ -47,6 +47,20 @@ def user_turns(prompt: str | list[dict[str, str]]) -> int:
     return 1 if isinstance(prompt, str) else sum(m["role"] == "user" for m in prompt)
 
 
+def _last_text(side: str | list[dict[str, str]]) -> str:
+    return side if isinstance(side, str) else (side[-1]["content"] if side else "")
+
+
+def keep_rule(name: str):
+    """A named pair filter (config ``preferences[].keep``)."""
+    if name == "refusal_contrast":
+        from pvlora.evaluate.judges import pattern_judge
+
+        judge = pattern_judge()
+        return lambda p: judge(_last_text(p["chosen"]))["refusal"] and not judge(_last_text(p["rejected"]))["refusal"]
+    raise DataError(f"unknown keep rule {name!r}")
+
+
 def reverse(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """D- : the same pairs with chosen and rejected swapped (no relabelling)."""
     return [{**p, "chosen": p["rejected"], "rejected": p["chosen"]} for p in pairs]
@@ -99,6 +113,13 @@ def load_preference_data(pref: PreferenceConfig, direction: str = "positive", se
             if not pairs:
                 raise DataError(f"data source {pref.source}: no pair has at most {pref.max_turns} user turn(s) "
                                 f"(preferences[{pref.name}].max_turns); raise or remove it")
+        if pref.keep:
+            rule = keep_rule(pref.keep)
+            kept = [p for p in pairs if rule(p)]
+            drops[f"not {pref.keep}"] += len(pairs) - len(kept)
+            pairs = kept
+            if not pairs:
+                raise DataError(f"data source {pref.source}: no pair passes preferences[{pref.name}].keep: {pref.keep}")
         if pref.limit:
             pairs = pairs[: pref.limit]
         # Deterministic held-out split, the same for both directions so D+ and D- hold out the same prompts.
