@@ -135,8 +135,14 @@ def atomic_dir(target: str | Path, overwrite: bool = False, inputs: tuple = ()) 
         s, t = Path(src).resolve(), target.resolve()
         if s == t or s.is_relative_to(t):
             raise ArtifactError(f"{target} is one of this command's own inputs ({src}); choose another output")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with _write_lock(target):
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lock = _write_lock(target)
+        lock.__enter__()
+    except OSError as exc:
+        raise ArtifactError(f"{target}: cannot write there ({exc.strerror}); choose a writable location") from None
+    with contextlib.ExitStack() as stack:
+        stack.push(lock)
         recover(target)
         if (target.exists() or target.is_symlink()) and not overwrite:
             raise ArtifactError(f"{target} already exists; pass --overwrite to replace it")
@@ -275,6 +281,9 @@ def check_finite(tensors: dict[str, torch.Tensor], file: Path) -> None:
             raise ArtifactError(f"{file}: tensor {name!r} holds NaN or Inf values; the adapter is corrupt")
 
 
+MAX_ETA = 1000.0
+
+
 def check_eta(name: str, eta: Any) -> float:
     try:
         value = float(eta)
@@ -282,6 +291,9 @@ def check_eta(name: str, eta: Any) -> float:
         raise ArtifactError(f"weight for {name!r} must be a number, got {eta!r}") from None
     if not math.isfinite(value):
         raise ArtifactError(f"weight for {name!r} must be finite, got {eta!r}")
+    if abs(value) > MAX_ETA:  # far past where any model degrades; large enough values overflow fp32 factors
+        raise ArtifactError(f"weight for {name!r} is {value:g}; |η| must be at most {MAX_ETA:g} "
+                            "(useful weights are about -3 to 3)")
     return value
 
 

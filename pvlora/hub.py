@@ -133,7 +133,8 @@ def build_card(directory: Path, repo_id: str):
     if evaluation.exists() or evaluation.is_symlink():
         ev = read_json(evaluation)
         lines += ["", "## Evaluation", "", "| metric | value |", "|---|---|"]
-        lines += [f"| {k} | {v:.4g} |" for k, v in (ev.get("scores") or ev).items() if isinstance(v, (int, float))]
+        scores = ev.get("scores") if isinstance(ev.get("scores"), dict) else ev
+        lines += [f"| {k} | {v:.4g} |" for k, v in scores.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
     metrics = manifest.get("metrics") or {}
     if metrics:
         lines += ["", "## Training metrics", "", "| metric | value |", "|---|---|"]

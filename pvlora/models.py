@@ -85,7 +85,8 @@ def describe_base(fp: dict[str, Any] | None) -> str:
     if not fp:
         return "an unrecorded base"
     rev = f"@{fp['revision']}" if fp.get("revision") else ""
-    return f"{fp.get('name_or_path')}{rev} (config sha256 {str(fp.get('config_sha256'))[:12]})"
+    seed = f", tiny_seed {fp['tiny_seed']}" if fp.get("tiny_seed") is not None else ""  # same config, other weights
+    return f"{fp.get('name_or_path')}{rev} (config sha256 {str(fp.get('config_sha256'))[:12]}{seed})"
 
 
 def _dtype(name: str):

@@ -59,3 +59,41 @@ def test_max_turns_keeps_single_turn_dialogues(tmp_path):
     with pytest.raises(DataError, match="no pair has at most 1 user turn"):
         load_preference_data(PreferenceConfig(name="p", source=str(write_rows(tmp_path / "e.jsonl", rows[3:])),
                                               format="messages", max_turns=1))
+
+
+def test_a_huge_row_is_dropped_before_tokenising(tmp_path):
+    rows = [GOOD_PAIR, {"prompt": "p", "chosen": "x" * 300_000, "rejected": "b"}]
+    d = load_preference_data(PreferenceConfig(name="p", source=str(write_rows(tmp_path / "d.jsonl", rows)),
+                                              format="pairs", heldout_fraction=0.0))
+    assert len(d.train) == 1 and d.drops == {"a text longer than 200,000 characters": 1}
+
+
+def test_unwritable_destination_is_a_one_line_error(tmp_path):
+    from pvlora.artifacts import atomic_dir
+    from pvlora.errors import ArtifactError
+
+    (tmp_path / "afile").write_text("x")  # a parent that cannot be a directory (as root, read-only is writable)
+    with pytest.raises(ArtifactError, match=r"afile/v: cannot write there .*choose a writable location"), \
+            atomic_dir(tmp_path / "afile" / "v"):
+        pass
+
+
+def test_huge_or_odd_weights_are_refused_by_value(tmp_path):
+    from pvlora.artifacts import check_eta
+    from pvlora.errors import ArtifactError
+
+    with pytest.raises(ArtifactError, match=r"weight for 'h' is 1e\+308; \|η\| must be at most 1000"):
+        check_eta("h", 1e308)
+    with pytest.raises(ArtifactError, match="must be finite"):
+        check_eta("h", "nan")
+    assert check_eta("h", "-2.5") == -2.5
+
+
+def test_eval_vectors_with_a_broken_manifest_name_the_file(tmp_path):
+    from pvlora.errors import ArtifactError
+    from pvlora.evaluate.runner import find_vectors
+
+    (tmp_path / "helpful").mkdir()
+    (tmp_path / "helpful" / "pvlora.json").write_text("{not json")
+    with pytest.raises(ArtifactError, match=r"helpful/pvlora.json: not valid JSON"):
+        find_vectors(tmp_path)

@@ -23,6 +23,8 @@ BAD_LABEL = "label outside {0, 1}"
 EMPTY_PROMPT = "empty prompt"
 NOT_DIALOGUE = "transcript has no final assistant turn"
 PREFIX_MISMATCH = "transcripts differ before the final assistant turn"
+MAX_TEXT_CHARS = 200_000  # ~50k tokens: far past any max_length a preference pair is trained with
+TOO_LONG = f"a text longer than {MAX_TEXT_CHARS:,} characters"
 
 
 class Drop(Exception):
@@ -69,6 +71,9 @@ def _col(row: dict[str, Any], name: str) -> Any:
 
 
 def _text(value: Any, column: str) -> str:
+    if isinstance(value, str) and len(value) > MAX_TEXT_CHARS:
+        # Tokenising it whole before TRL truncates to max_length would take gigabytes (a 50 MB row: 15 GB)
+        raise Drop(TOO_LONG)
     if value is None or isinstance(value, str):
         return value or ""
     hint = ("; this looks like a list of chat messages: use format: messages" if isinstance(value, list)

@@ -21,9 +21,10 @@ def find_vectors(directory: str | Path) -> dict[str, Path]:
                           "or pass --vectors DIR")
     out: dict[str, Path] = {}
     for d in sorted(directory.iterdir()):
-        m = d / "pvlora.json"
-        if d.is_dir() and m.exists():
-            meta = json.loads(m.read_text())
+        if d.is_dir() and (d / "pvlora.json").exists():
+            from pvlora.artifacts import read_manifest
+
+            meta = read_manifest(d)  # names the file when it is not valid JSON
             if meta.get("kind") == "vector" and meta.get("method") == "difference":
                 out[meta.get("preference") or d.name] = d
     if not out:
