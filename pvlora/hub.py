@@ -190,6 +190,27 @@ def plan_upload(directory: str | Path, repo_id: str, private: bool = False, revi
     return UploadPlan(repo_id, files, str(card), private, revision)
 
 
+def shareable_config(path: Path) -> str:
+    """The run's config as uploaded: every absolute or home-relative path in it (data sources, output
+    directory, a local base) reduced to its last component, so no local layout leaves the machine."""
+    import yaml
+
+    from pvlora.fs import portable, read_text
+
+    def walk(v):
+        if isinstance(v, dict):
+            return {k: walk(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        return portable(v) if isinstance(v, str) and v.startswith(("/", "~", "..")) else v
+
+    try:
+        data = yaml.safe_load(read_text(path))
+    except yaml.YAMLError as exc:
+        raise ArtifactError(f"{path}: not valid YAML ({exc})") from None
+    return yaml.safe_dump(walk(data), sort_keys=False, allow_unicode=True)
+
+
 def push(directory: str | Path, repo_id: str, private: bool = False, revision: str | None = None,
          token: str | None = None) -> str:
     from huggingface_hub import HfApi
@@ -206,8 +227,10 @@ def push(directory: str | Path, repo_id: str, private: bool = False, revision: s
     # Upload from a staging copy so the generated README.md never overwrites a file of the user's.
     with tempfile.TemporaryDirectory(prefix="pvlora-upload-") as tmp:
         for f in plan.files:
-            if f != "README.md":
-                shutil.copy2(src / f, Path(tmp) / f)
+            if f == "pvlora-config.yaml":
+                (Path(tmp) / f).write_text(shareable_config(src / f))
+            elif f != "README.md":
+                shutil.copyfile(src / f, Path(tmp) / f)
         (Path(tmp) / "README.md").write_text(plan.card)
         info = api.upload_folder(folder_path=tmp, repo_id=repo_id, revision=revision,
                                  commit_message=f"pvlora: upload {src.name}")

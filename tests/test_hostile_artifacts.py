@@ -394,3 +394,40 @@ def test_killed_anywhere_the_destination_is_the_old_or_the_new_artifact(vec, ran
         last = states[len(states) // 2]  # the next run after a kill mid-write
         write(last / "dest")
         assert sorted(p.name for p in last.iterdir()) == ["dest"]
+
+
+def test_the_uploaded_config_carries_no_local_paths(tmp_path):
+    from pvlora.hub import shareable_config
+
+    f = tmp_path / "pvlora-config.yaml"
+    f.write_text(f"output:\n  dir: {tmp_path}/runs\npreferences:\n- name: h\n  source: /home/alice/secret/hh.jsonl\n"
+                 "- name: g\n  source: org/dataset\nmodel:\n  name_or_path: ~/models/llama\n")
+    text = shareable_config(f)
+    assert "alice" not in text and str(tmp_path) not in text and "~" not in text
+    assert "hh.jsonl" in text and "org/dataset" in text and "dir: runs" in text
+
+
+def test_bases_that_differ_only_in_tiny_seed_are_described_apart():
+    from pvlora.models import describe_base
+
+    a = {"name_or_path": "tiny", "config_sha256": "ab" * 32, "tiny_seed": 0}
+    assert describe_base(a) != describe_base({**a, "tiny_seed": 1}) and "tiny_seed 1" in describe_base({**a, "tiny_seed": 1})
+
+
+def test_data_export_onto_its_own_source_is_refused(tmp_path, capsys):
+    from pvlora.cli import main
+
+    src = tmp_path / "d.jsonl"
+    src.write_text(json.dumps({"prompt": "p", "chosen": "a", "rejected": "b"}) + "\n")
+    before = src.read_text()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"preferences:\n- {{name: p, source: {src}, format: pairs}}\n")
+    assert main(["data", "--config", str(cfg), "--preference", "p", "--export", str(src), "--overwrite"]) == 2
+    assert "would overwrite the data it reads" in capsys.readouterr().err and src.read_text() == before
+
+
+def test_pull_has_the_overwrite_it_suggests():
+    from pvlora.cli import make_parser
+
+    a = make_parser().parse_args(["pull", "alice/vec", "--out", "x", "--overwrite"])
+    assert a.overwrite is True
