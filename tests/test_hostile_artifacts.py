@@ -431,3 +431,19 @@ def test_pull_has_the_overwrite_it_suggests():
 
     a = make_parser().parse_args(["pull", "alice/vec", "--out", "x", "--overwrite"])
     assert a.overwrite is True
+
+
+def test_a_model_object_from_another_base_is_refused(vec, random_base_dir, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    import pvlora
+    from pvlora.compose import base_fingerprint_of
+
+    d = copy(vec, tmp_path)
+    edit_json(d / "pvlora.json", lambda m: m.update(base=base_fingerprint_of(str(random_base_dir))))
+    model = AutoModelForCausalLM.from_pretrained(random_base_dir)
+    pvlora.load_composed(model, {str(d): 1.0})  # its own base: fine
+    other = AutoModelForCausalLM.from_pretrained(random_base_dir)
+    other.config.rope_theta = 1234.0  # same shapes, another model
+    with pytest.raises(ArtifactError, match="not on the model object given"):
+        pvlora.load_composed(other, {str(d): 1.0})
