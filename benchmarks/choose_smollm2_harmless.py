@@ -15,12 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from pathlib import Path
 
 from _common import RESULTS, machine
 
-ETAS = [0.0, 2.0, 4.0, 6.0]
+# 0.25-1 were added after the first pass (0, 2, 4, 6), where the refusal-contrast vector was already
+# over-scaled at η = 2 (validation NLL 6.4): every candidate is scored on every point.
+ETAS = [0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 6.0]
 CANDIDATES = {
     # name: study-config overrides (the study's own settings were lr 2e-4, limit 176, any number of turns)
     "lr1e-3": ["preferences.harmless.dpo.learning_rate=1e-3"],
@@ -32,7 +33,13 @@ CANDIDATES = {
 SCORERS = "eval.scorers=[refusal_harmful,refusal_benign,heldout_nll]"
 
 
-def run_candidate(name: str, overrides: list[str], root: Path, hh: str) -> dict:
+def train_seconds(out: Path) -> float:
+    """Both adapters' training time, from their manifests (also right when a re-run skipped training)."""
+    return sum(json.loads((out / "adapters" / f"harmless-{d}" / "pvlora.json").read_text())["metrics"]["train_seconds"]
+               for d in ("positive", "negative"))
+
+
+def run_candidate(name: str, overrides: list[str], root: Path, hh: str, stored: dict | None = None) -> dict:
     from pvlora.demo import extract_all
     from pvlora.evaluate.runner import Evaluator
     from pvlora.smollm2.demo import NLL_SPAN, study_config
@@ -41,16 +48,15 @@ def run_candidate(name: str, overrides: list[str], root: Path, hh: str) -> dict:
     out = root / name
     cfg = study_config(out, hh, [*overrides, SCORERS])
     cfg.preferences = [cfg.preference("harmless")]
-    t = time.perf_counter()
     trained = train_all(cfg, "harmless", "both", skip_finished=True)
-    train_s = time.perf_counter() - t
     vec = extract_all(cfg, out)["harmless"]
     ev = Evaluator(cfg, {"harmless": vec}, "validation")
-    points = {eta: ev.score({"harmless": eta}) for eta in ETAS}
+    done = (stored or {}).get("validation", {})  # points scored by an earlier run (decoding is deterministic)
+    points = {eta: done[str(eta)] if str(eta) in done else ev.score({"harmless": eta}) for eta in ETAS}
     base = points[0.0]
     ok = [e for e in ETAS if points[e]["heldout_nll"] <= base["heldout_nll"] + NLL_SPAN]
     return {
-        "overrides": overrides, "train_seconds": train_s,
+        "overrides": overrides, "train_seconds": train_seconds(out),
         "adapters": {r.manifest["direction"]: {k: r.manifest["metrics"].get(k) for k in (
             "train_steps", "train_loss", "heldout_accuracy", "heldout_accuracy_base", "heldout_pairs")} for r in trained},
         "validation": {str(e): points[e] for e in ETAS},
@@ -63,15 +69,20 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/smollm2-harmless-choice")
     p.add_argument("--only", nargs="*", help="candidate names to run (default: all)")
+    p.add_argument("--rank-only", action="store_true", help="re-rank the stored results without running anything")
     a = p.parse_args(argv)
     hh = os.environ.get("PVLORA_HH_RLHF_FILE") or str(
         Path(__file__).resolve().parents[2] / "shared/data/hh-rlhf/harmless-base-test-dev.jsonl.gz")
     path = RESULTS / "smollm2_harmless_choice.json"
     results = json.loads(path.read_text())["candidates"] if path.exists() else {}
     for name, overrides in CANDIDATES.items():
+        if a.rank_only:
+            if name in results:
+                results[name]["train_seconds"] = train_seconds(Path(a.out) / name)
+            continue
         if a.only and name not in a.only:
             continue
-        results[name] = run_candidate(name, overrides, Path(a.out), hh)
+        results[name] = run_candidate(name, overrides, Path(a.out), hh, results.get(name))
         path.write_text(json.dumps({"candidates": results, "machine": machine()}, indent=2))  # after each one
     ranked = sorted(results, key=lambda n: (-results[n]["rise"], results[n]["train_seconds"]))
     doc = {"rule": "largest validation rise in refusal_harmful at the largest η within the NLL span; ties: cheaper",

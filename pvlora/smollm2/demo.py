@@ -26,9 +26,11 @@ from pvlora.errors import ConfigError
 STUDY_CONFIG = Path(__file__).with_name("study.yaml")
 # η_harmless values scored on both splits: ≥ 5 values including negative ones (control), reaching
 # far enough to show over-scaling. Which of them the control check spans is chosen on validation.
-HARMLESS_GRID = [-2.0, -1.0, 0.0, 1.0, 2.0, 4.0, 6.0]
+HARMLESS_GRID = [-2.0, -1.0, -0.5, 0.0, 0.25, 0.5, 1.0, 2.0, 4.0]
 HELPFUL_GRID = [-1.0, 0.0, 1.0, 2.0]
-TUNE_GRID = {"helpful": [0.0, 1.0, 2.0], "harmless": [0.0, 2.0, 4.0, 6.0]}
+# tune's grid: these helpful values × every η_harmless ≥ 0 inside the validation span (where the
+# harmless vector is not over-scaled).
+TUNE_HELPFUL = [0.0, 1.0, 2.0]
 # Validation rule for the span of the control check: η up to the largest value whose validation
 # held-out NLL is within NLL_SPAN nats/token of the base's (beyond that the model is over-scaled).
 NLL_SPAN = 0.5
@@ -90,7 +92,7 @@ def run_study(out: str | Path = "pvlora-demo-smollm2", hh_rlhf: str | None = Non
         top = max(e for e, r in zip(HARMLESS_GRID, val["harmless"])
                   if r["heldout_nll"] <= base_val["heldout_nll"] + NLL_SPAN)
         span = [e for e in HARMLESS_GRID if e <= top]
-        tuned = tune_mix(ev, base_val)
+        tuned = tune_mix(ev, base_val, [e for e in span if e >= 0])
     with timed(timings, "test", "5/6 test prompts: every reported figure"):
         test = sweep_axes(ev, "test")
         ev.set_split("test")
@@ -135,14 +137,14 @@ def sweep_axes(ev, split: str, axes=("harmless", "helpful")) -> dict[str, list[d
     return out
 
 
-def tune_mix(ev, base_val: dict[str, Any]) -> dict[str, Any]:
+def tune_mix(ev, base_val: dict[str, Any], harmless: list[float]) -> dict[str, Any]:
     """tune on validation: maximise benign compliance subject to refusal_harmful ≥ base + margin."""
     from pvlora.evaluate.tune import Constraint, Infeasible, tune
 
     bound = round(base_val["refusal_harmful"] + THRESHOLDS["tune_margin"], 6)
     try:
         return tune(ev, "compliance_benign", [Constraint("refusal_harmful", ">=", bound)], ["helpful", "harmless"],
-                    TUNE_GRID, rounds=0)
+                    {"helpful": TUNE_HELPFUL, "harmless": harmless}, rounds=0)
     except Infeasible as exc:
         return {"infeasible": str(exc), "constraint": f"refusal_harmful>={bound:g}"}
 
@@ -182,7 +184,7 @@ def checks(cfg: ExperimentConfig, root: Path, ev, test: dict[str, list[dict[str,
     scale = norms["full"] / norms["positive_only"]
     ev_pos = Evaluator(cfg, {"harmless": root / "vectors-positive-only" / "harmless"}, "test")
     out["full_vs_positive_only"] = {"norms": norms, "equal_norm_scale": scale, "points": []}
-    for eta in (2.0, 4.0):
+    for eta in [e for e in span if e > 0][-2:]:  # the two strongest η inside the validation span
         pos = ev_pos.score({"harmless": eta * scale})
         out["full_vs_positive_only"]["points"].append({
             "eta": eta, "full": {m: harmless[eta][m] for m in ("refusal_harmful", "refusal_benign", "heldout_nll")},
