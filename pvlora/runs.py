@@ -89,10 +89,13 @@ def prepare_partial(part: Path, resume: bool, settings: dict | None = None) -> P
         ckpt = last_complete_checkpoint(part) if resume else None
         stored = part / RUN_SETTINGS
         if ckpt is not None and settings is not None and stored.exists():
-            diffs = _diff(json.loads(stored.read_text()), settings)
+            old = json.loads(stored.read_text())
+            # what the user set first (model, LoRA, trainer, seed), then what follows from it (data)
+            diffs = [d for k in ("model", "lora", "trainer", "seed", "data") for d in
+                     _diff({k: old.get(k)}, {k: settings.get(k)})]
             if diffs:
                 raise ArtifactError(f"{part}: cannot resume, the training settings changed since its checkpoint: "
-                                    f"{'; '.join(diffs[:6])}{' ...' if len(diffs) > 6 else ''}. Restore them, or "
+                                    f"{'; '.join(diffs[:12])}{' ...' if len(diffs) > 12 else ''}. Restore them, or "
                                     "start over with --overwrite")
         if settings is not None and (ckpt is None or not stored.exists()):
             from pvlora.artifacts import atomic_file

@@ -82,7 +82,7 @@ def test_manifest_is_complete(trained):
     # (shared cache): its per-token margins are exactly negated, so its accuracies are complements
     pos = json.loads((adapter_dir(trained, "helpful", "positive") / "pvlora.json").read_text())["metrics"]
     assert m["metrics"]["heldout_accuracy_base"] == pytest.approx(1 - pos["heldout_accuracy_base"], abs=1e-12)
-    assert m["weights_sha256"] == {"adapter_model.safetensors": sha256_file(d / "adapter_model.safetensors")}
+    assert m["weights_sha256"] == {f: sha256_file(d / f) for f in ("adapter_config.json", "adapter_model.safetensors")}
     assert (d / "pvlora-config.yaml").exists() and m["pvlora_version"]
 
 
