@@ -13,7 +13,9 @@ import shutil
 import time
 from pathlib import Path
 
-from transformers import TrainerCallback  # runs.py is imported only by the training stages
+from transformers import (
+    TrainerCallback,  # runs.py is imported only by the training stages
+)
 
 
 def partial_dir(target: Path) -> Path:

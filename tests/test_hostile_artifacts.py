@@ -3,9 +3,9 @@ path-like preference names are refused with one clear error, quickly, before any
 
 import json
 import os
-from pathlib import Path
 import pickle
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -374,7 +374,7 @@ def test_killed_anywhere_the_destination_is_the_old_or_the_new_artifact(vec, ran
         out = root / "dest"
         extract_vector(src / "pos", None, out, positive_only=True)  # the old artifact: another vector
         old = read_adapter(out).factors
-        states = _disk_states(lambda: write(out), files, root, every=1)
+        states = _disk_states(lambda: write(out), files, root, every=1)  # noqa: B023 (called at once)
         new = read_adapter(out).factors
         assert len(states) > 20 and sorted(p.name for p in root.iterdir()) == ["dest"]
         kinds = set()
