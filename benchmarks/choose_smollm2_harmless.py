@@ -69,17 +69,12 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/smollm2-harmless-choice")
     p.add_argument("--only", nargs="*", help="candidate names to run (default: all)")
-    p.add_argument("--rank-only", action="store_true", help="re-rank the stored results without running anything")
     a = p.parse_args(argv)
     hh = os.environ.get("PVLORA_HH_RLHF_FILE") or str(
         Path(__file__).resolve().parents[2] / "shared/data/hh-rlhf/harmless-base-test-dev.jsonl.gz")
     path = RESULTS / "smollm2_harmless_choice.json"
     results = json.loads(path.read_text())["candidates"] if path.exists() else {}
     for name, overrides in CANDIDATES.items():
-        if a.rank_only:
-            if name in results:
-                results[name]["train_seconds"] = train_seconds(Path(a.out) / name)
-            continue
         if a.only and name not in a.only:
             continue
         results[name] = run_candidate(name, overrides, Path(a.out), hh, results.get(name))

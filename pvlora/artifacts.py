@@ -135,14 +135,7 @@ def atomic_dir(target: str | Path, overwrite: bool = False, inputs: tuple = ()) 
         s, t = Path(src).resolve(), target.resolve()
         if s == t or s.is_relative_to(t):
             raise ArtifactError(f"{target} is one of this command's own inputs ({src}); choose another output")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        lock = _write_lock(target)
-        lock.__enter__()
-    except OSError as exc:
-        raise ArtifactError(f"{target}: cannot write there ({exc.strerror}); choose a writable location") from None
-    with contextlib.ExitStack() as stack:
-        stack.push(lock)
+    with _write_lock(target):
         recover(target)
         if (target.exists() or target.is_symlink()) and not overwrite:
             raise ArtifactError(f"{target} already exists; pass --overwrite to replace it")
@@ -210,6 +203,13 @@ def _write_lock(target: Path) -> Iterator[None]:
 
     lock = target.parent / f".{target.name}.lock"
     me = f"{socket.gethostname()} {os.getpid()}"
+    def unwritable(exc: OSError) -> ArtifactError:  # read-only, or a parent that is a file
+        return ArtifactError(f"{target}: cannot write there ({exc.strerror}); choose a writable location")
+
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise unwritable(exc) from None
     for _ in range(3):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -223,6 +223,8 @@ def _write_lock(target: Path) -> Iterator[None]:
                 continue
             raise ArtifactError(f"{target} is being written by another pvlora process ({host or '?'} pid {pid}); "
                                 f"wait for it to finish, or delete {lock} if that process is gone") from None
+        except OSError as exc:
+            raise unwritable(exc) from None
         with os.fdopen(fd, "w") as fh:
             fh.write(me)
         break

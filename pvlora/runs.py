@@ -13,9 +13,8 @@ import shutil
 import time
 from pathlib import Path
 
-from transformers import (
-    TrainerCallback,  # runs.py is imported only by the training stages
-)
+# runs.py is imported only by the training stages
+from transformers import TrainerCallback
 
 
 def partial_dir(target: Path) -> Path:
