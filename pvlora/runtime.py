@@ -77,12 +77,19 @@ def load_composed(base: Any, vectors: dict[str, float], revision: str | None = N
     return model, tok
 
 
+def unit_scale(layer, name: str) -> float:
+    """η = 1 scale of adapter ``name`` in a LoRA layer: the same unit as ``LoraLayer.set_scale``
+    (alpha/r, or alpha/sqrt(r) for rsLoRA), so a PEFT user's set_scale agrees with ours."""
+    import math
+
+    r, alpha = layer.r[name], layer.lora_alpha[name]
+    return alpha / math.sqrt(r) if layer.use_rslora.get(name, False) else alpha / r
+
+
 def _scale_slots(model) -> dict[str, list[tuple[dict, float]]]:
     """{adapter: [(a LoRA layer's ``scaling`` dict, its unit scale alpha/r), ...]}, built once per set
     of adapters and cached on the model: re-weighting is then one float write per layer, where
     walking every module and calling ``set_scale`` each time would cost more than the change."""
-    import math
-
     from peft.tuners.lora import LoraLayer
 
     # Keyed on everything the cached units depend on: an adapter replaced through PEFT under the same
@@ -97,9 +104,7 @@ def _scale_slots(model) -> dict[str, list[tuple[dict, float]]]:
         for m in model.modules():
             if isinstance(m, LoraLayer):
                 for name in m.scaling:
-                    r, alpha = m.r[name], m.lora_alpha[name]
-                    # the same unit as LoraLayer.set_scale, so a PEFT user's set_scale agrees with ours
-                    unit = alpha / math.sqrt(r) if m.use_rslora.get(name, False) else alpha / r
+                    unit = unit_scale(m, name)
                     if unit == 0:
                         raise ArtifactError(f"adapter {name!r} has lora_alpha 0: its ΔW is zero at every η, "
                                             "so no weight can be set or read; re-create it")
