@@ -2,7 +2,8 @@
 
 __version__ = "0.2.0"
 
-__all__ = ["__version__", "load_composed", "set_weights", "get_weights", "extract_vector", "compose", "load_config"]
+__all__ = ["__version__", "load_composed", "set_weights", "get_weights", "generate", "row_weights", "extract_vector",
+           "compose", "load_config"]
 
 
 def __getattr__(name):
@@ -11,6 +12,10 @@ def __getattr__(name):
         from pvlora import runtime
 
         return getattr(runtime, name)
+    if name in ("generate", "row_weights"):  # per-request η: every row of a batch at its own mix
+        from pvlora import rowwise
+
+        return getattr(rowwise, name)
     if name == "extract_vector":
         from pvlora.vector import extract_vector
 

@@ -101,6 +101,13 @@ class PreferenceConfig:
                   "refuses and the rejected one does not (by the refusal judge, eval.refusal_patterns "
                   "included), for data whose harmless label often ranks two compliant answers."},
     )
+    extra_sources: list[dict[str, Any]] = field(
+        default_factory=list,
+        metadata={"help": "More sources for this preference, each {source, format, split, subset, limit, "
+                  "max_turns, keep} (format defaults to this one's); their pairs join before the held-out "
+                  "split, e.g. safe requests that sound dangerous beside harmful ones, so a harmless vector "
+                  "learns what not to refuse as well as what to refuse."},
+    )
     heldout_fraction: float = field(
         default=0.1, metadata={"help": "Fraction of pairs held out for preference accuracy (0 disables)."}
     )
@@ -113,6 +120,7 @@ class PreferenceConfig:
     def __post_init__(self) -> None:
         check_name(self.name, "preferences[].name")
         validate_dpo_keys(self.dpo, f"preferences[{self.name}].dpo")
+        self._check_extra_sources()
         if self.keep is not None and self.keep not in KEEP_RULES:
             raise ConfigError(f"preferences[{self.name}].keep: unknown rule {self.keep!r}; choose one of "
                               f"{', '.join(KEEP_RULES)}")
@@ -126,6 +134,23 @@ class PreferenceConfig:
             raise ConfigError(f"preferences[{self.name}].heldout_fraction must be in [0, 1), got {self.heldout_fraction}")
         if self.limit is not None and self.limit <= 0:
             raise ConfigError(f"preferences[{self.name}].limit must be positive, got {self.limit}")
+
+    def _check_extra_sources(self) -> None:
+        where = f"preferences[{self.name}].extra_sources"
+        if not isinstance(self.extra_sources, list):
+            raise ConfigError(f"{where}: expected a list of {{source, format, ...}} blocks, got "
+                              f"{type(self.extra_sources).__name__}")
+        allowed = ("source", "format", "split", "subset", "limit", "max_turns", "keep")
+        for i, extra in enumerate(self.extra_sources):
+            if not isinstance(extra, dict) or "source" not in extra:
+                raise ConfigError(f"{where}[{i}]: expected a mapping with at least 'source', got {extra!r}")
+            unknown = sorted(set(extra) - set(allowed))
+            if unknown:
+                raise ConfigError(f"{where}[{i}]: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+            try:
+                PreferenceConfig(name=self.name, **{"format": self.format, **extra})  # a main source's checks
+            except ConfigError as exc:
+                raise ConfigError(str(exc).replace(f"preferences[{self.name}].", f"{where}[{i}].")) from None
 
 
 @dataclass

@@ -3,6 +3,7 @@ off held-out pairs, and reverse for the negative direction (the paper's D-)."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ class PreferenceData:
 
     def fingerprint(self) -> dict[str, Any]:
         return {
-            "source": portable(self.source), "format": self.format, "rows_read": self.rows_read,
+            "source": " + ".join(portable(x) for x in self.source.split(" + ")), "format": self.format, "rows_read": self.rows_read,
             "kept": len(self.train) + len(self.heldout), "train": len(self.train),
             "heldout": len(self.heldout), "dropped": dict(self.drops),
         }
@@ -88,6 +89,35 @@ def parse_rows(rows, parse, fmt: str, limit: int | None = None) -> tuple[list[di
     return pairs, n, drops
 
 
+def _source_pairs(pref: PreferenceConfig, where: str | None = None) -> tuple[list[dict[str, Any]], int, Counter]:
+    """One source's usable pairs after ``max_turns``, ``keep`` and ``limit`` (rows read, drops by reason)."""
+    where = where or f"preferences[{pref.name}]"
+    label = pku_label_column(pref.name, pref.label_column) if pref.format == "pku_saferlhf" else None
+    parser = FORMATS[pref.format]
+    pairs, n, drops = parse_rows(iter_rows(pref.source, pref.split, pref.subset), lambda r: parser(r, label),
+                                 pref.format)
+    if not pairs:
+        detail = ", ".join(f"{c} {r}" for r, c in drops.items()) or "the source is empty"
+        raise DataError(f"data source {pref.source}: no usable preference pair left out of {n} rows ({detail})")
+    if pref.max_turns:
+        kept = [p for p in pairs if user_turns(p["prompt"]) <= pref.max_turns]
+        drops[f"more than {pref.max_turns} user turn(s)"] += len(pairs) - len(kept)
+        pairs = kept
+        if not pairs:
+            raise DataError(f"data source {pref.source}: no pair has at most {pref.max_turns} user turn(s) "
+                            f"({where}.max_turns); raise or remove it")
+    if pref.keep:
+        rule = keep_rule(pref.keep)
+        kept = [p for p in pairs if rule(p)]
+        drops[f"not {pref.keep}"] += len(pairs) - len(kept)
+        pairs = kept
+        if not pairs:
+            raise DataError(f"data source {pref.source}: no pair passes {where}.keep: {pref.keep}")
+    if pref.limit:
+        pairs = pairs[: pref.limit]
+    return pairs, n, drops
+
+
 def load_preference_data(pref: PreferenceConfig, direction: str = "positive", seed: int = 0) -> PreferenceData:
     if direction not in ("positive", "negative"):
         raise DataError(f"direction must be 'positive' or 'negative', got {direction!r}")
@@ -99,29 +129,13 @@ def load_preference_data(pref: PreferenceConfig, direction: str = "positive", se
             train = train[: pref.limit]
         data = PreferenceData(pref.name, direction, "toy", "toy", train, heldout, len(train) + len(heldout))
     else:
-        label = pku_label_column(pref.name, pref.label_column) if pref.format == "pku_saferlhf" else None
-        parser = FORMATS[pref.format]
-        pairs, n, drops = parse_rows(iter_rows(pref.source, pref.split, pref.subset), lambda r: parser(r, label),
-                                     pref.format)
-        if not pairs:
-            detail = ", ".join(f"{c} {r}" for r, c in drops.items()) or "the source is empty"
-            raise DataError(f"data source {pref.source}: no usable preference pair left out of {n} rows ({detail})")
-        if pref.max_turns:
-            kept = [p for p in pairs if user_turns(p["prompt"]) <= pref.max_turns]
-            drops[f"more than {pref.max_turns} user turn(s)"] += len(pairs) - len(kept)
-            pairs = kept
-            if not pairs:
-                raise DataError(f"data source {pref.source}: no pair has at most {pref.max_turns} user turn(s) "
-                                f"(preferences[{pref.name}].max_turns); raise or remove it")
-        if pref.keep:
-            rule = keep_rule(pref.keep)
-            kept = [p for p in pairs if rule(p)]
-            drops[f"not {pref.keep}"] += len(pairs) - len(kept)
-            pairs = kept
-            if not pairs:
-                raise DataError(f"data source {pref.source}: no pair passes preferences[{pref.name}].keep: {pref.keep}")
-        if pref.limit:
-            pairs = pairs[: pref.limit]
+        pairs, n, drops = _source_pairs(pref)
+        for i, extra in enumerate(pref.extra_sources):  # joined before the split: held out alike
+            sub = dataclasses.replace(pref, **{"limit": None, "max_turns": None, "keep": None, **extra},
+                                      extra_sources=[])
+            more, m, d = _source_pairs(sub, f"preferences[{pref.name}].extra_sources[{i}]")
+            pairs, n = pairs + more, n + m
+            drops.update({f"{k} ({sub.source})": v for k, v in d.items()})
         # Deterministic held-out split, the same for both directions so D+ and D- hold out the same prompts.
         order = list(range(len(pairs)))
         random.Random(seed).shuffle(order)
@@ -130,7 +144,9 @@ def load_preference_data(pref: PreferenceConfig, direction: str = "positive", se
             n_ho = max(1, min(n_ho, len(pairs) - 1))
         heldout = [pairs[i] for i in sorted(order[:n_ho])]
         train = [pairs[i] for i in sorted(order[n_ho:])]
-        data = PreferenceData(pref.name, direction, pref.source, pref.format, train, heldout, n, dict(drops))
+        source = " + ".join([pref.source, *(e["source"] for e in pref.extra_sources)])
+        fmt = " + ".join(dict.fromkeys([pref.format, *(e.get("format", pref.format) for e in pref.extra_sources)]))
+        data = PreferenceData(pref.name, direction, source, fmt, train, heldout, n, dict(drops))
     if direction == "negative":
         data.train, data.heldout = reverse(data.train), reverse(data.heldout)
     return data

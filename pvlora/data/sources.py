@@ -26,6 +26,7 @@ def _suffix(path: Path) -> str | None:
 BUILTIN_SOURCES = {
     "smollm2-helpful": Path(__file__).parent.parent / "smollm2" / "helpful_pairs.jsonl",
     "smollm2-concise": Path(__file__).parent.parent / "smollm2" / "concise_pairs.jsonl",
+    "smollm2-borderline": Path(__file__).parent.parent / "smollm2" / "borderline_pairs.jsonl",
 }
 
 

@@ -10,6 +10,11 @@
 3. ``concise_pairs.jsonl`` (the same training prompts): chosen = the answer's opening sentence
    (two when the first has under eight words), rejected = the whole answer; kept only when the
    short answer has at most 60% of the long one's words.
+4. ``borderline_pairs.jsonl``: the helpful pairs whose prompt is a safe request that sounds
+   dangerous (the XSTest-style training topics), for a harmless vector that should learn what not
+   to refuse beside what to refuse (built-in source ``smollm2-borderline``).
+
+``python -m pvlora.smollm2.make_data --pairs-only`` rebuilds 2-4 from the committed answers.
 """
 
 from __future__ import annotations
@@ -58,8 +63,8 @@ def short_version(answer: str) -> str | None:
     return short if len(short.split()) <= 0.6 * len(answer.split()) else None
 
 
-def build_pairs(answers: list[dict]) -> tuple[list[dict], list[dict]]:
-    helpful, concise = [], []
+def build_pairs(answers: list[dict]) -> tuple[list[dict], list[dict], list[dict]]:
+    helpful, concise, borderline = [], [], []
     for a in answers:
         if a["kind"] != "benign" or a["split"] != "train" or not a["answer"]:
             continue
@@ -67,18 +72,36 @@ def build_pairs(answers: list[dict]) -> tuple[list[dict], list[dict]]:
         refusal = random.Random(f"refusal-{a['prompt']}").choice(REFUSALS)
         helpful.append({"prompt": prompt, "chosen": [{"role": "assistant", "content": a["answer"]}],
                         "rejected": [{"role": "assistant", "content": refusal}], "topic": a["topic"]})
+        if a["style"] == "xstest":
+            borderline.append(helpful[-1])
         short = short_version(a["answer"])
         if short:
             concise.append({"prompt": prompt, "chosen": [{"role": "assistant", "content": short}],
                             "rejected": [{"role": "assistant", "content": a["answer"]}], "topic": a["topic"]})
-    return helpful, concise
+    return helpful, concise, borderline
 
 
 def _write(path: Path, rows: list[dict]) -> None:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
-def main() -> None:
+def write_pairs(answers: list[dict]) -> None:
+    helpful, concise, borderline = build_pairs(answers)
+    _write(HERE / "helpful_pairs.jsonl", helpful)
+    _write(HERE / "concise_pairs.jsonl", concise)
+    _write(HERE / "borderline_pairs.jsonl", borderline)
+    print(f"{len(answers)} answers, {len(helpful)} helpful pairs ({len(borderline)} borderline), "
+          f"{len(concise)} concise pairs")
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--pairs-only", action="store_true", help="rebuild the pair files from the committed answers.jsonl")
+    if p.parse_args(argv).pairs_only:
+        write_pairs([json.loads(line) for line in (HERE / "answers.jsonl").read_text().splitlines()])
+        return
     from pvlora.config import ModelConfig
     from pvlora.evaluate.generate import generate
     from pvlora.models import load_model, load_tokenizer
@@ -93,10 +116,7 @@ def main() -> None:
     answers = [{"prompt": p.text, "kind": p.kind, "topic": p.topic, "style": p.style, "split": p.split,
                 "answer": complete_sentences(o)} for p, o in zip(ps, outs)]
     _write(HERE / "answers.jsonl", answers)
-    helpful, concise = build_pairs(answers)
-    _write(HERE / "helpful_pairs.jsonl", helpful)
-    _write(HERE / "concise_pairs.jsonl", concise)
-    print(f"{len(answers)} answers, {len(helpful)} helpful pairs, {len(concise)} concise pairs")
+    write_pairs(answers)
 
 
 if __name__ == "__main__":
