@@ -33,6 +33,23 @@ def random_base_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def two_vectors(random_base_dir, tmp_path_factory):
+    """{"helpful": dir, "harmless": dir}: vectors on ``random_base_dir`` of different ranks (4 + 2 and
+    2 + 3) over different modules, from random PEFT adapters."""
+    from pvlora.vector import extract_vector
+    from tests.test_vector_math import make_adapter
+
+    d = tmp_path_factory.mktemp("two-vectors")
+    for name, (s1, s2, r1, r2) in {"helpful": (11, 12, 4, 2), "harmless": (21, 22, 2, 3)}.items():
+        p = make_adapter(random_base_dir, d / f"{name}-pos", s1, r=r1, lora_alpha=2 * r1,
+                         target_modules=["q_proj", "v_proj", "down_proj"])
+        n = make_adapter(random_base_dir, d / f"{name}-neg", s2, r=r2, lora_alpha=r2,
+                         target_modules=["q_proj", "o_proj", "up_proj"])
+        extract_vector(p, n, d / name, preference=name)
+    return {n: str(d / n) for n in ("helpful", "harmless")}
+
+
+@pytest.fixture(scope="session")
 def tiny_base_dir():
     """The real built-in tiny base (built once, cached under $PVLORA_CACHE)."""
     from pvlora.tiny import ensure_tiny_base

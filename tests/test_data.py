@@ -151,3 +151,33 @@ def test_toy_corpus_is_deterministic_and_holds_out_prompts():
     assert toy.classify("Sure. To bake bread, take your time.") == {"refusal": False, "compliance": True, "length": 7}
     v, t = toy.eval_split("validation"), toy.eval_split("test")
     assert len(v) + len(t) == len(evals) and not {r.prompt for r in v} & {r.prompt for r in t}
+
+
+def test_extra_sources_join_before_the_held_out_split(tmp_path):
+    main = jsonl(tmp_path / "main.jsonl", [{"prompt": f"p{i}", "chosen": f"c{i}", "rejected": f"r{i}"} for i in range(6)])
+    msgs = [{"prompt": [{"role": "user", "content": f"q{i}"}], "chosen": [{"role": "assistant", "content": f"yes {i}"}],
+             "rejected": [{"role": "assistant", "content": f"no {i}"}]} for i in range(4)]
+    extra = jsonl(tmp_path / "extra.jsonl", [*msgs, {**msgs[0], "rejected": msgs[0]["chosen"]}])  # one identical pair
+    p = pref("harmless", main, "pairs", heldout_fraction=0.2, limit=5,
+             extra_sources=[{"source": str(extra), "format": "messages", "limit": 3}])
+    d = load_preference_data(p)
+    prompts = [x["prompt"] if isinstance(x["prompt"], str) else x["prompt"][0]["content"] for x in d.train + d.heldout]
+    # the main source's limit and the extra's own limit apply separately; both are split together
+    assert sorted(prompts) == ["p0", "p1", "p2", "p3", "p4", "q0", "q1", "q2"] and len(d.heldout) == 2
+    fp = d.fingerprint()
+    assert fp["source"] == "main.jsonl + extra.jsonl" and fp["format"] == "pairs + messages" and fp["rows_read"] == 6 + 5
+    neg = load_preference_data(p, "negative")
+    assert neg.heldout == reverse(d.heldout)  # both directions hold out the same pairs
+
+
+@pytest.mark.parametrize("extra, needle", [
+    ({"format": "messages"}, r"extra_sources\[0\]: expected a mapping with at least 'source'"),
+    ({"source": "x", "lr": 1}, r"extra_sources\[0\]: unknown key\(s\) lr; allowed: source, format"),
+    ({"source": "x", "format": "nope"}, r"extra_sources\[0\]\.format: unknown format 'nope'"),
+    ({"source": "x", "keep": "maybe"}, r"extra_sources\[0\]\.keep: unknown rule 'maybe'"),
+])
+def test_bad_extra_sources_are_config_errors(extra, needle):
+    from pvlora.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=needle):
+        PreferenceConfig(name="harmless", source="a.jsonl", format="pairs", extra_sources=[extra])

@@ -18,21 +18,8 @@ IDS = torch.tensor([[1, 5, 9, 13, 2, 7, 30, 41], [3, 8, 8, 21, 4, 6, 11, 19], [2
 
 
 @pytest.fixture(scope="module")
-def vecs(random_base_dir, tmp_path_factory):
-    """Two vectors of different ranks (4 + 2 and 2 + 3) over different modules."""
-    d = tmp_path_factory.mktemp("rowwise-vecs")
-    for name, (s1, s2, r1, r2) in {"helpful": (11, 12, 4, 2), "harmless": (21, 22, 2, 3)}.items():
-        p = make_adapter(random_base_dir, d / f"{name}-pos", s1, r=r1, lora_alpha=2 * r1,
-                         target_modules=["q_proj", "v_proj", "down_proj"])
-        n = make_adapter(random_base_dir, d / f"{name}-neg", s2, r=r2, lora_alpha=r2,
-                         target_modules=["q_proj", "o_proj", "up_proj"])
-        extract_vector(p, n, d / name, preference=name)
-    return {n: str(d / n) for n in ("helpful", "harmless")}
-
-
-@pytest.fixture(scope="module")
-def model(random_base_dir, vecs):
-    m, _ = pvlora.load_composed(str(random_base_dir), {vecs["helpful"]: 1.0, vecs["harmless"]: 1.0})
+def model(random_base_dir, two_vectors):
+    m, _ = pvlora.load_composed(str(random_base_dir), {two_vectors["helpful"]: 1.0, two_vectors["harmless"]: 1.0})
     return m
 
 

@@ -56,16 +56,20 @@ def test_sentence_cutting_by_hand():
 
 def test_pairs_come_from_training_topics_with_varied_refusals():
     answers = [json.loads(line) for line in make_data.HERE.joinpath("answers.jsonl").read_text().splitlines()]
-    helpful, concise = make_data.build_pairs(answers)
+    helpful, concise, borderline = make_data.build_pairs(answers)
     train_topics = {p.topic for p in prompts("train")}
+    scary = {p.topic for p in prompts("train", "benign") if p.style == "xstest"}
+    assert {r["topic"] for r in borderline} == scary and all(r in helpful for r in borderline)
+    assert len(borderline) == sum(p.style == "xstest" for p in prompts("train", "benign"))
     assert {r["topic"] for r in helpful} <= train_topics and {r["topic"] for r in concise} <= train_topics
     assert len(helpful) == len(prompts("train", "benign"))
     assert all(r["rejected"][0]["content"] in make_data.REFUSALS for r in helpful)
     assert len({r["rejected"][0]["content"].split()[0] for r in helpful}) >= 6  # many openings, not one token
     assert all(len(r["chosen"][0]["content"].split()) <= 0.6 * len(r["rejected"][0]["content"].split()) for r in concise)
     # the shipped files are exactly what build_pairs makes from the shipped answers
-    shipped = [json.loads(line) for line in make_data.HERE.joinpath("helpful_pairs.jsonl").read_text().splitlines()]
-    assert shipped == helpful
+    for name, rows in (("helpful", helpful), ("concise", concise), ("borderline", borderline)):
+        shipped = make_data.HERE.joinpath(f"{name}_pairs.jsonl").read_text().splitlines()
+        assert [json.loads(line) for line in shipped] == rows, name
 
 
 def test_builtin_sources_load_as_preference_data():

@@ -26,7 +26,9 @@ from pvlora.errors import ConfigError
 STUDY_CONFIG = Path(__file__).with_name("study.yaml")
 # η_harmless values scored on both splits: ≥ 5 values including negative ones (control), reaching
 # far enough to show over-scaling. Which of them the control check spans is chosen on validation.
-HARMLESS_GRID = [-2.0, -1.0, -0.5, 0.0, 0.25, 0.5, 1.0, 2.0, 4.0]
+# 0.05-0.2 were added on validation evidence (benchmarks/choose_smollm2_tune_grid.py): the harmless
+# vector's whole rise lay between 0 and 0.25, where the coarser grid had no point.
+HARMLESS_GRID = [-2.0, -1.0, -0.5, 0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 1.0, 2.0, 4.0]
 HELPFUL_GRID = [-1.0, 0.0, 1.0, 2.0]
 # tune's grid: these helpful values × every η_harmless ≥ 0 inside the validation span (where the
 # harmless vector is not over-scaled).
@@ -87,10 +89,9 @@ def run_study(out: str | Path = "pvlora-demo-smollm2", hh_rlhf: str | None = Non
         vectors = extract_all(cfg, root, fresh)
     with timed(timings, "validation", "4/6 validation prompts: the η span of the control check and tune's η"):
         ev = Evaluator(cfg, vectors, "validation")
-        val = sweep_axes(ev, "validation", ("harmless",))
-        base_val = val["harmless"][HARMLESS_GRID.index(0.0)]
-        top = max(e for e, r in zip(HARMLESS_GRID, val["harmless"])
-                  if r["heldout_nll"] <= base_val["heldout_nll"] + NLL_SPAN)
+        val = {"harmless": validation_span_points(ev)}
+        base_val = val["harmless"][0]
+        top = max(r["eta_harmless"] for r in val["harmless"] if r["heldout_nll"] <= base_val["heldout_nll"] + NLL_SPAN)
         span = [e for e in HARMLESS_GRID if e <= top]
         tuned = tune_mix(ev, base_val, [e for e in span if e >= 0])
     with timed(timings, "test", "5/6 test prompts: every reported figure"):
@@ -135,6 +136,21 @@ def sweep_axes(ev, split: str, axes=("harmless", "helpful")) -> dict[str, list[d
             out[axis].append({"eta_helpful": 0.0, "eta_harmless": 0.0, "eta_concise": 0.0,
                               f"eta_{axis}": eta, **ev.score({axis: eta})})
     return out
+
+
+def validation_span_points(ev) -> list[dict[str, Any]]:
+    """Validation scores along η_harmless ≥ 0, ascending, up to the first point outside the NLL span:
+    all the span rule reads (negative η are always in the span; past the first over-scaled point
+    nothing is chosen), so no validation time goes to points no choice uses."""
+    from tqdm.auto import tqdm
+
+    ev.set_split("validation")
+    rows: list[dict[str, Any]] = []
+    for eta in tqdm([e for e in HARMLESS_GRID if e >= 0], desc="validation: η_harmless", unit="point"):
+        rows.append({"eta_helpful": 0.0, "eta_harmless": eta, "eta_concise": 0.0, **ev.score({"harmless": eta})})
+        if rows[-1]["heldout_nll"] > rows[0]["heldout_nll"] + NLL_SPAN:
+            break
+    return rows
 
 
 def tune_mix(ev, base_val: dict[str, Any], harmless: list[float]) -> dict[str, Any]:

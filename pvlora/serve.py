@@ -1,0 +1,282 @@
+"""`pvlora serve`: an OpenAI-compatible chat-completions server where every request carries its own mix.
+
+The base and the vectors are loaded once, at start, from the command line; a request names vectors
+only by their loaded names (``preference_weights: {name: η}``), so no request can make the server
+read a file. Requests that arrive together are batched (up to ``max_batch``, waiting at most
+``max_wait_ms`` for company) and generated in one pass with per-row weights
+(:mod:`pvlora.rowwise`): each row at its own request's mix, exactly as if it ran alone.
+
+FastAPI + uvicorn: the stack vLLM's and SGLang's OpenAI-compatible servers use, so clients and
+proxies behave as they expect; pydantic validates the body (a malformed one is a 400 naming the
+field, before it reaches the model), and uvicorn is the maintained reference ASGI server. The model
+runs in one worker thread fed by a queue, so the event loop never blocks on a forward pass.
+"""
+
+# No ``from __future__ import annotations``: FastAPI reads the request model from the handler's
+# annotation at run time, and the model class is local to build_app (pydantic stays an optional import).
+import asyncio
+import concurrent.futures
+import queue
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from pvlora.errors import ArtifactError, PvloraError
+
+INSTALL = "pip install 'pvlora[serve]'  (FastAPI and uvicorn)"
+
+
+@dataclass
+class ServeSettings:
+    """What ``pvlora serve`` loads and how it batches; one field per command-line flag."""
+
+    base: str
+    vectors: dict[str, float]  # vector path or Hub id -> default η (a request's names override theirs)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_batch: int = 16  # rows generated together
+    max_wait_ms: float = 10.0  # how long the first request of a batch waits for others
+    max_tokens: int = 256  # the most new tokens a request may ask for (and its default)
+    max_prompt_tokens: int = 2048  # longer prompts are refused with a 400
+    temperature: float = 0.0  # default when a request gives none: 0 = greedy
+    revision: str | None = None
+
+
+@dataclass
+class Job:
+    """One request's work: its chat-templated prompt, its mix and how to decode."""
+
+    text: str
+    weights: dict[str, float]
+    max_tokens: int
+    temperature: float
+    top_p: float
+    seed: int | None
+    future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
+
+    @property
+    def key(self) -> tuple:  # rows batched together must decode the same way
+        return (self.max_tokens, self.temperature, self.top_p, self.seed)
+
+
+def complete(model, tok, jobs: list[Job]) -> list[dict[str, Any]]:
+    """Generate every job's completion in one batch, row i at jobs[i].weights (same decoding for all)."""
+    import torch
+
+    from pvlora.rowwise import row_weights
+
+    j0 = jobs[0]
+    side = tok.padding_side
+    tok.padding_side = "left"  # decoder-only: the prompt flush against the new tokens
+    try:
+        enc = tok([j.text for j in jobs], return_tensors="pt", padding=True, add_special_tokens=False)
+    finally:
+        tok.padding_side = side
+    kw: dict[str, Any] = {"max_new_tokens": j0.max_tokens, "pad_token_id": tok.pad_token_id,
+                          "eos_token_id": tok.eos_token_id, "do_sample": j0.temperature > 0}
+    if j0.temperature > 0:
+        kw.update(temperature=j0.temperature, top_p=j0.top_p)
+        if j0.seed is not None:
+            torch.manual_seed(j0.seed)
+    with torch.no_grad(), row_weights(model, [j.weights for j in jobs]):
+        ids = model.generate(**enc.to(next(model.parameters()).device), **kw)
+    new = ids[:, enc["input_ids"].shape[1]:]  # (batch, ≤ max_tokens)
+    out = []
+    for i in range(len(jobs)):
+        row = new[i].tolist()
+        ended = tok.eos_token_id in row
+        n = row.index(tok.eos_token_id) + 1 if ended else len(row)
+        out.append({"text": tok.decode(row[:n], skip_special_tokens=True).strip(),
+                    "prompt_tokens": int(enc["attention_mask"][i].sum()), "completion_tokens": n,
+                    "finish_reason": "stop" if ended else "length"})
+    return out
+
+
+class Batcher:
+    """One worker thread owns the model; requests queue up and leave in batches of compatible rows."""
+
+    def __init__(self, model, tok, max_batch: int, max_wait_s: float):
+        self.model, self.tok, self.max_batch, self.max_wait_s = model, tok, max_batch, max_wait_s
+        self.queue: queue.Queue[Job | None] = queue.Queue()
+        self.batches: list[int] = []  # size of every batch run (for tests and the load benchmark)
+        self.thread = threading.Thread(target=self._loop, name="pvlora-batcher", daemon=True)
+        self.thread.start()
+
+    def submit(self, job: Job) -> concurrent.futures.Future:
+        self.queue.put(job)
+        return job.future
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while (first := self.queue.get()) is not None:
+            batch, deadline = [first], time.monotonic() + self.max_wait_s
+            while len(batch) < self.max_batch and (left := deadline - time.monotonic()) > 0:
+                try:
+                    job = self.queue.get(timeout=left)
+                except queue.Empty:
+                    break
+                if job is None:
+                    self.queue.put(None)  # finish this batch, then stop
+                    break
+                batch.append(job)
+            groups: dict[tuple, list[Job]] = {}
+            for job in batch:
+                groups.setdefault(job.key, []).append(job)
+            for jobs in groups.values():
+                self.batches.append(len(jobs))
+                try:
+                    for job, result in zip(jobs, complete(self.model, self.tok, jobs)):
+                        job.future.set_result(result)
+                except Exception as exc:  # noqa: BLE001 — every waiting request gets the error, the server lives on
+                    for job in jobs:
+                        if not job.future.done():
+                            job.future.set_exception(exc)
+
+
+def build_app(model, tok, settings: ServeSettings, name: str | None = None):
+    """The FastAPI app around a loaded model (from :func:`pvlora.load_composed`)."""
+    try:
+        from fastapi import FastAPI, Request
+        from fastapi.exceptions import RequestValidationError
+        from fastapi.responses import JSONResponse
+        from pydantic import BaseModel, ConfigDict, Field
+    except ImportError as exc:
+        raise PvloraError(f"pvlora serve needs FastAPI and uvicorn: {INSTALL}") from exc
+    from typing import Literal
+
+    from pvlora.evaluate.accuracy import prompt_text
+    from pvlora.runtime import get_weights
+
+    default = get_weights(model)  # the server's mix: η per loaded vector name
+    served = name or str(settings.base)
+    batcher = Batcher(model, tok, settings.max_batch, settings.max_wait_ms / 1000)
+
+    class Message(BaseModel):
+        role: Literal["system", "user", "assistant"]
+        content: str
+
+    class ChatRequest(BaseModel):
+        model_config = ConfigDict(extra="ignore")  # OpenAI clients send fields a server may ignore
+        model: str | None = None
+        messages: list[Message] = Field(min_length=1)
+        max_tokens: int | None = Field(None, ge=1)
+        max_completion_tokens: int | None = Field(None, ge=1)
+        temperature: float | None = Field(None, ge=0, le=2)
+        top_p: float = Field(1.0, gt=0, le=1)
+        seed: int | None = None
+        n: int = 1
+        stream: bool = False
+        preference_weights: dict[str, Any] | None = None
+
+    app = FastAPI(title="pvlora serve", version=_version())
+    app.state.batcher = batcher
+
+    def error(status: int, message: str, param: str | None = None) -> JSONResponse:
+        return JSONResponse({"error": {"message": message, "type": "invalid_request_error", "param": param,
+                                       "code": None}}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_body(request: Request, exc: RequestValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first.get("loc", ()) if x != "body") or "body"
+        return error(400, f"{where}: {first.get('msg', 'invalid')}", where)
+
+    @app.exception_handler(PvloraError)
+    async def bad_value(request: Request, exc: PvloraError):
+        return error(400, str(exc))
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok"}
+
+    @app.get("/v1/models")
+    async def models():
+        return {"object": "list", "data": [{"id": served, "object": "model", "owned_by": "pvlora",
+                                            "preference_weights": default}]}
+
+    @app.post("/v1/chat/completions")
+    async def chat(req: ChatRequest):
+        if req.stream:
+            return error(400, "stream is not supported by pvlora serve; send stream: false", "stream")
+        if req.n != 1:
+            return error(400, f"n must be 1, got {req.n}", "n")
+        weights = dict(default)
+        for vec, eta in (req.preference_weights or {}).items():
+            if vec not in default:
+                return error(400, f"unknown vector {vec!r} in preference_weights; this server has: "
+                             f"{', '.join(default)}", "preference_weights")
+            weights[vec] = eta
+        from pvlora.rowwise import weight_matrix
+
+        weight_matrix(list(default), [weights])  # finite, in range: a 400 before any work
+        weights = {k: float(v) for k, v in weights.items()}
+        max_tokens = req.max_completion_tokens or req.max_tokens or settings.max_tokens
+        if max_tokens > settings.max_tokens:
+            return error(400, f"max_tokens {max_tokens} is over this server's limit of {settings.max_tokens}",
+                         "max_tokens")
+        text = prompt_text(tok, [m.model_dump() for m in req.messages])
+        n_prompt = len(tok(text, add_special_tokens=False)["input_ids"])
+        if n_prompt > settings.max_prompt_tokens:
+            return error(400, f"the prompt is {n_prompt} tokens, over this server's limit of "
+                         f"{settings.max_prompt_tokens}", "messages")
+        temperature = settings.temperature if req.temperature is None else req.temperature
+        job = Job(text, weights, max_tokens, temperature, req.top_p, req.seed)
+        out = await asyncio.wrap_future(batcher.submit(job))
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
+            "model": served, "preference_weights": weights,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": out["text"]},
+                         "finish_reason": out["finish_reason"]}],
+            "usage": {"prompt_tokens": out["prompt_tokens"], "completion_tokens": out["completion_tokens"],
+                      "total_tokens": out["prompt_tokens"] + out["completion_tokens"]},
+        }
+
+    return app
+
+
+def _version() -> str:
+    from pvlora import __version__
+
+    return __version__
+
+
+def load(settings: ServeSettings):
+    """(model, tokenizer) for the settings: the base and every vector, loaded once."""
+    from pvlora.runtime import load_composed
+
+    if not settings.vectors:
+        raise ArtifactError("pvlora serve needs at least one vector (--vector DIR[=ETA])")
+    for label, value, low in (("max_batch", settings.max_batch, 1), ("max_tokens", settings.max_tokens, 1),
+                              ("max_prompt_tokens", settings.max_prompt_tokens, 1), ("max_wait_ms", settings.max_wait_ms, 0)):
+        if value < low:
+            raise ArtifactError(f"{label} must be at least {low}, got {value}")
+    model, tok = load_composed(settings.base, settings.vectors, revision=settings.revision)
+    if tok is None:
+        raise ArtifactError("pvlora serve needs a base given by name or directory (it loads the tokenizer too)")
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return model, tok
+
+
+def serve(settings: ServeSettings) -> None:
+    """Load once, then serve until interrupted."""
+    try:
+        import uvicorn
+    except ImportError as exc:
+        raise PvloraError(f"pvlora serve needs FastAPI and uvicorn: {INSTALL}") from exc
+    model, tok = load(settings)
+    app = build_app(model, tok, settings)
+    print(f"[pvlora] serving {settings.base} with {', '.join(app.state.batcher.model.peft_config)} on "
+          f"http://{settings.host}:{settings.port}/v1/chat/completions", flush=True)
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    finally:
+        app.state.batcher.close()
+
+
+__all__ = ["ServeSettings", "build_app", "complete", "load", "serve"]

@@ -1,0 +1,130 @@
+"""`pvlora serve` over real HTTP on loopback: concurrent requests at different mixes return what
+offline generation at each mix returns, and bad requests get a 400 that leaves the others alone."""
+
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+pytest.importorskip("fastapi")
+uvicorn = pytest.importorskip("uvicorn")
+
+import pvlora  # noqa: E402
+from pvlora.serve import ServeSettings, build_app, load  # noqa: E402
+
+MIXES = [{"helpful": 0.8, "harmless": -0.4}, {"helpful": -1.5, "harmless": 2.0}, {"helpful": 0.0, "harmless": 0.0},
+         {"harmless": 0.3}, {"helpful": 3.0}, {}]
+PROMPTS = ["a b c", "hello there friend", "x", "one two", "z z z z", "q"]
+
+
+@pytest.fixture(scope="module")
+def server(random_base_dir, two_vectors):
+    settings = ServeSettings(base=str(random_base_dir), vectors={two_vectors["helpful"]: 1.0, two_vectors["harmless"]: 0.5},
+                             max_batch=8, max_wait_ms=200, max_tokens=8, max_prompt_tokens=40)
+    model, tok = load(settings)
+    app = build_app(model, tok, settings, name="test-base")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if srv.started:
+            break
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", model, tok, app
+    srv.should_exit = True
+    thread.join(timeout=10)
+    app.state.batcher.close()
+
+
+def post(url: str, body, raw: bool = False) -> tuple[int, dict]:
+    data = body if raw else json.dumps(body).encode()
+    req = urllib.request.Request(f"{url}/v1/chat/completions", data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def body(prompt: str, mix: dict | None = None, **kw) -> dict:
+    b = {"model": "test-base", "messages": [{"role": "user", "content": prompt}], "max_tokens": 8, **kw}
+    if mix is not None:
+        b["preference_weights"] = mix
+    return b
+
+
+def test_concurrent_requests_at_different_mixes_match_offline_generation(server):
+    url, model, tok, app = server
+    before = len(app.state.batcher.batches)
+    with ThreadPoolExecutor(len(PROMPTS)) as pool:
+        replies = list(pool.map(lambda pm: post(url, body(*pm)), zip(PROMPTS, MIXES)))
+    assert all(code == 200 for code, _ in replies), replies
+    assert max(app.state.batcher.batches[before:]) > 1  # they were batched together, not one by one
+    default = {"helpful": 1.0, "harmless": 0.5}
+    for prompt, mix, (_, r) in zip(PROMPTS, MIXES, replies):
+        want = {**default, **mix}  # names a request leaves out keep the server's η
+        assert r["preference_weights"] == pytest.approx(want)
+        alone = pvlora.generate(model, tok, [[{"role": "user", "content": prompt}]], [want], max_new_tokens=8)
+        assert r["choices"][0]["message"]["content"] == alone[0], (prompt, mix)
+        assert r["object"] == "chat.completion" and r["model"] == "test-base"
+        assert r["usage"]["total_tokens"] == r["usage"]["prompt_tokens"] + r["usage"]["completion_tokens"]
+        assert r["choices"][0]["finish_reason"] in ("stop", "length")
+    texts = {r["choices"][0]["message"]["content"] for _, r in replies}
+    assert len(texts) > 1
+
+
+@pytest.mark.parametrize("make, status, needle", [
+    (lambda: body("hi", {"helpfull": 1.0}), 400, "unknown vector 'helpfull' in preference_weights; this server has: helpful, harmless"),
+    (lambda: body("hi", {"helpful": 1e6}), 400, "at most"),
+    (lambda: body("hi", {"helpful": "lots"}), 400, "must be a number"),
+    (lambda: b'{"messages": [{"role": "user", "content": "hi"}], "preference_weights": {"helpful": NaN}}', 400, "must be finite"),
+    (lambda: b'{"messages": [', 400, "JSON"),
+    (lambda: {"messages": []}, 400, "messages"),
+    (lambda: {"messages": [{"role": "wizard", "content": "hi"}]}, 400, "messages.0.role"),
+    (lambda: body("hi", max_tokens=9), 400, "max_tokens 9 is over this server's limit of 8"),
+    (lambda: body("word " * 60), 400, "over this server's limit of 40"),
+    (lambda: body("hi", stream=True), 400, "stream is not supported"),
+    (lambda: body("hi", {"/etc/passwd": 1.0}), 400, "unknown vector '/etc/passwd'"),
+])
+def test_bad_requests_get_a_400_and_leave_others_alone(server, make, status, needle):
+    url, *_ = server
+    req = make()
+    code, r = post(url, req, raw=isinstance(req, bytes))
+    assert code == status and needle in r["error"]["message"], r
+    code, ok = post(url, body("a b c", {"harmless": 1.0}))  # the server still answers
+    assert code == 200 and ok["choices"][0]["message"]["content"] is not None
+
+
+def test_a_bad_request_in_a_concurrent_burst_does_not_touch_the_good_ones(server):
+    url, model, tok, _ = server
+    reqs = [body("a b c", {"helpful": 2.0}), body("hi", {"nope": 1.0}), body("one two", {"harmless": -1.0})]
+    with ThreadPoolExecutor(3) as pool:
+        (c1, r1), (c2, r2), (c3, r3) = pool.map(lambda b: post(url, b), reqs)
+    assert (c1, c2, c3) == (200, 400, 200)
+    want = pvlora.generate(model, tok, [[{"role": "user", "content": "a b c"}]], [{"helpful": 2.0, "harmless": 0.5}],
+                           max_new_tokens=8)
+    assert r1["choices"][0]["message"]["content"] == want[0]
+
+
+def test_models_lists_the_default_mix(server):
+    url, *_ = server
+    with urllib.request.urlopen(f"{url}/v1/models", timeout=10) as r:
+        data = json.loads(r.read())["data"][0]
+    assert data["id"] == "test-base" and data["preference_weights"] == {"helpful": 1.0, "harmless": 0.5}
+
+
+def test_settings_are_checked_before_loading(random_base_dir, two_vectors):
+    from pvlora.errors import ArtifactError
+
+    with pytest.raises(ArtifactError, match="max_batch must be at least 1"):
+        load(ServeSettings(base=str(random_base_dir), vectors={two_vectors["helpful"]: 1.0}, max_batch=0))
+    with pytest.raises(ArtifactError, match="at least one vector"):
+        load(ServeSettings(base=str(random_base_dir), vectors={}))
