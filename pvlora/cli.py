@@ -150,11 +150,29 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the files and model card that would be uploaded")
 
     p = sub.add_parser(
+        "export", help="a vector or composition for vLLM (a PEFT adapter of an accepted rank) or llama.cpp (GGUF LoRA)",
+        description="vllm: a PEFT adapter whose rank vLLM accepts (8, 16, 32, 64, 128, 256, 320, 512),\n"
+        "zero-padded (exact) or, with a smaller --rank, compressed by SVD with the error printed.\n"
+        "gguf: a llama.cpp LoRA adapter file (Llama-architecture bases) with alpha = rank, so llama.cpp's\n"
+        "per-request lora scale is η.",
+        epilog="examples:\n  pvlora export vectors/harmless --format vllm --out export/harmless-vllm\n"
+        "  pvlora export vectors/harmless --format gguf --out harmless.gguf\n"
+        "  llama-server -m base.gguf --lora harmless.gguf --lora helpful.gguf   # then per request: "
+        "\"lora\": [{\"id\": 0, \"scale\": 1.5}, ...]",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("src", help="vector, composition or adapter directory")
+    p.add_argument("--format", required=True, choices=["vllm", "gguf"])
+    p.add_argument("--out", required=True, help="vllm: a directory; gguf: a .gguf file")
+    p.add_argument("--rank", type=int, help="vllm only: the rank to write (default: the smallest accepted that is exact)")
+    p.add_argument("--base", help="gguf only: the base to read the architecture from (default: the one SRC records)")
+    p.add_argument("--overwrite", action="store_true")
+
+    p = sub.add_parser(
         "serve", help="OpenAI-compatible chat server; each request may carry its own preference_weights",
-        description="Load a base and vectors once and serve POST /v1/chat/completions. A request may add "
-        "\"preference_weights\": {\"harmless\": 1.0, ...} (vector names as loaded; names it leaves out keep the "
-        "server's η from --vector). Requests that arrive together are generated in one batch, each row at its "
-        "own mix, exactly. Needs: pip install 'pvlora[serve]'.",
+        description="Load a base and vectors once and serve POST /v1/chat/completions. A request may add\n"
+        "\"preference_weights\": {\"harmless\": 1.0, ...} (vector names as loaded; names it leaves out keep\n"
+        "the server's η from --vector). Requests that arrive together are generated in one batch, each row\n"
+        "at its own mix, exactly. Needs: pip install 'pvlora[serve]'.",
         epilog="example:\n  pvlora serve --base tiny --vector runs/tiny-demo/vectors/helpful=1 "
         "--vector runs/tiny-demo/vectors/harmless=0.5\n  curl localhost:8000/v1/chat/completions -H 'Content-Type: "
         "application/json' -d '{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], "
@@ -312,6 +330,24 @@ def _err(msg: str) -> _UsageError:
     return _UsageError(msg)
 
 
+def cmd_export(a) -> int:
+    from pvlora.export import export_gguf, export_vllm
+
+    if a.format == "vllm":
+        if a.base:
+            raise _err("--base applies to --format gguf only")
+        e = export_vllm(a.src, a.out, rank=a.rank, overwrite=a.overwrite)["export"]
+        how = "exact, zero-padded" if e["rank"] >= e["exact_rank"] else f"compressed, relative error {e['relative_error']:.3g}"
+        print(f"[pvlora] {a.src} (rank {e['exact_rank']}) -> {a.out}: PEFT adapter of rank {e['rank']} ({how})")
+    else:
+        if a.rank:
+            raise _err("--rank applies to --format vllm only (a GGUF adapter keeps the exact rank)")
+        g = export_gguf(a.src, a.out, base=a.base, overwrite=a.overwrite)
+        print(f"[pvlora] {a.src} -> {a.out}: llama.cpp LoRA, {g['tensors']} modules, rank {g['rank']}, alpha {g['alpha']:g} "
+              "(llama.cpp's lora scale = η)")
+    return 0
+
+
 def cmd_serve(a) -> int:
     from pvlora.serve import ServeSettings, serve
 
@@ -326,14 +362,16 @@ def cmd_serve(a) -> int:
 
 HANDLERS = {
     "data": cmd_data, "sft": cmd_sft, "train": cmd_train, "extract": cmd_extract, "compose": cmd_compose, "inspect": cmd_inspect,
-    "serve": cmd_serve,
+    "serve": cmd_serve, "export": cmd_export,
 }
 
 
 def _handler(command: str):
     if command in HANDLERS:
         return HANDLERS[command]
-    from pvlora import cli_eval  # evaluation, demo and Hub handlers live beside their stages
+    from pvlora import (
+        cli_eval,  # evaluation, demo and Hub handlers live beside their stages
+    )
 
     return getattr(cli_eval, f"cmd_{command}")
 

@@ -14,8 +14,8 @@ import pytest
 pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
 
-import pvlora  # noqa: E402
-from pvlora.serve import ServeSettings, build_app, load  # noqa: E402
+import pvlora
+from pvlora.serve import ServeSettings, build_app, load
 
 MIXES = [{"helpful": 0.8, "harmless": -0.4}, {"helpful": -1.5, "harmless": 2.0}, {"helpful": 0.0, "harmless": 0.0},
          {"harmless": 0.3}, {"helpful": 3.0}, {}]
@@ -107,7 +107,7 @@ def test_a_bad_request_in_a_concurrent_burst_does_not_touch_the_good_ones(server
     url, model, tok, _ = server
     reqs = [body("a b c", {"helpful": 2.0}), body("hi", {"nope": 1.0}), body("one two", {"harmless": -1.0})]
     with ThreadPoolExecutor(3) as pool:
-        (c1, r1), (c2, r2), (c3, r3) = pool.map(lambda b: post(url, b), reqs)
+        (c1, r1), (c2, _r2), (c3, _r3) = pool.map(lambda b: post(url, b), reqs)
     assert (c1, c2, c3) == (200, 400, 200)
     want = pvlora.generate(model, tok, [[{"role": "user", "content": "a b c"}]], [{"helpful": 2.0, "harmless": 0.5}],
                            max_new_tokens=8)
