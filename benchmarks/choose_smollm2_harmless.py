@@ -40,7 +40,8 @@ CANDIDATES = {
     # topics: chosen = the base's answer, rejected = a refusal), one epoch: as many steps as above
     "lr1e-3-refusal-contrast+borderline": [
         "preferences.harmless.dpo.learning_rate=1e-3", "preferences.harmless.keep=refusal_contrast",
-        "preferences.harmless.extra_sources=[{source: smollm2-borderline, format: messages}]"],
+        "preferences.harmless.extra_sources=[{source: smollm2-borderline, format: messages}]",
+        "preferences.harmless.dpo.num_train_epochs=1"],
 }
 TUNE_HELPFUL = [0.0, 1.0, 2.0]
 SCORERS = "eval.scorers=[refusal_harmful,refusal_benign,heldout_nll]"
