@@ -29,11 +29,11 @@ def test_built_wheel_runs_the_default_commands(tmp_path):
     # the wheel's package, not this checkout's: PYTHONPATH comes before any editable install
     env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HOME": str(tmp_path)}
     where = subprocess.run([sys.executable, "-c", "import pvlora; print(pvlora.__file__)"], env=env,
-                           capture_output=True, text=True, cwd=tmp_path)
+                           capture_output=True, text=True, cwd=tmp_path, check=False)
     assert where.stdout.startswith(str(site)), where
 
     def run(*argv):
-        return subprocess.run([sys.executable, "-m", "pvlora.cli", *argv], env=env, capture_output=True, text=True,
+        return subprocess.run([sys.executable, "-m", "pvlora.cli", *argv], env=env, capture_output=True, text=True, check=False,
                               cwd=tmp_path)
 
     assert run("--help").returncode == 0
