@@ -32,7 +32,10 @@ HARMLESS_GRID = [-2.0, -1.0, -0.5, 0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 1.0, 2.
 HELPFUL_GRID = [-1.0, 0.0, 1.0, 2.0]
 # tune's grid: these helpful values × every η_harmless ≥ 0 inside the validation span (where the
 # harmless vector is not over-scaled).
-TUNE_HELPFUL = [0.0, 1.0, 2.0]
+# 0.5 replaced 2 on validation evidence (results/smollm2_tune_grid.json, smollm2_harmless_choice.json):
+# helpful 1 already cancels the harmless vector's refusals at η_harmless ≤ 0.25, and 2 never met tune's
+# constraint where 1 did not; between 0 and 1 is where a mix can keep some of each.
+TUNE_HELPFUL = [0.0, 0.5, 1.0]
 # Validation rule for the span of the control check: η up to the largest value whose validation
 # held-out NLL is within NLL_SPAN nats/token of the base's (beyond that the model is over-scaled).
 NLL_SPAN = 0.5
