@@ -123,6 +123,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--vectors", help="directory holding one vector directory per preference (default: OUTPUT_DIR/vectors)")
     p.add_argument("--split", choices=["validation", "test", "all"], default="all")
     p.add_argument("--out", help="write the scores as JSON here")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
     p = sub.add_parser("sweep", help="η grid -> results table, Pareto front and plots")
     _add_config(p)
@@ -140,6 +141,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--vectors", help="directory holding one vector directory per preference")
     p.add_argument("--preferences", help="comma-separated preferences to tune (default: all with a vector)")
     p.add_argument("--out", help="write the choice and its scores as JSON here")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
     p = sub.add_parser("push", help="upload an adapter, vector or composition to the Hugging Face Hub")
     p.add_argument("dir")

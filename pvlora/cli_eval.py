@@ -17,9 +17,25 @@ def _setup(a):
     return cfg, vectors
 
 
+def _check_out(a) -> None:
+    """``--out FILE``: refused before any work when it exists, unless ``--overwrite``."""
+    if a.out and Path(a.out).is_dir():
+        raise ConfigError(f"--out {a.out} is a directory; name a JSON file")
+    if a.out and (Path(a.out).exists() or Path(a.out).is_symlink()) and not a.overwrite:
+        raise ConfigError(f"--out {a.out} already exists; pass --overwrite to replace it")
+
+
+def _write_json(path: str, obj) -> None:
+    from pvlora.artifacts import atomic_file
+
+    with atomic_file(Path(path)) as fh:  # all of it or, if interrupted, the old file untouched
+        fh.write(json.dumps(obj, indent=2) + "\n")
+
+
 def cmd_eval(a) -> int:
     from pvlora.evaluate.runner import Evaluator, parse_weights
 
+    _check_out(a)
     cfg, vectors = _setup(a)
     weights = parse_weights(a.weights)
     scores = Evaluator(cfg, vectors, a.split).score(weights)
@@ -27,7 +43,7 @@ def cmd_eval(a) -> int:
     for k, v in scores.items():
         print(f"  {k:>20}: {v:.4f}")
     if a.out:
-        Path(a.out).write_text(json.dumps({"weights": weights, "split": a.split, "scores": scores}, indent=2))
+        _write_json(a.out, {"weights": weights, "split": a.split, "scores": scores})
     return 0
 
 
@@ -48,6 +64,7 @@ def cmd_tune(a) -> int:
     from pvlora.evaluate.runner import Evaluator
     from pvlora.evaluate.tune import parse_constraint, tune
 
+    _check_out(a)
     cfg, vectors = _setup(a)
     names = [n.strip() for n in a.preferences.split(",")] if a.preferences else list(vectors)
     constraints = [parse_constraint(c) for c in a.constraint]
@@ -58,7 +75,7 @@ def cmd_tune(a) -> int:
     for split in ("validation", "test"):
         print(f"  {split:>10}: " + ", ".join(f"{k} {v:.3f}" for k, v in result[split].items()))
     if a.out:
-        Path(a.out).write_text(json.dumps(result, indent=2))
+        _write_json(a.out, result)
     return 0
 
 

@@ -189,4 +189,41 @@ def generate(model, tok, prompts: Sequence[Any], weights: Sequence[Mapping[str, 
     return out
 
 
-__all__ = ["generate", "row_weights", "rowwise_delta", "stack_layer", "weight_matrix"]
+@torch.no_grad()
+def score(model, tok, prompts: Sequence[Any], completions: Sequence[Any], weights: Sequence[Mapping[str, float]],
+          batch_size: int = 32, max_length: int = 512) -> torch.Tensor:
+    """Σ log π(completion | prompt) of each example at its own mix ``weights[i]``, in shared batches.
+
+    Args:
+        prompts, completions: strings, or message lists (rendered with the chat template).
+        weights: one {vector name: η} per example.
+
+    Returns:
+        (n,) float64 log-likelihoods, in input order.
+
+    Raises:
+        ArtifactError: as :func:`row_weights`, or when the three lists differ in length.
+    """
+    from pvlora.evaluate.accuracy import _pad_id, batch_tensors, completion_logprob_sums, encode
+
+    if isinstance(weights, Mapping) or not len(prompts) == len(completions) == len(weights):
+        raise ArtifactError(f"need one completion and one weights mapping per prompt: {len(prompts)} prompts, "
+                            f"{len(completions)} completions, "
+                            f"{'a single mapping' if isinstance(weights, Mapping) else len(weights)} weights")
+    weight_matrix(adapter_names(model), weights)  # every row checked before any work
+    encoded = encode(tok, list(prompts), list(completions), max_length)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        for i in range(0, len(encoded), batch_size):
+            ids, attn, cmask = batch_tensors(encoded[i:i + batch_size], _pad_id(tok))
+            with row_weights(model, weights[i:i + batch_size]):
+                out.append(completion_logprob_sums(model, ids.to(device), attn.to(device), cmask.to(device)))
+    finally:
+        model.train(was_training)
+    return torch.cat(out).double().cpu()
+
+
+__all__ = ["generate", "row_weights", "rowwise_delta", "score", "stack_layer", "weight_matrix"]

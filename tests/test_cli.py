@@ -7,7 +7,7 @@ import pytest
 
 from pvlora.cli import main
 
-STABLE = ["demo", "data", "train", "extract", "compose", "inspect", "eval", "sweep", "tune", "push", "pull"]
+STABLE = ["demo", "data", "train", "extract", "compose", "inspect", "eval", "sweep", "tune", "push", "pull", "export", "serve"]
 
 
 def test_help_lists_every_stable_command():
@@ -51,3 +51,13 @@ def test_demo_smollm2_refuses_missing_hh_rows_before_any_work(tmp_path, capsys):
     assert not out.exists() or not any(out.iterdir())
     assert main(["demo", "--hh-rlhf", "x.jsonl"]) == 2  # the tiny demo has its own data
     assert "--base smollm2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["eval", "--weights", "helpful=1"], ["tune", "--maximize", "compliance_benign"]])
+def test_eval_and_tune_out_refuse_an_existing_file_before_any_work(command, tmp_path, capsys):
+    out = tmp_path / "scores.json"
+    out.write_text("keep me")
+    assert main([*command, "--vectors", str(tmp_path / "no-vectors"), "--out", str(out)]) == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err and out.read_text() == "keep me"
+    assert main([*command, "--vectors", str(tmp_path / "no-vectors"), "--out", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err

@@ -151,3 +151,22 @@ def test_a_4bit_base_takes_per_row_weights(tmp_path):
     for i, ref in enumerate(refs):  # bf16 compute: agreement to bf16 rounding of the logits
         assert (batched[i:i + 1] - ref).abs().max() <= 0.02 * ref.abs().max(), rows[i]
     assert (refs[0] - refs[1]).abs().max() > 0.05 * refs[0].abs().max()
+
+
+def test_score_per_row_equals_each_example_alone(model, random_base_dir):
+    from pvlora.evaluate.accuracy import sequence_logprobs
+    from pvlora.rowwise import score
+
+    tok = _tok(random_base_dir)
+    prompts = ["a b c", "hello there friend", "x", "one two", "z z z z"]
+    completions = ["d e", "how are you", "y z", "three", "z"]
+    got = score(model, tok, prompts, completions, ROWS, batch_size=2)  # batches of 2: the rows' weights follow
+    assert got.shape == (5,)
+    for i, row in enumerate(ROWS):
+        pvlora.set_weights(model, {"helpful": row.get("helpful", 0.0), "harmless": row.get("harmless", 0.0)})
+        alone, _ = sequence_logprobs(model, tok, [prompts[i]], [completions[i]])
+        assert abs(float(got[i]) - float(alone[0])) <= 1e-4, row
+    same = score(model, tok, ["a b c"] * 2, ["d e"] * 2, [ROWS[0], ROWS[1]])
+    assert abs(float(same[0] - same[1])) > 1e-3  # the mixes matter
+    with pytest.raises(ArtifactError, match="one completion and one weights mapping per prompt: 2 prompts, 1"):
+        score(model, tok, ["a", "b"], ["c"], [{}, {}])

@@ -97,6 +97,19 @@ def completion_logprob_sums(model, ids: torch.Tensor, attn: torch.Tensor, cmask:
 
 
 @torch.no_grad()
+def batch_tensors(rows: list[tuple[tuple[int, ...], int]], pad_id: int) -> tuple[torch.Tensor, ...]:
+    """(ids, attention mask, completion mask), each (rows, longest), right-padded, rows in order."""
+    width = max(len(x) for x, _ in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attn = torch.zeros_like(ids)
+    cmask = torch.zeros_like(ids)
+    for j, (x, n_c) in enumerate(rows):
+        ids[j, : len(x)] = torch.tensor(x)
+        attn[j, : len(x)] = 1
+        cmask[j, len(x) - n_c : len(x)] = 1
+    return ids, attn, cmask
+
+
 def score_encoded(model, encoded: list[tuple[tuple[int, ...], int]], pad_id: int, batch_size: int = 64,
                   cache: dict | None = None, batch_tokens: int | None = None,
                   chunk_tokens: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
@@ -117,14 +130,7 @@ def score_encoded(model, encoded: list[tuple[tuple[int, ...], int]], pad_id: int
             while len(rows) > 1 and len(rows) * len(rows[-1][0]) > batch_tokens:
                 rows = rows[: max(1, min(len(rows) - 1, batch_tokens // len(rows[-1][0])))]
         start += len(rows)
-        width = len(rows[-1][0])
-        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-        attn = torch.zeros_like(ids)
-        cmask = torch.zeros_like(ids)
-        for j, (x, n_c) in enumerate(rows):  # right padding
-            ids[j, : len(x)] = torch.tensor(x)
-            attn[j, : len(x)] = 1
-            cmask[j, len(x) - n_c : len(x)] = 1
+        ids, attn, cmask = batch_tensors(rows, pad_id)
         sums = completion_logprob_sums(model, ids.to(device), attn.to(device), cmask.to(device), chunk_tokens)
         cache.update(zip(rows, sums.cpu().tolist()))
     logp = torch.tensor([cache[e] for e in encoded], dtype=torch.float64)
