@@ -204,7 +204,12 @@ def score(model, tok, prompts: Sequence[Any], completions: Sequence[Any], weight
     Raises:
         ArtifactError: as :func:`row_weights`, or when the three lists differ in length.
     """
-    from pvlora.evaluate.accuracy import _pad_id, batch_tensors, completion_logprob_sums, encode
+    from pvlora.evaluate.accuracy import (
+        _pad_id,
+        batch_tensors,
+        completion_logprob_sums,
+        encode,
+    )
 
     if isinstance(weights, Mapping) or not len(prompts) == len(completions) == len(weights):
         raise ArtifactError(f"need one completion and one weights mapping per prompt: {len(prompts)} prompts, "
