@@ -3,8 +3,12 @@
 1. Exact composition Σ w_i·ΔW_i of 2 and 4 random r=16 LoRA adapters on one transformer layer's
    q/k/v/o/gate/up/down projections: pvlora (factor concatenation) vs PEFT `cat`, `svd` (with
    svd_rank = Σ r_i, its exact setting, and svd_full_matrices=False, its faster one: the truncated
-   result is the same) and `linear`. Relative Frobenius error against the dense sum
-   (float64) and median time.
+   result is the same) and `linear`. Relative Frobenius error against the exact sum computed
+   densely in float64 from the factors (s·B·A per adapter), the same reference for every method,
+   and median time over the same start and end points for every method: from adapters loaded in a
+   PEFT model to the composition installed in it as a new adapter (pvlora: read the factors, sum
+   them exactly, add the adapter and copy the factors in; PEFT: add_weighted_adapter). The error of
+   pvlora's float64 factors before they are stored in fp32 is reported too.
 2. Compression to rank K: pvlora's factor SVD (QR + small SVD) vs PEFT `svd` with svd_rank=K, at
    equal (optimal) error. Target: >= 100x faster.
 
@@ -61,10 +65,29 @@ def factors_of(model, name):
 
 
 def dense_truth(model, names, weights):
+    """Σ w·s·B·A per module, from the factors in float64 (not PEFT's fp32 deltas cast up)."""
     from peft.tuners.lora import LoraLayer
 
-    return {m_name: sum(w * m.get_delta_weight(n).double() for n, w in zip(names, weights))
+    return {m_name: sum(w * m.scaling[n] * (m.lora_B[n].weight.double() @ m.lora_A[n].weight.double())
+                        for n, w in zip(names, weights))
             for m_name, m in model.named_modules() if isinstance(m, LoraLayer)}
+
+
+def install(model, total, name: str, modules) -> None:
+    """Add ``total`` (pvlora factors, ΔW = B·A) to the model as adapter ``name`` (scaling 1)."""
+    from peft import LoraConfig
+    from peft.tuners.lora import LoraLayer
+
+    from pvlora.lora_math import pad_rank
+
+    r = max(lr.rank for lr in total.values())
+    model.add_adapter(name, LoraConfig(r=r, lora_alpha=r, target_modules=list(modules)))
+    with torch.no_grad():
+        for m_name, m in model.named_modules():
+            if isinstance(m, LoraLayer) and name in m.lora_A:
+                lr = pad_rank(total[m_name], r)
+                m.lora_A[name].weight.copy_(lr.A)
+                m.lora_B[name].weight.copy_(lr.B)
 
 
 def peft_delta(model, name):
@@ -99,9 +122,21 @@ def main(argv=None) -> int:
         def ours():
             return lora_math.weighted_sum(list(zip(facs, weights)))
 
-        t_ours = timeit(ours, repeats=5)
-        got = {k: v.dense() for k, v in ours().items()}
-        rows.append({"vectors": n, "method": "pvlora (factor concat)", "seconds": t_ours, "rel_error": total_rel(got, truth)})
+        counter_ours = iter(range(10**6))
+        mine = []
+
+        def ours_installed():  # the same end point as add_weighted_adapter: an adapter in the model
+            mine.append(f"pv{next(counter_ours)}")
+            install(model, lora_math.weighted_sum([(factors_of(model, nm), w) for nm, w in zip(names, weights)]),
+                    mine[-1], a.modules)
+
+        t_ours = timeit(ours_installed, repeats=5)
+        got64 = {k: v.dense() for k, v in ours().items()}
+        rows.append({"vectors": n, "method": "pvlora (factor concat)", "seconds": t_ours,
+                     "rel_error": total_rel(peft_delta(model, mine[-1]), truth),
+                     "rel_error_float64_factors": total_rel(got64, truth)})
+        for extra in mine:
+            model.delete_adapter(extra)
         for ctype, kw, reps in (("cat", {}, 5), ("linear", {}, 5), ("svd", {"svd_rank": 16 * n, "svd_full_matrices": False}, 1)):
             counter = iter(range(10**6))
             made = []
