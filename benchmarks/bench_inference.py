@@ -52,8 +52,8 @@ def main(argv=None) -> int:
                 # interleave the two so drift in machine load hits both alike
                 t_rt, t_m = [], []
                 for _ in range(a.repeats):
-                    t_rt.append(timeit(lambda ids=ids: model.generate(input_ids=ids, **gen), repeats=1))
-                    t_m.append(timeit(lambda ids=ids: merged.generate(input_ids=ids, **gen), repeats=1))
+                    t_rt.append(timeit(lambda ids=ids, m=model: m.generate(input_ids=ids, **gen), repeats=1))
+                    t_m.append(timeit(lambda ids=ids, m=merged: m.generate(input_ids=ids, **gen), repeats=1))
             t_rt, t_m = statistics.median(t_rt), statistics.median(t_m)
             tok = batch * a.new_tokens  # new tokens only
             rows.append({"vectors": n, "batch": batch, "runtime_tokens_per_s": tok / t_rt,
