@@ -289,24 +289,14 @@ def cmd_extract(a) -> int:
     return 0
 
 
-def parse_weight_specs(items: list[str], sep: str = "=") -> dict[str, str]:
-    out = {}
-    for item in items:
-        if sep not in item:
-            raise _err(f"{item!r}: expected NAME{sep}ETA, e.g. vectors/helpful{sep}1.0")
-        name, eta = item.rsplit(sep, 1)
-        if name in out:  # the library refuses other spellings of the same artifact the same way
-            raise _err(f"{name!r} is given twice; give each vector once, with its total weight")
-        out[name] = eta  # validated (finite number) by the library before anything is written
-    return out
-
-
 def cmd_compose(a) -> int:
     from pvlora.compose import compose
 
     if a.dtype and not a.merge:
         raise _err("--dtype applies to --merge only (an adapter is always written in float32)")
-    m = compose(a.base, parse_weight_specs(a.vector), a.out, rank=a.rank, merge=a.merge,
+    from pvlora.cli_grammar import vector_specs
+
+    m = compose(a.base, vector_specs(a.vector), a.out, rank=a.rank, merge=a.merge,
                 overwrite=a.overwrite, allow_pickle=a.allow_pickle, revision=a.revision, dtype=a.dtype)
     for path in m["unverified"]:
         print(f"[pvlora] note: {path} has no pvlora.json, so no integrity check of its files was possible",
@@ -351,11 +341,10 @@ def cmd_export(a) -> int:
 
 
 def cmd_serve(a) -> int:
+    from pvlora.cli_grammar import vector_specs
     from pvlora.serve import ServeSettings, serve
 
-    vectors = {k: v for k, v in (item.rsplit("=", 1) if "=" in item else (item, "0") for item in a.vector)}
-    if len(vectors) != len(a.vector):
-        raise _err("a vector is given twice; give each --vector once")
+    vectors = vector_specs(a.vector, default=0.0)
     serve(ServeSettings(base=a.base, vectors=vectors, host=a.host, port=a.port, max_batch=a.max_batch,
                         max_wait_ms=a.max_wait_ms, max_tokens=a.max_tokens, max_prompt_tokens=a.max_prompt_tokens,
                         temperature=a.temperature, revision=a.revision))

@@ -33,11 +33,12 @@ def _write_json(path: str, obj) -> None:
 
 
 def cmd_eval(a) -> int:
-    from pvlora.evaluate.runner import Evaluator, parse_weights
+    from pvlora.cli_grammar import weights as parse_weights
+    from pvlora.evaluate.runner import Evaluator
 
     _check_out(a)
-    cfg, vectors = _setup(a)
     weights = parse_weights(a.weights)
+    cfg, vectors = _setup(a)
     scores = Evaluator(cfg, vectors, a.split).score(weights)
     print("composition: " + (", ".join(f"{k}={v:g}" for k, v in weights.items()) or "base (all η = 0)"))
     for k, v in scores.items():
@@ -48,10 +49,11 @@ def cmd_eval(a) -> int:
 
 
 def cmd_sweep(a) -> int:
-    from pvlora.evaluate.sweep import parse_grid, render_table, sweep
+    from pvlora.cli_grammar import grid
+    from pvlora.evaluate.sweep import render_table, sweep
 
+    grids = grid(a.grid)
     cfg, vectors = _setup(a)
-    grids = dict(parse_grid(g) for g in a.grid)
     out = Path(a.out or Path(cfg.output.dir) / "sweep")
     result = sweep(cfg, vectors, grids, out, a.split, a.overwrite)
     print(render_table(result["rows"]))

@@ -4,16 +4,17 @@ import pytest
 
 from pvlora.errors import ConfigError
 from pvlora.evaluate.scorers import SCORERS, EvalBatch, get_scorer
-from pvlora.evaluate.sweep import grid_points, pareto_front, parse_grid, plot, write_results
+from pvlora.cli_grammar import grid
+from pvlora.evaluate.sweep import grid_points, pareto_front, plot, write_results
 from pvlora.evaluate.tune import Infeasible, parse_constraint, tune
 
 
 def test_parse_grid_inclusive_and_lists():
-    assert parse_grid("harmless=-1:1.5:0.5") == ("harmless", [-1.0, -0.5, 0.0, 0.5, 1.0, 1.5])
-    assert parse_grid("h=0,0.25,2") == ("h", [0.0, 0.25, 2.0])
+    assert grid(["harmless=-1:1.5:0.5"]) == {"harmless": [-1.0, -0.5, 0.0, 0.5, 1.0, 1.5]}
+    assert grid(["h=0,0.25,2"]) == {"h": [0.0, 0.25, 2.0]}
     for bad in ("h", "h=1:0:0.5", "h=0:1:0", "h=a,b", "h=nan"):
         with pytest.raises(ConfigError):
-            parse_grid(bad)
+            grid([bad])
     assert grid_points({"a": [0, 1], "b": [2]}) == [{"a": 0, "b": 2}, {"a": 1, "b": 2}]
 
 

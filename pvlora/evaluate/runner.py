@@ -143,16 +143,3 @@ class Evaluator:
         self.last_responses = responses
         self.scored[key] = (scores, responses)
         return dict(scores)
-
-
-def parse_weights(text: str) -> dict[str, float]:
-    """``helpful=1,harmless=0.5`` -> {"helpful": 1.0, "harmless": 0.5} (finite numbers only)."""
-    from pvlora.artifacts import check_eta
-
-    out = {}
-    for item in filter(None, (s.strip() for s in text.split(","))):
-        if "=" not in item:
-            raise ConfigError(f"--weights {item!r}: expected NAME=ETA, e.g. helpful=1,harmless=0.5")
-        k, v = item.split("=", 1)
-        out[k.strip()] = check_eta(k.strip(), v)
-    return out

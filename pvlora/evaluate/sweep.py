@@ -16,27 +16,6 @@ from pvlora.errors import ConfigError
 DEFAULT_GRID = [-1.0, -0.5, 0.0, 0.5, 1.0, 1.5]
 
 
-def parse_grid(spec: str) -> tuple[str, list[float]]:
-    """``harmless=-1:1.5:0.5`` (inclusive) or ``harmless=0,0.5,1`` -> (name, values)."""
-    if "=" not in spec:
-        raise ConfigError(f"--grid {spec!r}: expected NAME=START:STOP:STEP or NAME=V1,V2,...")
-    name, rhs = spec.split("=", 1)
-    try:
-        if ":" in rhs:
-            start, stop, step = (float(x) for x in rhs.split(":"))
-            if step <= 0 or stop < start:
-                raise ValueError
-            n = int(math.floor((stop - start) / step + 1e-9)) + 1
-            values = [round(start + i * step, 10) for i in range(n)]
-        else:
-            values = [float(x) for x in rhs.split(",") if x.strip()]
-    except ValueError:
-        raise ConfigError(f"--grid {spec!r}: values must be numbers, with START <= STOP and STEP > 0") from None
-    if not values or not all(math.isfinite(v) for v in values):
-        raise ConfigError(f"--grid {spec!r}: needs at least one finite value")
-    return name.strip(), values
-
-
 def grid_points(grids: dict[str, list[float]]) -> list[dict[str, float]]:
     names = list(grids)
     return [dict(zip(names, combo)) for combo in itertools.product(*(grids[n] for n in names))]

@@ -1,0 +1,38 @@
+"""The command line's one NAME=ETA grammar (--vector, --weights, --grid), worked by hand."""
+
+import pytest
+
+from pvlora.cli_grammar import grid, vector_specs, weights
+from pvlora.errors import ConfigError
+
+
+def test_weights_vectors_and_grids_split_alike():
+    assert weights("helpful=1, harmless=-0.5") == {"helpful": 1.0, "harmless": -0.5}
+    assert weights(["helpful=1", "harmless=2e-1"]) == {"helpful": 1.0, "harmless": 0.2}
+    assert weights("") == {}
+    # the last '=' splits, so a directory may hold one; Hub ids keep their revision
+    assert vector_specs(["runs/a=b/vec=1.5", "org/vec@v1=-1"]) == {"runs/a=b/vec": 1.5, "org/vec@v1": -1.0}
+    assert vector_specs(["vectors/helpful", "vectors/harmless=0.5"], default=0.0) == {
+        "vectors/helpful": 0.0, "vectors/harmless": 0.5}
+    assert grid(["harmless=-1:0:0.5", "helpful=0,1"]) == {"harmless": [-1.0, -0.5, 0.0], "helpful": [0.0, 1.0]}
+    assert grid(["h=0:0.3:0.1"]) == {"h": [0.0, 0.1, 0.2, 0.3]}  # STOP included despite float steps
+
+
+@pytest.mark.parametrize("call, needle", [
+    (lambda: weights("helpful"), "--weights 'helpful': expected NAME=ETA, e.g. --weights helpful=1,harmless=0.5"),
+    (lambda: weights("helpful=lots"), "--weights 'helpful=lots': 'lots' is not a number"),
+    (lambda: weights("helpful=inf"), "is not a finite number"),
+    (lambda: weights("helpful=1,helpful=2"), "--weights: 'helpful' is given twice"),
+    (lambda: weights("=1"), "expected NAME=ETA"),
+    (lambda: vector_specs(["novalue"]), "--vector 'novalue': expected NAME=ETA"),
+    (lambda: vector_specs(["v=1", "v=2"]), "--vector: 'v' is given twice"),
+    (lambda: vector_specs(["v=nan"]), "is not a finite number"),
+    (lambda: grid(["h=1:2"]), "a range is START:STOP:STEP"),
+    (lambda: grid(["h=2:1:0.5"]), "START <= STOP and STEP > 0"),
+    (lambda: grid(["h="]), "expected NAME=START:STOP:STEP or NAME=V1,V2,..."),
+    (lambda: grid(["h=1", "h=2"]), "--grid: 'h' is given twice"),
+])
+def test_errors_name_the_flag_and_the_item(call, needle):
+    with pytest.raises(ConfigError, match=None) as exc:
+        call()
+    assert needle in str(exc.value)
