@@ -384,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     artifacts.COMMAND = "pvlora " + shlex.join(portable_command(sys.argv[1:] if argv is None else argv))
     try:
         return _handler(a.command)(a)
-    except (PvloraError, _UsageError, ValueError) as exc:
+    except (PvloraError, _UsageError) as exc:
         print(f"pvlora {a.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

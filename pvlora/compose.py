@@ -126,9 +126,9 @@ def compose(
     from pvlora.models import describe_base, fingerprint
 
     if dtype is not None and not merge:
-        raise ValueError("dtype applies to a merged model only (merge=True)")
+        raise ArtifactError("dtype applies to a merged model only (merge=True)")
     if rank is not None and rank <= 0:
-        raise ValueError(f"--rank must be a positive integer, got {rank}")
+        raise ArtifactError(f"rank must be a positive integer, got {rank}")
     items = read_vectors(vectors, allow_pickle)
     base_cfg, base_config = read_base_config(base, revision)
     base_fp = fingerprint(base_cfg, base_config)

@@ -15,6 +15,7 @@ from pvlora.artifacts import (
     write_manifest,
 )
 from pvlora.chat_templates import carry_template
+from pvlora.errors import ArtifactError
 from pvlora.fs import portable
 
 
@@ -31,8 +32,6 @@ def _source_summary(a: Adapter) -> dict[str, Any]:
 def check_roles(pos: Adapter, neg: Adapter | None) -> None:
     """Refuse adapters whose manifests contradict the role they are given: swapped directions would
     write −φ under the preference's name, and two preferences would make a vector of neither."""
-    from pvlora.errors import ArtifactError
-
     for a, role in ((pos, "positive"), (neg, "negative")):
         said = (a.manifest or {}).get("direction") if a else None
         if said in ("positive", "negative") and said != role:
@@ -56,7 +55,7 @@ def extract_vector(
     Exact by default (rank r+ + r−); ``rank`` compresses each module by a truncated SVD computed
     from the factors, recording per-module and overall relative Frobenius errors."""
     if rank is not None and rank <= 0:
-        raise ValueError(f"--rank must be a positive integer, got {rank}")
+        raise ArtifactError(f"rank must be a positive integer, got {rank}")
     if preference is not None:
         from pvlora.config import check_name
 

@@ -47,7 +47,7 @@ def test_toy_scorers_and_directions():
     b.context = {"refusal_patterns": [r"\bSure\. To\b"]}
     assert get_scorer("refusal_rate").fn(b) == 0.75
     assert all(isinstance(s.higher_is_better, bool) for s in SCORERS.values())
-    with pytest.raises(KeyError, match="unknown scorer"):
+    with pytest.raises(ConfigError, match="unknown scorer"):
         get_scorer("bogus")
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from pvlora.errors import ConfigError
 from pvlora.smollm2 import make_data
 from pvlora.smollm2.prompts import all_prompts, eval_rows, parse, prompts
 
@@ -26,9 +27,9 @@ def test_prompt_set_sizes_and_topic_held_out_splits():
 
 
 def test_prompt_file_errors_name_the_line():
-    with pytest.raises(ValueError, match=r"x.txt:2: expected a header"):
+    with pytest.raises(ConfigError, match=r"x.txt:2: expected a header"):
         parse("[benign cooking plain]\n[benign two words]\n", "x.txt")
-    with pytest.raises(ValueError, match=r"x.txt:1: a prompt before"):
+    with pytest.raises(ConfigError, match=r"x.txt:1: a prompt before"):
         parse("How?\n", "x.txt")
 
 
@@ -39,7 +40,7 @@ def test_eval_rows_carry_kind_style_and_the_base_answer_as_reference():
     assert 0.4 * len(benign) <= sum(bool(r["reference"]) for r in benign) <= 0.6 * len(benign)
     assert not any(r["reference"] for r in rows if r["kind"] == "harmful")
     assert len(eval_rows("all")) == len(rows) + len(eval_rows("test"))
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):
         eval_rows("train")
 
 

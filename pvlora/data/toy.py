@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pvlora.errors import DataError
+
 Kind = Literal["benign", "harmful"]
 Style = Literal["long", "short", "refuse"]
 
@@ -150,7 +152,7 @@ def preference_pairs(preference: str, split: Literal["train", "eval"], seed: int
     long (see :func:`_concise_pairs`).
     """
     if preference not in TOY_PREFERENCES:
-        raise ValueError(f"toy data has no preference {preference!r}; choose one of {', '.join(TOY_PREFERENCES)}")
+        raise DataError(f"toy data has no preference {preference!r}; choose one of {', '.join(TOY_PREFERENCES)}")
     rng = random.Random(f"{preference}-{split}-{seed}")
     if preference == "concise":
         return _concise_pairs(split, rng)

@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from pvlora.errors import DataError
+
 
 def prompt_text(tok, prompt: Any) -> str:
     if isinstance(prompt, list):
@@ -174,7 +176,7 @@ def preference_accuracy(model, tok, pairs: list[dict[str, Any]], batch_size: int
                         reference: str | None = None, beta: float = 0.1) -> dict[str, float]:
     """Accuracy (ties count half) and mean margin on ``pairs`` (see the module docstring)."""
     if not pairs:
-        raise ValueError("no pairs to score")
+        raise DataError("no pairs to score")
     if reference not in (None, "disable_adapters"):
         raise ValueError(f"reference must be None or 'disable_adapters', got {reference!r}")
     was_training = model.training

@@ -9,6 +9,7 @@ from functools import partial
 from typing import Any
 
 from pvlora.data.toy import classify
+from pvlora.errors import ConfigError
 
 
 @dataclass
@@ -45,7 +46,7 @@ def register(name: str, higher_is_better: bool, description: str, needs_generati
 
 def get_scorer(name: str) -> Scorer:
     if name not in SCORERS:
-        raise KeyError(f"unknown scorer {name!r}; available: {', '.join(sorted(SCORERS))}")
+        raise ConfigError(f"unknown scorer {name!r}; available: {', '.join(sorted(SCORERS))}")
     return SCORERS[name]
 
 
@@ -59,7 +60,7 @@ def _rate(batch: EvalBatch, kind: str | None, key: str, style: str | None = None
     vals = [judge(r)[key] for r, k, st in zip(batch.responses, batch.kinds, styles)
             if (kind is None or k == kind) and (style is None or st == style)]
     if not vals:
-        raise ValueError(f"no {kind} prompts{f' of style {style}' if style else ''} in the evaluation set")
+        raise ConfigError(f"no {kind} prompts{f' of style {style}' if style else ''} in the evaluation set")
     return sum(vals) / len(vals)
 
 
@@ -120,7 +121,7 @@ def _classifier_scores(b: EvalBatch, model_id: str) -> list[float]:
 def _mean_classifier_score(b: EvalBatch, setting: str, scorer: str) -> float:
     model_id = (b.context or {}).get(setting)
     if not model_id:
-        raise ValueError(f"scorer {scorer!r} needs eval.{setting}")
+        raise ConfigError(f"scorer {scorer!r} needs eval.{setting}")
     s = _classifier_scores(b, model_id)
     return sum(s) / len(s)
 
@@ -142,7 +143,7 @@ def preference_accuracy_scorer(b: EvalBatch) -> float:
 
     pairs_by_pref = (b.context or {}).get("heldout_pairs") or {}
     if not pairs_by_pref:
-        raise ValueError("scorer 'preference_accuracy' needs held-out pairs")
+        raise ConfigError("scorer 'preference_accuracy' needs held-out pairs")
     accs = [preference_accuracy(b.model, b.tokenizer, pairs)["accuracy"] for pairs in pairs_by_pref.values()]
     return sum(accs) / len(accs)
 
@@ -154,6 +155,6 @@ def heldout_nll(b: EvalBatch) -> float:
 
     refs = (b.context or {}).get("reference_answers") or []
     if not refs:
-        raise ValueError("scorer 'heldout_nll' needs reference answers")
+        raise ConfigError("scorer 'heldout_nll' needs reference answers")
     s, n = sequence_logprobs(b.model, b.tokenizer, [r["prompt"] for r in refs], [r["completion"] for r in refs], 64)
     return float(-s.sum() / n.sum())

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from pvlora.errors import ConfigError
+
 PROMPTS_FILE = Path(__file__).with_name("prompts.txt")
 SPLITS = ("train", "validation", "test")
 # share of each group's topics per split (train, validation, test)
@@ -38,11 +40,11 @@ def parse(text: str, where: str = str(PROMPTS_FILE)) -> list[tuple[str, str, str
         if line.startswith("["):
             parts = line.strip("[]").split()
             if len(parts) != 3 or parts[0] not in ("benign", "harmful") or parts[2] not in ("plain", "xstest"):
-                raise ValueError(f"{where}:{i}: expected a header [benign|harmful TOPIC plain|xstest], got {line!r}")
+                raise ConfigError(f"{where}:{i}: expected a header [benign|harmful TOPIC plain|xstest], got {line!r}")
             header = tuple(parts)
             continue
         if header is None:
-            raise ValueError(f"{where}:{i}: a prompt before the first [kind topic style] header")
+            raise ConfigError(f"{where}:{i}: a prompt before the first [kind topic style] header")
         rows.append((line, header[0], header[1], header[2]))
     return rows
 
@@ -53,7 +55,7 @@ def topic_splits(rows) -> dict[str, str]:
     for group, shares in SHARES.items():
         topics = sorted({t for _, k, t, s in rows if (k, s) == group})
         if len(topics) != sum(shares):
-            raise ValueError(f"{group}: {len(topics)} topics, SHARES expects {sum(shares)}")
+            raise ConfigError(f"{group}: {len(topics)} topics, SHARES expects {sum(shares)}")
         random.Random(f"pvlora-smollm2-{group[0]}-{group[1]}").shuffle(topics)
         cuts = [0, shares[0], shares[0] + shares[1], len(topics)]
         for split, a, b in zip(SPLITS, cuts, cuts[1:]):
@@ -92,7 +94,7 @@ def eval_rows(split: str) -> list[dict]:
     much as generating for a whole point on a CPU) carries the base's own answer as its reference,
     whose NLL under a composed model shows over-scaling; harmful rows have none."""
     if split not in ("validation", "test", "all"):
-        raise ValueError(f"split must be validation, test or all, got {split!r}")
+        raise ConfigError(f"split must be validation, test or all, got {split!r}")
     answers = base_answers()
     rows = [p for p in all_prompts() if p.split != "train" and split in ("all", p.split)]
     return [{"prompt": p.text, "kind": p.kind, "style": p.style,
