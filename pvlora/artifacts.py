@@ -30,7 +30,6 @@ ADAPTER_CONFIG = "adapter_config.json"
 SAFE_WEIGHTS = "adapter_model.safetensors"
 PICKLE_WEIGHTS = "adapter_model.bin"
 _PEFT_PREFIX = "base_model.model."
-COMMAND: str | None = None  # the `pvlora ...` command line, set by the CLI; recorded in manifests
 _KEY_RE = re.compile(r"^(?P<module>.+)\.lora_(?P<ab>[AB])(?:\.[^.]+)?\.weight$")
 
 
@@ -75,7 +74,8 @@ def read_manifest(directory: Path) -> dict[str, Any] | None:
 
 
 def write_manifest(directory: Path, manifest: dict[str, Any], command: str | None = None) -> None:
-    command = command or COMMAND
+    """Write ``pvlora.json`` with the version, ``command`` (the ``pvlora ...`` line that made it, when
+    the caller has one) and the sha256 of every file that changes the math."""
     extra = {"command": command} if command and "command" not in manifest else {}
     manifest = {"pvlora_version": __version__, **manifest, **extra, "weights_sha256": weight_hashes(directory)}
     with atomic_file(Path(directory) / MANIFEST) as fh:  # a rewrite never leaves half a manifest

@@ -264,7 +264,7 @@ def cmd_train(a) -> int:
     from pvlora.train import train_all
 
     cfg = load_config(a.config, a.overrides)
-    train_all(cfg, a.preference, a.direction, a.out, resume=a.resume, overwrite=a.overwrite)
+    train_all(cfg, a.preference, a.direction, a.out, resume=a.resume, overwrite=a.overwrite, command=a.recorded)
     return 0
 
 
@@ -272,7 +272,7 @@ def cmd_sft(a) -> int:
     from pvlora.config import load_config
     from pvlora.sft import run_sft
 
-    run_sft(load_config(a.config, a.overrides), a.out, resume=a.resume, overwrite=a.overwrite)
+    run_sft(load_config(a.config, a.overrides), a.out, resume=a.resume, overwrite=a.overwrite, command=a.recorded)
     return 0
 
 
@@ -282,7 +282,8 @@ def cmd_extract(a) -> int:
     if not a.negative and not a.positive_only:
         raise _err("--negative is required (or pass --positive-only for φ = ΔW+)")
     m = extract_vector(a.positive, a.negative, a.out, rank=a.rank, positive_only=a.positive_only,
-                       overwrite=a.overwrite, allow_pickle=a.allow_pickle, preference=a.preference)
+                       overwrite=a.overwrite, allow_pickle=a.allow_pickle, preference=a.preference,
+                       command=a.recorded)
     extra = f", relative error {m['compression']['relative_error']:.3g}" if m["compression"] else ""
     print(f"[pvlora] vector {m['preference']}: rank {m['rank']} (exact {m['exact_rank']}){extra}, "
           f"‖φ‖_F {m['norm']:.4g} -> {a.out}")
@@ -297,7 +298,8 @@ def cmd_compose(a) -> int:
     from pvlora.cli_grammar import vector_specs
 
     m = compose(a.base, vector_specs(a.vector), a.out, rank=a.rank, merge=a.merge,
-                overwrite=a.overwrite, allow_pickle=a.allow_pickle, revision=a.revision, dtype=a.dtype)
+                overwrite=a.overwrite, allow_pickle=a.allow_pickle, revision=a.revision, dtype=a.dtype,
+                command=a.recorded)
     for path in m["unverified"]:
         print(f"[pvlora] note: {path} has no pvlora.json, so no integrity check of its files was possible",
               file=sys.stderr)
@@ -328,7 +330,7 @@ def cmd_export(a) -> int:
     if a.format == "vllm":
         if a.base:
             raise _err("--base applies to --format gguf only")
-        e = export_vllm(a.src, a.out, rank=a.rank, overwrite=a.overwrite)["export"]
+        e = export_vllm(a.src, a.out, rank=a.rank, overwrite=a.overwrite, command=a.recorded)["export"]
         how = "exact, zero-padded" if e["rank"] >= e["exact_rank"] else f"compressed, relative error {e['relative_error']:.3g}"
         print(f"[pvlora] {a.src} (rank {e['exact_rank']}) -> {a.out}: PEFT adapter of rank {e['rank']} ({how})")
     else:
@@ -378,10 +380,10 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_libraries()
     import shlex
 
-    from pvlora import artifacts
     from pvlora.fs import portable_command
 
-    artifacts.COMMAND = "pvlora " + shlex.join(portable_command(sys.argv[1:] if argv is None else argv))
+    # recorded in every manifest the command writes (passed explicitly to the library)
+    a.recorded = "pvlora " + shlex.join(portable_command(sys.argv[1:] if argv is None else argv))
     try:
         return _handler(a.command)(a)
     except (PvloraError, _UsageError) as exc:

@@ -85,13 +85,13 @@ def cmd_demo(a) -> int:
     if a.base == "smollm2":
         from pvlora.smollm2.demo import run_study
 
-        run_study(a.out or "pvlora-demo-smollm2", a.hh_rlhf, fresh=a.fresh)
+        run_study(a.out or "pvlora-demo-smollm2", a.hh_rlhf, fresh=a.fresh, command=a.recorded)
         return 0
     if a.hh_rlhf:
         raise ConfigError("--hh-rlhf belongs to --base smollm2 (the tiny demo uses its own toy data)")
     from pvlora.demo import run_demo
 
-    run_demo(a.out or "pvlora-demo", fresh=a.fresh)
+    run_demo(a.out or "pvlora-demo", fresh=a.fresh, command=a.recorded)
     return 0
 
 

@@ -119,6 +119,7 @@ def read_vectors(specs: dict[str, Any], allow_pickle: bool = False) -> list[tupl
 def compose(
     base: str, vectors: dict[str, float], out: str | Path, rank: int | None = None, merge: bool = False,
     overwrite: bool = False, allow_pickle: bool = False, revision: str | None = None, dtype: str | None = None,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """Write Σ η_p·φ_p to ``out`` as one PEFT adapter (exact, or truncated to ``rank``), or, with
     ``merge``, a full model with the composition merged into (unquantised) base weights of ``dtype``
@@ -156,7 +157,7 @@ def compose(
             manifest["rank"] = write_factors(tmp, total, base_fp["name_or_path"], rank=manifest["rank"],
                                              revision=revision)
             carry_template([a.path for a, _ in items], tmp)
-        write_manifest(tmp, manifest)
+        write_manifest(tmp, manifest, command)
     return manifest
 
 

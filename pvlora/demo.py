@@ -24,7 +24,7 @@ def _stage(msg: str) -> None:
     print(f"\n[pvlora demo] {msg}", flush=True)
 
 
-def extract_all(cfg: ExperimentConfig, root: Path, fresh: bool = False) -> dict[str, Path]:
+def extract_all(cfg: ExperimentConfig, root: Path, fresh: bool = False, command: str | None = None) -> dict[str, Path]:
     """One vector per preference (and the positive-only ablation), skipping finished ones."""
     from pvlora.vector import extract_vector
 
@@ -35,7 +35,8 @@ def extract_all(cfg: ExperimentConfig, root: Path, fresh: bool = False) -> dict[
             out = root / sub / p.name
             if fresh or not (out / "pvlora.json").exists():
                 m = extract_vector(adapters / f"{p.name}-positive", adapters / f"{p.name}-negative", out,
-                                   positive_only=kind == "positive_only", overwrite=True, preference=p.name)
+                                   positive_only=kind == "positive_only", overwrite=True, preference=p.name,
+                                   command=command)
                 print(f"[pvlora] vector {p.name} ({kind}): rank {m['rank']}, ‖φ‖_F {m['norm']:.3g}")
             if kind == "difference":
                 vectors[p.name] = out
@@ -79,7 +80,7 @@ def checks(cfg: ExperimentConfig, root: Path, sweep_rows: list[dict[str, Any]], 
     return out
 
 
-def run_demo(out: str | Path = "pvlora-demo", fresh: bool = False) -> dict[str, Any]:
+def run_demo(out: str | Path = "pvlora-demo", fresh: bool = False, command: str | None = None) -> dict[str, Any]:
     from pvlora.evaluate.runner import Evaluator
     from pvlora.evaluate.sweep import grid_points, plot, run_points, write_results
     from pvlora.evaluate.scorers import get_scorer
@@ -101,12 +102,12 @@ def run_demo(out: str | Path = "pvlora-demo", fresh: bool = False) -> dict[str, 
 
     _stage("2/5 DPO adapters: helpful, harmless, concise × positive, negative")
     t = time.perf_counter()
-    train_all(cfg, None, "both", overwrite=fresh, skip_finished=not fresh)
+    train_all(cfg, None, "both", overwrite=fresh, skip_finished=not fresh, command=command)
     timings["train"] = time.perf_counter() - t
 
     _stage("3/5 preference vectors φ = ΔW+ − ΔW−")
     t = time.perf_counter()
-    vectors = extract_all(cfg, root, fresh)
+    vectors = extract_all(cfg, root, fresh, command)
     timings["extract"] = time.perf_counter() - t
 
     _stage("4/5 η sweep over helpful × harmless (one model load, re-weighted in place)")

@@ -39,7 +39,8 @@ def vllm_rank(exact: int, rank: int | None) -> int:
     return next((r for r in VLLM_RANKS if r >= exact), VLLM_RANKS[-1])
 
 
-def export_vllm(src: str | Path, out: str | Path, rank: int | None = None, overwrite: bool = False) -> dict[str, Any]:
+def export_vllm(src: str | Path, out: str | Path, rank: int | None = None, overwrite: bool = False,
+                command: str | None = None) -> dict[str, Any]:
     """Write ``src`` (a pvlora vector, composition or adapter) to ``out`` as a PEFT adapter of a vLLM rank.
 
     Returns:
@@ -63,7 +64,7 @@ def export_vllm(src: str | Path, out: str | Path, rank: int | None = None, overw
         write_factors(tmp, factors, a.config.get("base_model_name_or_path"), rank=r,
                       revision=a.config.get("revision"))
         carry_template([a.path], tmp)
-        write_manifest(tmp, manifest)
+        write_manifest(tmp, manifest, command)
     return manifest
 
 

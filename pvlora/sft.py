@@ -43,7 +43,7 @@ def sft_tokens(dataset, max_length: int | None) -> int:
 
 
 def run_sft(cfg: ExperimentConfig, out: str | Path | None = None, resume: bool = False, overwrite: bool = False,
-            log=print) -> dict[str, Any]:
+            log=print, command: str | None = None) -> dict[str, Any]:
     """Train (or, with ``resume``, finish) the SFT adapter and, with ``cfg.sft.merge``, the merged
     model. Returns the adapter's manifest; its ``merged`` entry names the merged model."""
     target, merged = sft_dirs(cfg, out)
@@ -61,7 +61,7 @@ def run_sft(cfg: ExperimentConfig, out: str | Path | None = None, resume: bool =
         manifest = read_adapter(target).manifest or {}
     else:
         with cleanup_unstarted(part):
-            manifest = _train(cfg, target, part, resume, log)
+            manifest = _train(cfg, target, part, resume, log, command)
     if cfg.sft.merge and is_main_process() and (overwrite or not merged.exists()):
         _merge(cfg, target, merged)
         log(f"[pvlora] sft: merged model -> {merged} (use it as model.name_or_path)")
@@ -69,7 +69,8 @@ def run_sft(cfg: ExperimentConfig, out: str | Path | None = None, resume: bool =
     return {**manifest, "merged": str(merged) if cfg.sft.merge else None}
 
 
-def _train(cfg: ExperimentConfig, target: Path, part: Path, resume: bool, log) -> dict[str, Any]:
+def _train(cfg: ExperimentConfig, target: Path, part: Path, resume: bool, log,
+           command: str | None = None) -> dict[str, Any]:
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import set_seed
@@ -108,6 +109,8 @@ def _train(cfg: ExperimentConfig, target: Path, part: Path, resume: bool, log) -
         "metrics": {"train_loss": result.training_loss, "train_steps": trainer.state.global_step,
                     "max_steps": trainer.state.max_steps, "train_seconds": time.perf_counter() - t0},
     }
+    if command:  # the `pvlora ...` line that made it, as the caller recorded it
+        manifest["command"] = command
     if is_main_process():
         save_run(target, part, trainer, tok, cfg, manifest)
         m = manifest["metrics"]

@@ -73,7 +73,7 @@ def check_targets(cfg: ExperimentConfig, jobs: list[tuple[str, str]], out, resum
 
 def train_all(cfg: ExperimentConfig, preference: str | None = None, direction: str = "both", out=None,
               resume: bool = False, overwrite: bool = False, skip_finished: bool = False,
-              log=print) -> list[TrainResult]:
+              log=print, command: str | None = None) -> list[TrainResult]:
     jobs = plan(cfg, preference, direction)
     skip_finished = skip_finished or resume  # --resume: finished adapters are kept, the rest continue
     join_process_group()
@@ -98,7 +98,7 @@ def train_all(cfg: ExperimentConfig, preference: str | None = None, direction: s
             continue
         with cleanup_unstarted(partial_dir(target)):
             res = train_one(cfg, pref, d, target, resume=resume, base_cache=base_cache, log=log,
-                            ref_store=ref_store)
+                            ref_store=ref_store, command=command)
         m = res.manifest["metrics"]
         acc = (f", held-out accuracy {m['heldout_accuracy']:.3f} (base {m['heldout_accuracy_base']:.3f})"
                if "heldout_accuracy" in m else "")
@@ -158,7 +158,8 @@ def heldout_sample(pairs: list[dict[str, Any]], max_pairs: int | None, seed: int
 
 
 def train_one(cfg: ExperimentConfig, preference: str, direction: str, target: Path, resume: bool = False,
-              base_cache: dict | None = None, log=print, ref_store: dict | None = None) -> TrainResult:
+              base_cache: dict | None = None, log=print, ref_store: dict | None = None,
+              command: str | None = None) -> TrainResult:
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import set_seed
@@ -214,6 +215,8 @@ def train_one(cfg: ExperimentConfig, preference: str, direction: str, target: Pa
                      "chat_template": cfg.model.chat_template},
         "metrics": metrics,
     }
+    if command:  # the `pvlora ...` line that made it, as the caller recorded it
+        manifest["command"] = command
     # Save first: whatever happens in the held-out pass below, the trained adapter is on disk.
     if is_main_process():
         save_run(target, part, trainer, tok, cfg, manifest)

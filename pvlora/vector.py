@@ -48,7 +48,7 @@ def check_roles(pos: Adapter, neg: Adapter | None) -> None:
 def extract_vector(
     positive: str | Path, negative: str | Path | None, out: str | Path, rank: int | None = None,
     positive_only: bool = False, overwrite: bool = False, allow_pickle: bool = False,
-    preference: str | None = None,
+    preference: str | None = None, command: str | None = None,
 ) -> dict[str, Any]:
     """Write φ = ΔW+ − ΔW− (or ΔW+ alone with ``positive_only``) to ``out``; returns its manifest.
 
@@ -85,5 +85,5 @@ def extract_vector(
         manifest["rank"] = write_factors(tmp, phi, (base or {}).get("name_or_path"),
                                          rank=manifest["rank"], revision=(base or {}).get("revision"))
         carry_template([a.path for a in adapters], tmp)
-        write_manifest(tmp, manifest)
+        write_manifest(tmp, manifest, command)
     return manifest

@@ -61,3 +61,17 @@ def test_eval_and_tune_out_refuse_an_existing_file_before_any_work(command, tmp_
     assert "already exists; pass --overwrite" in capsys.readouterr().err and out.read_text() == "keep me"
     assert main([*command, "--vectors", str(tmp_path / "no-vectors"), "--out", str(tmp_path)]) == 2
     assert "is a directory" in capsys.readouterr().err
+
+
+def test_the_command_line_is_recorded_only_when_the_caller_passes_it(random_base_dir, two_vectors, tmp_path):
+    import json
+    from pathlib import Path
+
+    src = Path(two_vectors["helpful"]).parent  # the fixture's adapters, beside its vectors
+    lib = json.loads((Path(two_vectors["helpful"]) / "pvlora.json").read_text())
+    assert "command" not in lib  # a library call records no command line (no hidden global)
+    argv = ["extract", "--positive", str(src / "helpful-pos"), "--negative", str(src / "helpful-neg"),
+            "--out", str(tmp_path / "v"), "--preference", "helpful"]
+    assert main(argv) == 0
+    cli = json.loads((tmp_path / "v" / "pvlora.json").read_text())
+    assert cli["command"].startswith("pvlora extract --positive") and cli["command"].endswith("--preference helpful")

