@@ -209,6 +209,7 @@ def score(model, tok, prompts: Sequence[Any], completions: Sequence[Any], weight
         batch_tensors,
         completion_logprob_sums,
         encode,
+        eval_mode,
     )
 
     if isinstance(weights, Mapping) or not len(prompts) == len(completions) == len(weights):
@@ -218,16 +219,12 @@ def score(model, tok, prompts: Sequence[Any], completions: Sequence[Any], weight
     weight_matrix(adapter_names(model), weights)  # every row checked before any work
     encoded = encode(tok, list(prompts), list(completions), max_length)
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     out = []
-    try:
+    with eval_mode(model):
         for i in range(0, len(encoded), batch_size):
             ids, attn, cmask = batch_tensors(encoded[i:i + batch_size], _pad_id(tok))
             with row_weights(model, weights[i:i + batch_size]):
                 out.append(completion_logprob_sums(model, ids.to(device), attn.to(device), cmask.to(device)))
-    finally:
-        model.train(was_training)
     return torch.cat(out).double().cpu()
 
 

@@ -12,11 +12,23 @@ For a pair (x, y_w, y_l) a model prefers y_w when it scores y_w higher. Two scor
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
 
-from pvlora.errors import DataError
+from pvlora.errors import ConfigError, DataError
+
+
+@contextlib.contextmanager
+def eval_mode(model):
+    """``model.eval()`` inside the block; the caller's train/eval mode comes back after, also on error."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def prompt_text(tok, prompt: Any) -> str:
@@ -178,20 +190,17 @@ def preference_accuracy(model, tok, pairs: list[dict[str, Any]], batch_size: int
     if not pairs:
         raise DataError("no pairs to score")
     if reference not in (None, "disable_adapters"):
-        raise ValueError(f"reference must be None or 'disable_adapters', got {reference!r}")
-    was_training = model.training
-    model.eval()
+        raise ConfigError(f"reference must be None or 'disable_adapters', got {reference!r}")
     per_token = reference is None
     encoded = encode_pairs(tok, pairs)
-    w, l_ = pair_scores(model, encoded, _pad_id(tok), batch_size, per_token)
-    if reference == "disable_adapters":
-        with model.disable_adapter():
-            rw, rl = pair_scores(model, encoded, _pad_id(tok), batch_size, per_token)
-        margin = beta * ((w - rw) - (l_ - rl))
-    else:
-        margin = w - l_
-    if was_training:
-        model.train()
+    with eval_mode(model):
+        w, l_ = pair_scores(model, encoded, _pad_id(tok), batch_size, per_token)
+        if reference == "disable_adapters":
+            with model.disable_adapter():
+                rw, rl = pair_scores(model, encoded, _pad_id(tok), batch_size, per_token)
+            margin = beta * ((w - rw) - (l_ - rl))
+        else:
+            margin = w - l_
     return {"accuracy": _accuracy(margin), "margin": float(margin.mean()), "n": len(pairs)}
 
 
@@ -200,13 +209,10 @@ def adapter_and_base_accuracy(peft_model, tok, pairs: list[dict[str, Any]], batc
                               **bounds) -> dict[str, float]:
     """Reference-free accuracy of a PEFT model and of its base (adapter disabled) on the same pairs,
     tokenised once. ``base_cache`` lets the second adapter of a pair reuse the base's scores."""
-    was_training = peft_model.training
-    peft_model.eval()
     encoded, pad = encode_pairs(tok, pairs, max_length), _pad_id(tok)
-    w, l_ = pair_scores(peft_model, encoded, pad, batch_size, **bounds)
-    with peft_model.disable_adapter():
-        bw, bl = pair_scores(peft_model, encoded, pad, batch_size, cache=base_cache, **bounds)
-    if was_training:
-        peft_model.train()
+    with eval_mode(peft_model):
+        w, l_ = pair_scores(peft_model, encoded, pad, batch_size, **bounds)
+        with peft_model.disable_adapter():
+            bw, bl = pair_scores(peft_model, encoded, pad, batch_size, cache=base_cache, **bounds)
     return {"accuracy": _accuracy(w - l_), "margin": float((w - l_).mean()),
             "base_accuracy": _accuracy(bw - bl), "base_margin": float((bw - bl).mean()), "n": len(pairs)}

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from pvlora.evaluate.accuracy import prompt_text
+from pvlora.evaluate.accuracy import eval_mode, prompt_text
 
 
 @torch.no_grad()
@@ -22,22 +22,19 @@ def generate(model, tok, prompts: list[Any], max_new_tokens: int = 64, batch_siz
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     torch.manual_seed(seed)
-    was_training = model.training
-    model.eval()
     out: list[str] = []
     try:
-        batches = range(0, len(prompts), batch_size)
-        for i in tqdm(batches, desc="generating", disable=not progress, leave=False):
-            texts = [prompt_text(tok, p) for p in prompts[i:i + batch_size]]
-            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-            kw: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": do_sample,
-                                  "pad_token_id": tok.pad_token_id, "eos_token_id": tok.eos_token_id, **generate_kwargs}
-            if do_sample:
-                kw["temperature"] = temperature
-            ids = model.generate(**enc, **kw)
-            out.extend(tok.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True))
+        with eval_mode(model):
+            batches = range(0, len(prompts), batch_size)
+            for i in tqdm(batches, desc="generating", disable=not progress, leave=False):
+                texts = [prompt_text(tok, p) for p in prompts[i:i + batch_size]]
+                enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+                kw: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": do_sample,
+                                      "pad_token_id": tok.pad_token_id, "eos_token_id": tok.eos_token_id, **generate_kwargs}
+                if do_sample:
+                    kw["temperature"] = temperature
+                ids = model.generate(**enc, **kw)
+                out.extend(tok.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True))
     finally:
         tok.padding_side = side
-        if was_training:
-            model.train()
     return [s.strip() for s in out]
