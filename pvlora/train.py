@@ -22,9 +22,20 @@ from pvlora.artifacts import write_manifest
 from pvlora.config import ExperimentConfig
 from pvlora.errors import ArtifactError
 from pvlora.runs import (  # noqa: F401  (partial_dir, cast_trainable_to_fp32: part of this module's API)
-    CostReport, cast_trainable_to_fp32, cleanup_unstarted, is_main_process, join_process_group,
-    partial_dir, prepare_partial, save_run, silent, trainer_kwargs, training_settings, wait_for_everyone,
+    CostReport,
+    cast_trainable_to_fp32,
+    cleanup_unstarted,
+    is_main_process,
+    join_process_group,
+    partial_dir,
+    prepare_partial,
+    save_run,
+    silent,
+    trainer_kwargs,
+    training_settings,
+    wait_for_everyone,
 )
+from pvlora.sampling import heldout_sample
 
 DIRECTIONS = ("positive", "negative")
 DPO_DEFAULTS: dict[str, Any] = {
@@ -144,17 +155,6 @@ def share_reference(trainer, preference: str, store: dict, stored) -> None:
     elif stored[0] == _row_keys(ds):
         trainer.train_dataset = ds.add_column("ref_chosen_logps", stored[1]).add_column("ref_rejected_logps", stored[2])
         trainer.precompute_ref_logps = True  # TRL's compute_loss then reads the reference from the batch
-
-
-def heldout_sample(pairs: list[dict[str, Any]], max_pairs: int | None, seed: int) -> list[dict[str, Any]]:
-    """At most ``max_pairs`` held-out pairs, the same ones for both directions (a seeded choice of
-    positions; the negative set is the positive one with chosen and rejected swapped)."""
-    if max_pairs is None or len(pairs) <= max_pairs:
-        return pairs
-    import random
-
-    keep = sorted(random.Random(f"heldout-{seed}").sample(range(len(pairs)), max_pairs))
-    return [pairs[i] for i in keep]
 
 
 def train_one(cfg: ExperimentConfig, preference: str, direction: str, target: Path, resume: bool = False,

@@ -4,7 +4,6 @@ off held-out pairs, and reverse for the negative direction (the paper's D-)."""
 from __future__ import annotations
 
 import dataclasses
-import random
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +14,7 @@ from pvlora.data.formats import FORMATS, BadValue, Drop, MissingColumn, pku_labe
 from pvlora.data.sources import iter_rows
 from pvlora.errors import DataError
 from pvlora.fs import portable
+from pvlora.sampling import permutation
 
 __all__ = ["PreferenceData", "load_preference_data", "reverse"]
 
@@ -137,8 +137,7 @@ def load_preference_data(pref: PreferenceConfig, direction: str = "positive", se
             pairs, n = pairs + more, n + m
             drops.update({f"{k} ({sub.source})": v for k, v in d.items()})
         # Deterministic held-out split, the same for both directions so D+ and D- hold out the same prompts.
-        order = list(range(len(pairs)))
-        random.Random(seed).shuffle(order)
+        order = permutation(len(pairs), seed)
         n_ho = int(round(len(pairs) * pref.heldout_fraction))
         if pref.heldout_fraction > 0 and len(pairs) > 1:
             n_ho = max(1, min(n_ho, len(pairs) - 1))

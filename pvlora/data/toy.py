@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pvlora.errors import DataError
+from pvlora.sampling import permutation
 
 Kind = Literal["benign", "harmful"]
 Style = Literal["long", "short", "refuse"]
@@ -98,7 +99,7 @@ def eval_split(part: Literal["validation", "test", "all"]) -> list[Request]:
     out = []
     for kind in ("benign", "harmful"):
         group = [r for r in reqs if r.kind == kind]
-        random.Random(f"eval-split-{kind}").shuffle(group)
+        group = [group[i] for i in permutation(len(group), f"eval-split-{kind}")]
         half = len(group) // 2
         out.extend(group[:half] if part == "validation" else group[half:])
     return out

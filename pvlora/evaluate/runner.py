@@ -67,8 +67,9 @@ def _read_prompt_file(path: Path, split: str) -> list[dict[str, Any]]:
         if "prompt" not in r:
             raise DataError(f"{path}:{i}: column 'prompt' is missing")
     if split != "all":
-        order = list(range(len(rows)))
-        random.Random(0).shuffle(order)
+        from pvlora.sampling import permutation
+
+        order = permutation(len(rows), 0)
         keep = set(order[: len(rows) // 2]) if split == "validation" else set(order[len(rows) // 2:])
         rows = [r for i, r in enumerate(rows) if i in keep]
     return rows
@@ -96,9 +97,13 @@ class Evaluator:
         }
         if any(s.name == "preference_accuracy" for s in self.scorers):
             from pvlora.data import load_preference_data
+            from pvlora.sampling import (
+                heldout_sample,  # the same cap and the same pairs as training
+            )
 
             self.context["heldout_pairs"] = {
-                p.name: load_preference_data(p, "positive", cfg.seed).heldout[:256] for p in cfg.preferences
+                p.name: heldout_sample(load_preference_data(p, "positive", cfg.seed).heldout, cfg.train.heldout_max_pairs,
+                                       cfg.seed) for p in cfg.preferences
                 if p.name in vectors}
         # {(split, η per vector): (scores, responses)}: every point scored so far
         self.scored: dict[tuple, tuple[dict[str, float], list[str]]] = {}
