@@ -97,10 +97,9 @@ class Evaluator:
         }
         if any(s.name == "preference_accuracy" for s in self.scorers):
             from pvlora.data import load_preference_data
-            from pvlora.sampling import (
-                heldout_sample,  # the same cap and the same pairs as training
-            )
+            from pvlora.sampling import heldout_sample
 
+            # the same cap (train.heldout_max_pairs) and the same seeded pairs as training scored
             self.context["heldout_pairs"] = {
                 p.name: heldout_sample(load_preference_data(p, "positive", cfg.seed).heldout, cfg.train.heldout_max_pairs,
                                        cfg.seed) for p in cfg.preferences
