@@ -1,6 +1,5 @@
 import os
 import warnings
-from pathlib import Path
 
 import pytest
 import torch
@@ -8,10 +7,6 @@ import torch
 warnings.filterwarnings("ignore")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-# 1,800 real HH-RLHF pairs kept beside the repository (not shipped in it); override the location
-# with $PVLORA_HH_RLHF_FILE.
-HH_FILE = Path(os.environ.get("PVLORA_HH_RLHF_FILE") or SHARED / "data" / "hh-rlhf" / "harmless-base-test-dev.jsonl.gz")
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +32,7 @@ def two_vectors(random_base_dir, tmp_path_factory):
     """{"helpful": dir, "harmless": dir}: vectors on ``random_base_dir`` of different ranks (4 + 2 and
     2 + 3) over different modules, from random PEFT adapters."""
     from pvlora.vector import extract_vector
-    from tests.test_vector_math import make_adapter
+    from tests.helpers import make_adapter
 
     d = tmp_path_factory.mktemp("two-vectors")
     for name, (s1, s2, r1, r2) in {"helpful": (11, 12, 4, 2), "harmless": (21, 22, 2, 3)}.items():
@@ -66,3 +61,15 @@ def demo_dir(tmp_path_factory, tiny_base_dir):
     out = tmp_path_factory.mktemp("demo") / "run"
     run_demo(out)
     return out
+
+
+@pytest.fixture
+def offline_cache(tmp_path, monkeypatch):
+    """An empty Hugging Face cache, offline: Hub ids resolve only from what a test puts there."""
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hf-cache"
+    cache.mkdir()
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    return cache

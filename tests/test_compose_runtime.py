@@ -15,7 +15,7 @@ from pvlora.artifacts import MANIFEST
 from pvlora.compose import compose
 from pvlora.errors import ArtifactError
 from pvlora.vector import extract_vector
-from tests.test_vector_math import make_adapter
+from tests.helpers import make_adapter
 
 IDS = torch.tensor([[1, 5, 9, 13, 2, 7, 30, 41]])
 

@@ -5,9 +5,16 @@ import pytest
 
 from pvlora.config import PreferenceConfig
 from pvlora.data import load_preference_data, reverse, toy
-from pvlora.data.formats import BAD_LABEL, EMPTY, EMPTY_PROMPT, IDENTICAL, NOT_DIALOGUE, PREFIX_MISMATCH
+from pvlora.data.formats import (
+    BAD_LABEL,
+    EMPTY,
+    EMPTY_PROMPT,
+    IDENTICAL,
+    NOT_DIALOGUE,
+    PREFIX_MISMATCH,
+)
 from pvlora.errors import DataError
-from tests.conftest import HH_FILE
+from tests.helpers import HH_FILE
 
 
 def jsonl(path, rows, gz=False):

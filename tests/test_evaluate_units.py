@@ -2,9 +2,9 @@
 
 import pytest
 
+from pvlora.cli_grammar import grid
 from pvlora.errors import ConfigError
 from pvlora.evaluate.scorers import SCORERS, EvalBatch, get_scorer
-from pvlora.cli_grammar import grid
 from pvlora.evaluate.sweep import grid_points, pareto_front, plot, write_results
 from pvlora.evaluate.tune import Infeasible, parse_constraint, tune
 

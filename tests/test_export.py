@@ -141,7 +141,7 @@ def test_gguf_names_shapes_and_row_order_match_the_real_smollm2_gguf(tmp_path):
     from pvlora.gguf import builtin_file
     from pvlora.models import resolve_base_path
     from pvlora.vector import extract_vector
-    from tests.test_vector_math import make_adapter
+    from tests.helpers import make_adapter
 
     try:
         path = builtin_file("smollm2-135m")

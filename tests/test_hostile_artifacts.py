@@ -16,8 +16,7 @@ from pvlora.config import PreferenceConfig
 from pvlora.errors import ArtifactError, ConfigError
 from pvlora.hub import build_card, plan_upload, resolve_artifact
 from pvlora.vector import extract_vector
-from tests.test_hub import offline_cache  # noqa: F401  (fixture)
-from tests.test_vector_math import make_adapter
+from tests.helpers import make_adapter
 
 
 @pytest.fixture(scope="module")

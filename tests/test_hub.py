@@ -6,13 +6,12 @@ import shutil
 
 import pytest
 import torch
-from huggingface_hub import constants
 
 import pvlora
 from pvlora.errors import ArtifactError
 from pvlora.hub import build_card, plan_upload, pull, resolve_artifact
 from pvlora.vector import extract_vector
-from tests.test_vector_math import make_adapter
+from tests.helpers import make_adapter
 
 
 @pytest.fixture(scope="module")
@@ -40,15 +39,6 @@ def populate_cache(cache, repo_id, revision_dirs: dict[str, tuple[str, object]])
             shutil.copytree(src, snap)
         (root / "refs").mkdir(parents=True, exist_ok=True)
         (root / "refs" / ref).write_text(commit)
-
-
-@pytest.fixture
-def offline_cache(tmp_path, monkeypatch):
-    cache = tmp_path / "hf-cache"
-    cache.mkdir()
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    return cache
 
 
 def test_model_card_fields_and_rendering(vector):

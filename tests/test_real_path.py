@@ -12,7 +12,6 @@ from pvlora.artifacts import read_adapter
 from pvlora.config import load_config
 from pvlora.errors import ArtifactError, ConfigError
 
-
 # ---------------------------------------------------------------- chat templates
 
 

@@ -8,7 +8,7 @@ import pvlora
 from pvlora.errors import ArtifactError
 from pvlora.rowwise import generate, row_weights, rowwise_delta, stack_layer
 from pvlora.vector import extract_vector
-from tests.test_vector_math import make_adapter
+from tests.helpers import make_adapter
 
 # mixed signs, a row at the base (all zero), a row naming one vector only, a large weight
 ROWS = [{"helpful": 0.8, "harmless": -0.4}, {"helpful": -1.5, "harmless": 2.0}, {}, {"harmless": 0.3},

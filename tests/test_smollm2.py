@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from tests.conftest import HH_FILE
+from tests.helpers import HH_FILE
 
 pytestmark = [
     pytest.mark.slow,

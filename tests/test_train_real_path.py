@@ -165,8 +165,9 @@ def test_accelerate_launch_with_two_processes_writes_once(tmp_path, tiny_base_di
 
 
 def test_reference_logps_computed_once_and_shared_swapped_by_both_directions(tmp_path, monkeypatch, tiny_base_dir):
-    import pvlora.train as T
     from trl import DPOTrainer
+
+    import pvlora.train as T
 
     passes, seen = [], {}
     real_pre, real_share = DPOTrainer._precompute_ref_logps, T.share_reference

@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from peft import LoraConfig, PeftModel, get_peft_model
+from peft import PeftModel
 from peft.tuners.lora import LoraLayer
 from transformers import AutoModelForCausalLM
 
@@ -13,24 +13,11 @@ from pvlora import lora_math
 from pvlora.artifacts import read_adapter
 from pvlora.compose import compose
 from pvlora.vector import extract_vector
+from tests.helpers import make_adapter
 
 
 def rel_err(x, y):
     return float(torch.linalg.norm(x - y) / torch.linalg.norm(y))
-
-
-def make_adapter(base_dir, out, seed, **lora_kw):
-    """A PEFT LoRA adapter with random non-zero A and B, saved the ordinary PEFT way."""
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_pretrained(base_dir)
-    cfg = LoraConfig(init_lora_weights=False, task_type="CAUSAL_LM", **lora_kw)
-    peft_model = get_peft_model(model, cfg)
-    with torch.no_grad():  # make B non-negligible so the deltas are well-scaled
-        for n, p in peft_model.named_parameters():
-            if "lora_B" in n:
-                p.normal_(0, 0.5)
-    peft_model.save_pretrained(out)
-    return out
 
 
 def dense_deltas(base_dir, adapter_dir):
