@@ -2,7 +2,7 @@
 
 import pytest
 
-from pvlora.cli_grammar import grid, vector_specs, weights
+from pvlora.cli.grammar import grid, vector_specs, weights
 from pvlora.errors import ConfigError
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pvlora.cli_grammar import grid
+from pvlora.cli.grammar import grid
 from pvlora.errors import ConfigError
 from pvlora.evaluate.scorers import SCORERS, EvalBatch, get_scorer
 from pvlora.evaluate.sweep import grid_points, pareto_front, plot, write_results

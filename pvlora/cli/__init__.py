@@ -1,0 +1,95 @@
+"""`pvlora` command line: a table of subcommands, each registering its parser and handler together
+(pvlora/cli/<stage>.py), all parsing weights with one grammar (pvlora/cli/grammar.py).
+
+Heavy libraries (torch, transformers, TRL) are imported inside the handlers so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pvlora import __version__
+from pvlora.cli import evaluation, serving, sharing, training, vectors
+from pvlora.cli.base import Command, UsageError
+
+EPILOG = """\
+typical session (the built-in tiny model, on a CPU):
+  pvlora demo                                   # everything below, end to end
+  pvlora demo --base smollm2 --hh-rlhf FILE     # the same on the real SmolLM2-135M-Instruct (~50 min on 2 cores)
+  pvlora data --preference harmless --limit 3   # what a preference trains on
+  pvlora sft                                    # optional first stage: SFT the base, merged as OUT/sft-merged
+  pvlora train --preference harmless            # harmless-positive and harmless-negative adapters
+  pvlora extract --positive runs/tiny-demo/adapters/harmless-positive \\
+                 --negative runs/tiny-demo/adapters/harmless-negative --out vectors/harmless
+  pvlora compose --base tiny --vector vectors/helpful=1 --vector vectors/harmless=0.5 --out composed
+  pvlora inspect vectors/helpful vectors/harmless
+
+Configs: --config FILE (YAML; see configs/). Without --config the built-in tiny demo config is used.
+Any config value can be overridden with --set KEY=VALUE, e.g. --set dpo.learning_rate=1e-5.
+"""
+
+# the order of `pvlora --help`: the demo, then the pipeline's stages, then serving and sharing
+COMMANDS: list[Command] = [*evaluation.COMMANDS[:1], *training.COMMANDS, *vectors.COMMANDS[:3],
+                           *evaluation.COMMANDS[1:], vectors.COMMANDS[3], *serving.COMMANDS, *sharing.COMMANDS]
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pvlora", description="Steer a language model with separately trained DPO preference vectors "
+        "(θ = θ_base + Σ η_p·φ_p, each φ_p stored as a PEFT LoRA adapter).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"pvlora {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for c in COMMANDS:
+        c.arguments(sub.add_parser(c.name, help=c.help, **c.parser_kwargs))
+    return parser
+
+
+def _quiet_libraries() -> None:
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="trl|transformers|peft|torch")
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    # bitsandbytes logs a warning on import when an optional CPU kernel package is absent; the
+    # fallback it then uses is correct, so the line only confuses.
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    try:
+        import datasets
+
+        datasets.disable_progress_bars()
+        datasets.logging.set_verbosity_error()
+    except ImportError:
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    a = parser.parse_args(argv)
+    if not a.command:
+        parser.print_help()
+        return 1
+    from pvlora.errors import PvloraError
+
+    _quiet_libraries()
+    import shlex
+
+    from pvlora.fs import portable_command
+
+    # recorded in every manifest the command writes (passed explicitly to the library)
+    a.recorded = "pvlora " + shlex.join(portable_command(sys.argv[1:] if argv is None else argv))
+    run = next(c.run for c in COMMANDS if c.name == a.command)
+    try:
+        return run(a)
+    except (PvloraError, UsageError) as exc:
+        print(f"pvlora {a.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\npvlora {a.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+__all__ = ["COMMANDS", "main", "make_parser"]

