@@ -20,9 +20,8 @@ from __future__ import annotations
 import argparse
 
 import torch
+from _common import save, timeit
 from torch import nn
-
-from _common import rel, save, timeit
 
 SHAPES = {  # Llama-3.1-8B: (d_out, d_in)
     "q_proj": (4096, 4096), "k_proj": (1024, 4096), "v_proj": (1024, 4096), "o_proj": (4096, 4096),
@@ -160,7 +159,7 @@ def main(argv=None) -> int:
         err_peft = total_rel(peft_delta(model, "svdk"), truth)
         comp_rows.append({"vectors": n, "rank": a.rank, "pvlora_seconds": t_c, "peft_svd_seconds": t_p,
                           "speedup": t_p / t_c, "pvlora_rel_error": err_ours, "peft_rel_error": err_peft})
-        del model
+        model = None  # free it before the next size is built
     print(f"{'n':>2} {'method':<38} {'median s':>10} {'rel. error':>12}")
     for r in rows:
         print(f"{r['vectors']:>2} {r['method']:<38} {r['seconds']:>10.4f} {r['rel_error']:>12.2e}")

@@ -13,7 +13,6 @@ import copy
 import statistics
 
 import torch
-
 from _common import save, timeit
 
 

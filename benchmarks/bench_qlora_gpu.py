@@ -262,8 +262,9 @@ def scoring_comparison(base: Path, work: Path, seq: int, n_pairs: int, batch: in
 
 def movement_run(base: Path, work: Path, seq: int, steps: int, fp32: bool, tok) -> dict:
     """Fraction of LoRA entries changed (all, and A alone) and update norm after ``steps`` at lr 1e-6."""
-    import pvlora.train as T
     from safetensors.torch import load_file
+
+    import pvlora.train as T
 
     data = work / f"pairs-move-{seq}.jsonl"
     write_pairs(data, seq, steps, tok)

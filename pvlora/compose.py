@@ -8,17 +8,17 @@ from typing import Any
 from pvlora import lora_math
 from pvlora.artifacts import (
     Adapter,
-    atomic_dir,
     base_module_name,
-    check_eta,
     check_same_base,
     read_adapter,
     write_factors,
-    write_manifest,
 )
+from pvlora.atomic import atomic_dir
 from pvlora.chat_templates import carry_template
 from pvlora.errors import ArtifactError
 from pvlora.fs import portable
+from pvlora.manifest import write_manifest
+from pvlora.runtime import check_eta
 
 
 def read_base_config(base: str, revision: str | None = None):

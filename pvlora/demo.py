@@ -82,8 +82,8 @@ def checks(cfg: ExperimentConfig, root: Path, sweep_rows: list[dict[str, Any]], 
 
 def run_demo(out: str | Path = "pvlora-demo", fresh: bool = False, command: str | None = None) -> dict[str, Any]:
     from pvlora.evaluate.runner import Evaluator
-    from pvlora.evaluate.sweep import grid_points, plot, run_points, write_results
     from pvlora.evaluate.scorers import get_scorer
+    from pvlora.evaluate.sweep import grid_points, plot, run_points, write_results
     from pvlora.evaluate.tune import Infeasible, parse_constraint, tune
     from pvlora.tiny import ensure_tiny_base
     from pvlora.train import train_all
@@ -116,7 +116,7 @@ def run_demo(out: str | Path = "pvlora-demo", fresh: bool = False, command: str 
     metrics = {s: get_scorer(s).higher_is_better for s in cfg.eval.scorers}
     ev = Evaluator(cfg, vectors, "all")
     if fresh or not (sweep_dir / "results.json").exists():
-        from pvlora.artifacts import atomic_dir
+        from pvlora.atomic import atomic_dir
 
         with atomic_dir(sweep_dir, overwrite=True) as tmp:
             rows = run_points(ev, grid_points({"helpful": DEMO_GRID, "harmless": DEMO_GRID, "concise": [0.0]}))

@@ -48,8 +48,10 @@ def export_vllm(src: str | Path, out: str | Path, rank: int | None = None, overw
     Raises:
         ArtifactError: a rank vLLM does not accept, or anything :func:`read_adapter` refuses.
     """
-    from pvlora.artifacts import atomic_dir, read_adapter, write_factors, write_manifest
+    from pvlora.artifacts import read_adapter, write_factors
+    from pvlora.atomic import atomic_dir
     from pvlora.chat_templates import carry_template
+    from pvlora.manifest import write_manifest
 
     a = read_adapter(src)
     exact = max(lr.rank for lr in a.factors.values())

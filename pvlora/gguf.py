@@ -83,7 +83,7 @@ def ensure_checkpoint(gguf: Path, log=print) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from pvlora.artifacts import build_once
+    from pvlora.atomic import build_once
     from pvlora.models import cache_root
 
     _require_gguf_package()

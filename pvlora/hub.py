@@ -14,16 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pvlora.artifacts import (
-    ADAPTER_CONFIG,
-    MANIFEST,
-    SAFE_WEIGHTS,
-    atomic_dir,
-    read_adapter,
-    read_manifest,
-)
+from pvlora.artifacts import read_adapter
+from pvlora.atomic import atomic_dir
 from pvlora.errors import ArtifactError
 from pvlora.fs import MAX_WEIGHT_BYTES, portable_command, read_json, regular_file
+from pvlora.manifest import ADAPTER_CONFIG, MANIFEST, SAFE_WEIGHTS, read_manifest
 
 _REPO_RE = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<rev>[\w./-]+))?$")
 UPLOAD_FILES = (ADAPTER_CONFIG, SAFE_WEIGHTS, MANIFEST, "README.md", "pvlora-config.yaml", "eval.json",

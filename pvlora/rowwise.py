@@ -77,7 +77,7 @@ def rowwise_delta(x: torch.Tensor, st: Stacked, eta: torch.Tensor) -> torch.Tens
 
 def weight_matrix(names: Sequence[str], rows: Sequence[Mapping[str, float]]) -> torch.Tensor:
     """[{name: η}, ...] -> (rows, P) float64; a name left out of a row is η = 0 for that row."""
-    from pvlora.artifacts import check_eta
+    from pvlora.runtime import check_eta
 
     if isinstance(rows, Mapping) or not isinstance(rows, Sequence) or not rows:
         raise ArtifactError("per-row weights must be a non-empty list with one {vector name: η} mapping per row")

@@ -99,7 +99,7 @@ def prepare_partial(part: Path, resume: bool, settings: dict | None = None) -> P
                                     f"{'; '.join(diffs[:12])}{' ...' if len(diffs) > 12 else ''}. Restore them, or "
                                     "start over with --overwrite")
         if settings is not None and (ckpt is None or not stored.exists()):
-            from pvlora.artifacts import atomic_file
+            from pvlora.atomic import atomic_file
 
             with atomic_file(stored) as fh:
                 fh.write(json.dumps(settings, indent=1) + "\n")
@@ -160,9 +160,10 @@ def save_run(target: Path, part: Path, trainer, tok, cfg, manifest: dict) -> Non
     """Write a finished run atomically: the PEFT adapter, the chat template it was trained with, the
     resolved config, the trainer's log and ``pvlora.json``; then drop the partial directory. Call it
     on the main process only."""
-    from pvlora.artifacts import atomic_dir, write_manifest
+    from pvlora.atomic import atomic_dir
     from pvlora.chat_templates import TEMPLATE_FILE
     from pvlora.config import save_config
+    from pvlora.manifest import write_manifest
 
     with atomic_dir(target, overwrite=True) as tmp:
         trainer.model.save_pretrained(str(tmp))

@@ -7,12 +7,28 @@ reloaded, so a sweep over η costs one model load.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
 
-from pvlora.artifacts import check_eta
 from pvlora.errors import ArtifactError
+
+MAX_ETA = 1000.0
+
+
+def check_eta(name: str, eta: Any) -> float:
+    """η as a float: a finite number of at most MAX_ETA in size, or an error naming the vector."""
+    try:
+        value = float(eta)
+    except (TypeError, ValueError):
+        raise ArtifactError(f"weight for {name!r} must be a number, got {eta!r}") from None
+    if not math.isfinite(value):
+        raise ArtifactError(f"weight for {name!r} must be finite, got {eta!r}")
+    if abs(value) > MAX_ETA:  # far past where any model degrades; large enough values overflow fp32 factors
+        raise ArtifactError(f"weight for {name!r} is {value:g}; |η| must be at most {MAX_ETA:g} "
+                            "(useful weights are about -3 to 3)")
+    return value
 
 
 def _adapter_name(a, taken: set[str]) -> str:
@@ -35,7 +51,12 @@ def load_composed(base: Any, vectors: dict[str, float], revision: str | None = N
     from peft import PeftModel
 
     from pvlora.compose import (
-        base_fingerprint_of, check_against_base, check_shapes, linear_shapes, read_vectors, unverified,
+        base_fingerprint_of,
+        check_against_base,
+        check_shapes,
+        linear_shapes,
+        read_vectors,
+        unverified,
     )
     from pvlora.models import config_sha256, describe_base
 

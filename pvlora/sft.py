@@ -16,12 +16,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pvlora.artifacts import atomic_dir, read_adapter
+from pvlora.artifacts import read_adapter
+from pvlora.atomic import atomic_dir
 from pvlora.config import ExperimentConfig
 from pvlora.errors import ArtifactError
 from pvlora.runs import (
-    CostReport, cast_trainable_to_fp32, cleanup_unstarted, is_main_process, join_process_group,
-    partial_dir, prepare_partial, save_run, trainer_kwargs, training_settings, wait_for_everyone,
+    CostReport,
+    cast_trainable_to_fp32,
+    cleanup_unstarted,
+    is_main_process,
+    join_process_group,
+    partial_dir,
+    prepare_partial,
+    save_run,
+    trainer_kwargs,
+    training_settings,
+    wait_for_everyone,
 )
 
 SFT_DEFAULTS: dict[str, Any] = {

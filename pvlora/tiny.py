@@ -55,7 +55,7 @@ def ensure_tiny_base(seed: int = 0, recipe: TinyRecipe = TinyRecipe(), out: Path
     target = Path(out) if out else tiny_cache_dir(seed, recipe)
     if (target / "config.json").exists() and (target / "model.safetensors").exists():
         return target
-    from pvlora.artifacts import build_once
+    from pvlora.atomic import build_once
 
     return build_once(target, lambda tmp: build_tiny_base(tmp, seed, recipe))
 

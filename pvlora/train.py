@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pvlora.artifacts import write_manifest
 from pvlora.config import ExperimentConfig
 from pvlora.errors import ArtifactError
+from pvlora.manifest import write_manifest
 from pvlora.runs import (  # noqa: F401  (partial_dir, cast_trainable_to_fp32: part of this module's API)
     CostReport,
     cast_trainable_to_fp32,
@@ -102,7 +102,7 @@ def train_all(cfg: ExperimentConfig, preference: str | None = None, direction: s
     for pref, d in jobs:
         target = adapter_dir(cfg, pref, d, out)
         if skip_finished and target.exists() and not overwrite:
-            from pvlora.artifacts import read_manifest
+            from pvlora.manifest import read_manifest
 
             log(f"[pvlora] {pref}-{d}: already trained ({target}); skipped")
             results.append(TrainResult(target, read_manifest(target) or {}))

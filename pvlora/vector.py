@@ -6,17 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from pvlora import lora_math
-from pvlora.artifacts import (
-    Adapter,
-    atomic_dir,
-    check_same_base,
-    read_adapter,
-    write_factors,
-    write_manifest,
-)
+from pvlora.artifacts import Adapter, check_same_base, read_adapter, write_factors
+from pvlora.atomic import atomic_dir
 from pvlora.chat_templates import carry_template
 from pvlora.errors import ArtifactError
 from pvlora.fs import portable
+from pvlora.manifest import write_manifest
 
 
 def _source_summary(a: Adapter) -> dict[str, Any]:

@@ -11,9 +11,9 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
 
 import pvlora
-from pvlora.artifacts import MANIFEST
 from pvlora.compose import compose
 from pvlora.errors import ArtifactError
+from pvlora.manifest import MANIFEST
 from pvlora.vector import extract_vector
 from tests.helpers import make_adapter
 

@@ -11,10 +11,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from pvlora.artifacts import read_adapter, weight_hashes
+from pvlora.artifacts import read_adapter
 from pvlora.config import PreferenceConfig
 from pvlora.errors import ArtifactError, ConfigError
 from pvlora.hub import build_card, plan_upload, resolve_artifact
+from pvlora.manifest import weight_hashes
 from pvlora.vector import extract_vector
 from tests.helpers import make_adapter
 
@@ -303,7 +304,7 @@ def test_replacing_a_file_with_a_directory_leaves_nothing_behind(vec, random_bas
 
 
 def test_a_second_writer_is_kept_out_while_the_first_one_builds(tmp_path):
-    from pvlora.artifacts import atomic_dir
+    from pvlora.atomic import atomic_dir
 
     with atomic_dir(tmp_path / "out") as tmp:
         (tmp / "a").write_text("first")
@@ -357,14 +358,16 @@ def test_killed_anywhere_the_destination_is_the_old_or_the_new_artifact(vec, ran
     import socket
 
     import pvlora.artifacts as artifacts
+    import pvlora.atomic as atomic
     import pvlora.compose as compose_mod
+    import pvlora.manifest as manifest_mod
     import pvlora.vector as vector_mod
     from pvlora.compose import compose
 
     if not exchange:
-        monkeypatch.setattr(artifacts, "_exchange", lambda a, b: False)
+        monkeypatch.setattr(atomic, "_exchange", lambda a, b: False)
     src = vec.parent
-    files = {artifacts.__file__, vector_mod.__file__, compose_mod.__file__}
+    files = {artifacts.__file__, atomic.__file__, manifest_mod.__file__, vector_mod.__file__, compose_mod.__file__}
     for name, write in [
         ("extract", lambda out: extract_vector(src / "pos", src / "neg", out, overwrite=True, preference="harmless")),
         ("compose", lambda out: compose(str(random_base_dir), {str(vec): 0.5}, out, overwrite=True)),
@@ -383,7 +386,7 @@ def test_killed_anywhere_the_destination_is_the_old_or_the_new_artifact(vec, ran
             if lock.exists():
                 lock.write_text(f"{socket.gethostname()} 999999999")  # its writer is dead
             if not exchange:
-                artifacts.recover(dest)  # what the next writer does first, under its lock
+                atomic.recover(dest)  # what the next writer does first, under its lock
             got = read_adapter(dest).factors
             same = [set(got) == set(f) and all(torch.equal(got[m].A, f[m].A) and torch.equal(got[m].B, f[m].B)
                                               for m in f) for f in (old, new)]

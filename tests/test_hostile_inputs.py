@@ -69,7 +69,7 @@ def test_a_huge_row_is_dropped_before_tokenising(tmp_path):
 
 
 def test_unwritable_destination_is_a_one_line_error(tmp_path):
-    from pvlora.artifacts import atomic_dir
+    from pvlora.atomic import atomic_dir
     from pvlora.errors import ArtifactError
 
     (tmp_path / "afile").write_text("x")  # a parent that cannot be a directory (as root, read-only is writable)
@@ -79,8 +79,8 @@ def test_unwritable_destination_is_a_one_line_error(tmp_path):
 
 
 def test_huge_or_odd_weights_are_refused_by_value(tmp_path):
-    from pvlora.artifacts import check_eta
     from pvlora.errors import ArtifactError
+    from pvlora.runtime import check_eta
 
     with pytest.raises(ArtifactError, match=r"weight for 'h' is 1e\+308; \|η\| must be at most 1000"):
         check_eta("h", 1e308)

@@ -86,7 +86,7 @@ def test_load_by_hub_id_offline_and_revision_pinning(vector, tmp_path, offline_c
     m = json.loads((other / "pvlora.json").read_text())
     from safetensors.torch import load_file, save_file
 
-    from pvlora.artifacts import weight_hashes
+    from pvlora.manifest import weight_hashes
 
     t = load_file(other / "adapter_model.safetensors")
     save_file({k: v * 2 for k, v in t.items()}, other / "adapter_model.safetensors")

@@ -27,7 +27,7 @@ def _check_out(a) -> None:
 
 
 def _write_json(path: str, obj) -> None:
-    from pvlora.artifacts import atomic_file
+    from pvlora.atomic import atomic_file
 
     with atomic_file(Path(path)) as fh:  # all of it or, if interrupted, the old file untouched
         fh.write(json.dumps(obj, indent=2) + "\n")

@@ -37,7 +37,7 @@ def cmd_data(a) -> int:
         for k in ("prompt", "chosen", "rejected"):
             print(f"{k}: {_short(pair[k])}")
     if a.export:
-        from pvlora.artifacts import atomic_file
+        from pvlora.atomic import atomic_file
 
         with atomic_file(Path(a.export)) as fh:
             for pair in data.train:

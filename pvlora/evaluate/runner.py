@@ -22,7 +22,7 @@ def find_vectors(directory: str | Path) -> dict[str, Path]:
     out: dict[str, Path] = {}
     for d in sorted(directory.iterdir()):
         if d.is_dir() and (d / "pvlora.json").exists():
-            from pvlora.artifacts import read_manifest
+            from pvlora.manifest import read_manifest
 
             meta = read_manifest(d)  # names the file when it is not valid JSON
             if meta.get("kind") == "vector" and meta.get("method") == "difference":

@@ -118,7 +118,7 @@ def plot(out: Path, rows: list[dict[str, Any]], metrics: dict[str, bool], x: str
 def sweep(cfg, vectors: dict[str, Path], grids: dict[str, list[float]], out: str | Path, split: str = "all",
           overwrite: bool = False, evaluator=None) -> dict[str, Any]:
     """Evaluate the grid, write results.csv/json (Pareto set marked) and PNG plots to ``out``."""
-    from pvlora.artifacts import atomic_dir
+    from pvlora.atomic import atomic_dir
     from pvlora.evaluate.runner import Evaluator
     from pvlora.evaluate.scorers import get_scorer
 

@@ -173,8 +173,8 @@ def checks(cfg: ExperimentConfig, root: Path, ev, test: dict[str, list[dict[str,
     """The study's claims, each measured on the test prompts against its fixed threshold."""
     from scipy.stats import spearmanr
 
-    from pvlora.artifacts import read_manifest
     from pvlora.evaluate.runner import Evaluator
+    from pvlora.manifest import read_manifest
 
     harmless = {r["eta_harmless"]: r for r in test["harmless"]}
     base = harmless[0.0]
