@@ -12,7 +12,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -21,11 +21,15 @@ from pvlora.fs import MAX_WEIGHT_BYTES, read_json, regular_file
 from pvlora.lora_math import Factors, from_lora, pad_rank
 from pvlora.manifest import (
     ADAPTER_CONFIG,
+    MANIFEST,
     PICKLE_WEIGHTS,
     SAFE_WEIGHTS,
     read_manifest,
     verify_hashes,
 )
+
+if TYPE_CHECKING:
+    from pvlora.compat import BaseFingerprint
 
 _PEFT_PREFIX = "base_model.model."
 _KEY_RE = re.compile(r"^(?P<module>.+)\.lora_(?P<ab>[AB])(?:\.[^.]+)?\.weight$")
@@ -58,11 +62,14 @@ class Adapter:
     manifest: dict[str, Any] | None = None
 
     @property
-    def base_fingerprint(self) -> dict[str, Any] | None:
+    def base_fingerprint(self) -> BaseFingerprint | None:
+        """The base it was made on: the manifest's record, else the name PEFT's config gives."""
+        from pvlora.compat import BaseFingerprint
+
         if self.manifest and self.manifest.get("base"):
-            return self.manifest["base"]
+            return BaseFingerprint.from_dict(self.manifest["base"], str(self.path / MANIFEST))
         name = self.config.get("base_model_name_or_path")
-        return {"name_or_path": name, "revision": self.config.get("revision")} if name else None
+        return BaseFingerprint(name_or_path=name, revision=self.config.get("revision")) if name else None
 
     @property
     def name(self) -> str:
@@ -217,31 +224,6 @@ def _adapted_by_peft(peft_config, module: str) -> bool:
         return True  # PEFT fills in the architecture's defaults; weights decide
     found = check_target_module_exists(peft_config, module)
     return bool(found) and not isinstance(found, _ExcludedModule)
-
-
-def check_same_base(adapters: list[Adapter]) -> None:
-    """Refuse to combine adapters made on different bases (by fingerprint or by shapes)."""
-    from pvlora.models import describe_base, same_base
-
-    first = adapters[0]
-    for other in adapters[1:]:
-        if not same_base(first.base_fingerprint, other.base_fingerprint) and _both_hashed(first, other):
-            raise ArtifactError(
-                f"{first.path} was made on {describe_base(first.base_fingerprint)} but {other.path} on "
-                f"{describe_base(other.base_fingerprint)}; vectors from different bases cannot be combined"
-            )
-        a, b = first.shapes(), other.shapes()
-        for key in set(a) & set(b):
-            if a[key] != b[key]:
-                raise ArtifactError(
-                    f"{first.path} and {other.path} disagree on module {key!r} ({a[key]} vs {b[key]}): "
-                    "they were made on different base models"
-                )
-
-
-def _both_hashed(a: Adapter, b: Adapter) -> bool:
-    fa, fb = a.base_fingerprint or {}, b.base_fingerprint or {}
-    return bool(fa.get("config_sha256") and fb.get("config_sha256"))
 
 
 # ---------------------------------------------------------------- writing LoRA adapters

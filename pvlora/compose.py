@@ -6,15 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from pvlora import lora_math
-from pvlora.artifacts import (
-    Adapter,
-    base_module_name,
-    check_same_base,
-    read_adapter,
-    write_factors,
-)
+from pvlora.artifacts import Adapter, base_module_name, read_adapter, write_factors
 from pvlora.atomic import atomic_dir
 from pvlora.chat_templates import carry_template
+from pvlora.compat import check_compatible
 from pvlora.errors import ArtifactError
 from pvlora.fs import portable
 from pvlora.manifest import write_manifest
@@ -41,17 +36,6 @@ def base_fingerprint_of(base: str, revision: str | None = None) -> dict[str, Any
     from pvlora.models import fingerprint
 
     return fingerprint(*read_base_config(base, revision))
-
-
-def check_against_base(adapters: list[Adapter], base_fp: dict[str, Any]) -> None:
-    from pvlora.models import describe_base, same_base
-
-    for a in adapters:
-        fp = a.base_fingerprint
-        if fp and fp.get("config_sha256") and not same_base(fp, base_fp):
-            raise ArtifactError(
-                f"{a.path} was made on {describe_base(fp)}, not on the base given, {describe_base(base_fp)}"
-            )
 
 
 def linear_shapes(model) -> dict[str, tuple[int, int]]:
@@ -112,7 +96,7 @@ def read_vectors(specs: dict[str, Any], allow_pickle: bool = False) -> list[tupl
         items.append((read_adapter(where, allow_pickle), value))
     if not items:
         raise ArtifactError("no vector given; pass at least one --vector DIR=ETA")
-    check_same_base([a for a, _ in items])
+    check_compatible([a for a, _ in items])
     return items
 
 
@@ -124,7 +108,8 @@ def compose(
     """Write Σ η_p·φ_p to ``out`` as one PEFT adapter (exact, or truncated to ``rank``), or, with
     ``merge``, a full model with the composition merged into (unquantised) base weights of ``dtype``
     (default: the base's own dtype)."""
-    from pvlora.models import describe_base, fingerprint
+    from pvlora.compat import BaseFingerprint
+    from pvlora.models import fingerprint
 
     if dtype is not None and not merge:
         raise ArtifactError("dtype applies to a merged model only (merge=True)")
@@ -133,8 +118,8 @@ def compose(
     items = read_vectors(vectors, allow_pickle)
     base_cfg, base_config = read_base_config(base, revision)
     base_fp = fingerprint(base_cfg, base_config)
-    check_against_base([a for a, _ in items], base_fp)
-    check_shapes([a for a, _ in items], base_shapes(base_config), describe_base(base_fp))
+    check_compatible([a for a, _ in items], BaseFingerprint.from_dict(base_fp))
+    check_shapes([a for a, _ in items], base_shapes(base_config), str(BaseFingerprint.from_dict(base_fp)))
     total = lora_math.weighted_sum([(a.factors, w) for a, w in items])
     exact_rank = max(lr.rank for lr in total.values())
     errors, rel_error = {}, 0.0

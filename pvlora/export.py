@@ -120,10 +120,11 @@ def export_gguf(src: str | Path, out: str | Path, base: str | None = None, overw
     out = Path(out)
     if (out.exists() or out.is_symlink()) and not overwrite:
         raise ArtifactError(f"{out} already exists; pass --overwrite to replace it")
-    name = base or (a.base_fingerprint or {}).get("name_or_path")
+    recorded = a.base_fingerprint
+    name = base or (recorded.name_or_path if recorded else None)
     if not name:
         raise ArtifactError(f"{src} records no base; pass --base (the model whose architecture it adapts)")
-    _, config = read_base_config(name, (a.base_fingerprint or {}).get("revision"))
+    _, config = read_base_config(name, recorded.revision if recorded and not base else None)
     tensors = gguf_tensors(a.factors, config)
     r = max(lr.rank for lr in a.factors.values())
     out.parent.mkdir(parents=True, exist_ok=True)

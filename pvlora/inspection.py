@@ -27,7 +27,7 @@ def describe(adapter: Adapter) -> dict[str, Any]:
     return {
         "path": str(adapter.path), "kind": m.get("kind", "adapter (no pvlora.json)"),
         "preference": m.get("preference"), "direction": m.get("direction"),
-        "base": (adapter.base_fingerprint or {}).get("name_or_path"),
+        "base": adapter.base_fingerprint.name_or_path if adapter.base_fingerprint else None,
         "rank": max(lr.rank for lr in adapter.factors.values()), "modules": len(adapter.factors),
         "norm": lora_math.total_norm(adapter.factors), "per_layer_norm": per_layer_norms(adapter),
         "compression": m.get("compression"), "vectors": m.get("vectors"),

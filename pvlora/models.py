@@ -73,22 +73,6 @@ def fingerprint(cfg: ModelConfig, config: Any) -> dict[str, Any]:
     return fp
 
 
-def same_base(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
-    """Bases match when their architecture configs hash the same (names may differ: a local copy of
-    a Hub model is the same base)."""
-    if not a or not b:
-        return True  # nothing recorded: shape checks still apply
-    return a.get("config_sha256") == b.get("config_sha256") and a.get("tiny_seed") == b.get("tiny_seed")
-
-
-def describe_base(fp: dict[str, Any] | None) -> str:
-    if not fp:
-        return "an unrecorded base"
-    rev = f"@{fp['revision']}" if fp.get("revision") else ""
-    seed = f", tiny_seed {fp['tiny_seed']}" if fp.get("tiny_seed") is not None else ""  # same config, other weights
-    return f"{fp.get('name_or_path')}{rev} (config sha256 {str(fp.get('config_sha256'))[:12]}{seed})"
-
-
 def _dtype(name: str):
     import torch
 

@@ -50,15 +50,15 @@ def load_composed(base: Any, vectors: dict[str, float], revision: str | None = N
     adapter names (preference names) are the keys for :func:`set_weights`."""
     from peft import PeftModel
 
+    from pvlora.compat import BaseFingerprint, check_compatible
     from pvlora.compose import (
         base_fingerprint_of,
-        check_against_base,
         check_shapes,
         linear_shapes,
         read_vectors,
         unverified,
     )
-    from pvlora.models import config_sha256, describe_base
+    from pvlora.models import config_sha256
 
     items = read_vectors(vectors, allow_pickle)  # checks η, files, hashes and base agreement first
     adapters = [a for a, _ in items]
@@ -67,17 +67,14 @@ def load_composed(base: Any, vectors: dict[str, float], revision: str | None = N
         from pvlora.config import ModelConfig
         from pvlora.models import load_base
 
-        check_against_base(adapters, base_fingerprint_of(str(base), revision))
+        check_compatible(adapters, BaseFingerprint.from_dict(base_fingerprint_of(str(base), revision)))
         cfg = ModelConfig(name_or_path=str(base), revision=revision, **model_kwargs)
         model, tok, _ = load_base(cfg)
     else:
         model = base
-        sha = config_sha256(model.config)
-        for a in adapters:  # the object's own architecture config against each vector's record
-            recorded = (a.base_fingerprint or {}).get("config_sha256")
-            if recorded and recorded != sha:
-                raise ArtifactError(f"{a.path} was made on {describe_base(a.base_fingerprint)}, not on the model "
-                                    f"object given (config sha256 {sha[:12]})")
+        sha = config_sha256(model.config)  # the object's own architecture config against each vector's record
+        check_compatible(adapters, BaseFingerprint(config_sha256=sha), f"the model object given (config sha256 {sha[:12]})",
+                         config_only=True)
     for path in unverified(adapters):
         import warnings
 

@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from pvlora import lora_math
-from pvlora.artifacts import Adapter, check_same_base, read_adapter, write_factors
+from pvlora.artifacts import Adapter, read_adapter, write_factors
 from pvlora.atomic import atomic_dir
 from pvlora.chat_templates import carry_template
+from pvlora.compat import check_compatible
 from pvlora.errors import ArtifactError
 from pvlora.fs import portable
 from pvlora.manifest import write_manifest
@@ -59,14 +60,14 @@ def extract_vector(
     neg = None if positive_only else read_adapter(negative, allow_pickle)
     adapters = [pos] + ([neg] if neg else [])
     check_roles(pos, neg)
-    check_same_base(adapters)
+    check_compatible(adapters)
     phi = pos.factors if neg is None else lora_math.difference(pos.factors, neg.factors)
     exact_rank = max(lr.rank for lr in phi.values())
     errors, rel_error = {}, 0.0
     if rank is not None and rank < exact_rank:
         phi, errors, rel_error = lora_math.compress(phi, rank)
     name = preference or pos.name
-    base = pos.base_fingerprint
+    base = pos.base_fingerprint.to_dict() if pos.base_fingerprint else None
     manifest = {
         "kind": "vector", "preference": name, "method": "positive_only" if positive_only else "difference",
         "base": base, "sources": {"positive": _source_summary(pos), **({"negative": _source_summary(neg)} if neg else {})},
