@@ -16,6 +16,10 @@ MANIFEST = "pvlora.json"
 ADAPTER_CONFIG = "adapter_config.json"
 SAFE_WEIGHTS = "adapter_model.safetensors"
 PICKLE_WEIGHTS = "adapter_model.bin"
+# The layout of pvlora.json. A manifest without "schema" predates it (schema 1); a larger one was
+# written by a newer pvlora and may mean things this one would misread: refused, never guessed at.
+SCHEMA = 1
+KINDS = ("adapter", "vector", "composition")
 
 
 def weight_hashes(directory: Path) -> dict[str, str]:
@@ -32,6 +36,14 @@ def read_manifest(directory: Path) -> dict[str, Any] | None:
     if not path.exists() and not path.is_symlink():
         return None
     manifest = read_json(path)
+    schema = manifest.get("schema", 1)
+    if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:
+        raise ArtifactError(f"{path}: schema must be a positive integer, got {schema!r:.40}")
+    if schema > SCHEMA:
+        raise ArtifactError(f"{path}: written by a newer pvlora ({manifest.get('pvlora_version', '?')!s:.20}, manifest "
+                            f"schema {schema}); this pvlora reads schema {SCHEMA}: upgrade pvlora to use it")
+    if manifest.get("kind") is not None and manifest["kind"] not in KINDS:
+        raise ArtifactError(f"{path}: kind {manifest['kind']!r:.40} is not one of {', '.join(KINDS)}")
     hashes = manifest.get("weights_sha256")
     if hashes is not None and not (isinstance(hashes, dict) and all(
             isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) for v in hashes.values())):
@@ -47,6 +59,9 @@ def read_manifest(directory: Path) -> dict[str, Any] | None:
     for key in ("base", "metrics", "data"):
         if manifest.get(key) is not None and not isinstance(manifest[key], dict):
             raise ArtifactError(f"{path}: {key} must be an object, got {type(manifest[key]).__name__}")
+    from pvlora.compat import BaseFingerprint
+
+    BaseFingerprint.from_dict(manifest.get("base"), str(path))  # its fields' types, checked on read
     return manifest
 
 
@@ -54,7 +69,8 @@ def write_manifest(directory: Path, manifest: dict[str, Any], command: str | Non
     """Write ``pvlora.json`` with the version, ``command`` (the ``pvlora ...`` line that made it, when
     the caller has one) and the sha256 of every file that changes the math."""
     extra = {"command": command} if command and "command" not in manifest else {}
-    manifest = {"pvlora_version": __version__, **manifest, **extra, "weights_sha256": weight_hashes(directory)}
+    manifest = {"pvlora_version": __version__, "schema": SCHEMA, **manifest, **extra,
+                "weights_sha256": weight_hashes(directory)}
     with atomic_file(Path(directory) / MANIFEST) as fh:  # a rewrite never leaves half a manifest
         fh.write(json.dumps(manifest, indent=2, default=str) + "\n")
 

@@ -137,6 +137,10 @@ def test_config_fields_of_the_wrong_type(vec, tmp_path, field, value, msg):
     ([1, 2], "expected a JSON object, got list"), ("x", "expected a JSON object, got str"),
     ({"weights_sha256": "abc"}, "weights_sha256 must map"), ({"base": "llama"}, "base must be an object"),
     ({"preference": "../../escaped"}, "not a valid preference name"),
+    ({"schema": 2, "pvlora_version": "9.0"}, r"written by a newer pvlora \(9.0, manifest schema 2\); this pvlora reads "
+                                             r"schema 1: upgrade pvlora"),
+    ({"schema": "1"}, "schema must be a positive integer"), ({"kind": "virus"}, "kind 'virus' is not one of adapter"),
+    ({"base": {"config_sha256": 5}}, "base.config_sha256 must be a string"),
 ])
 def test_malformed_manifests(vec, tmp_path, manifest, msg):
     d = copy(vec, tmp_path)
