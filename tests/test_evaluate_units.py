@@ -4,7 +4,7 @@ import pytest
 
 from pvlora.cli.grammar import grid
 from pvlora.errors import ConfigError
-from pvlora.evaluate.scorers import SCORERS, EvalBatch, get_scorer
+from pvlora.evaluate.scorers import SCORERS, EvalBatch, EvalContext, get_scorer
 from pvlora.evaluate.sweep import grid_points, pareto_front, plot, write_results
 from pvlora.evaluate.tune import Infeasible, parse_constraint, tune
 
@@ -44,7 +44,7 @@ def test_toy_scorers_and_directions():
     assert get_scorer("compliance_benign").fn(b) == 0.5 and get_scorer("refusal_benign").fn(b) == 0.5
     assert get_scorer("mean_length").fn(b) == (7 + 4 + 4 + 2) / 4 and not get_scorer("mean_length").higher_is_better
     assert get_scorer("refusal_rate").fn(b) == 0.5
-    b.context = {"refusal_patterns": [r"\bSure\. To\b"]}
+    b.context = EvalContext(refusal_patterns=[r"\bSure\. To\b"])
     assert get_scorer("refusal_rate").fn(b) == 0.75
     assert all(isinstance(s.higher_is_better, bool) for s in SCORERS.values())
     with pytest.raises(ConfigError, match="unknown scorer"):

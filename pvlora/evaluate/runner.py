@@ -10,7 +10,7 @@ from typing import Any
 
 from pvlora.config import ExperimentConfig
 from pvlora.errors import ConfigError, DataError
-from pvlora.evaluate.scorers import EvalBatch, get_scorer
+from pvlora.evaluate.scorers import EvalBatch, EvalContext, get_scorer
 
 
 def find_vectors(directory: str | Path) -> dict[str, Path]:
@@ -90,17 +90,17 @@ class Evaluator:
         self.names = list(get_weights(self.model))  # adapter names = preference names
         from pvlora.evaluate.judges import pattern_judge, toy_judge
 
-        self.context: dict[str, Any] = {
-            "refusal_patterns": cfg.eval.refusal_patterns, "reward_model": cfg.eval.reward_model,
-            "cost_model": cfg.eval.cost_model,
-            "judge": toy_judge() if cfg.eval.prompts == "toy" else pattern_judge(cfg.eval.refusal_patterns),
-        }
+        self.context = EvalContext(
+            refusal_patterns=list(cfg.eval.refusal_patterns or []), reward_model=cfg.eval.reward_model,
+            cost_model=cfg.eval.cost_model,
+            judge=toy_judge() if cfg.eval.prompts == "toy" else pattern_judge(cfg.eval.refusal_patterns),
+        )
         if any(s.name == "preference_accuracy" for s in self.scorers):
             from pvlora.data import load_preference_data
             from pvlora.sampling import heldout_sample
 
             # the same cap (train.heldout_max_pairs) and the same seeded pairs as training scored
-            self.context["heldout_pairs"] = {
+            self.context.heldout_pairs = {
                 p.name: heldout_sample(load_preference_data(p, "positive", cfg.seed).heldout, cfg.train.heldout_max_pairs,
                                        cfg.seed) for p in cfg.preferences
                 if p.name in vectors}
@@ -110,7 +110,7 @@ class Evaluator:
 
     def set_split(self, split: str) -> None:
         self.split = split
-        self.prompts, self.kinds, self.context["reference_answers"], self.context["styles"] = load_prompts(self.cfg, split)
+        self.prompts, self.kinds, self.context.reference_answers, self.context.styles = load_prompts(self.cfg, split)
 
     def score(self, weights: dict[str, float]) -> dict[str, float]:
         from pvlora.evaluate.generate import generate

@@ -4,12 +4,27 @@ do), which is all a Pareto front and a constraint need to know about it."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from pvlora.data.toy import classify
 from pvlora.errors import ConfigError
+
+
+@dataclass
+class EvalContext:
+    """What scorers may read besides the batch: the judge, settings and held-out data. Scorers read
+    these fields; the one thing they keep between calls has its own field (``classifiers``)."""
+
+    judge: Callable[[str], dict[str, bool]] | None = None  # response -> {"refusal": ..., "compliance": ...}
+    refusal_patterns: list[str] = field(default_factory=list)
+    reward_model: str | None = None
+    cost_model: str | None = None
+    heldout_pairs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # preference -> pairs
+    reference_answers: list[dict[str, Any]] = field(default_factory=list)  # {prompt, completion}
+    styles: list[str | None] | None = None  # per prompt: plain | xstest | None
+    classifiers: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # model id -> (model, tokenizer), loaded once
 
 
 @dataclass
@@ -21,7 +36,7 @@ class EvalBatch:
     responses: list[str]
     model: Any = None
     tokenizer: Any = None
-    context: dict[str, Any] | None = None  # held-out pairs, reference answers, settings
+    context: EvalContext | None = None
 
 
 @dataclass(frozen=True)
@@ -52,11 +67,11 @@ def get_scorer(name: str) -> Scorer:
 
 def _rate(batch: EvalBatch, kind: str | None, key: str, style: str | None = None) -> float:
     """Share of responses to ``kind`` prompts (of ``style``, when given) whose outcome ``key`` the
-    evaluation's judge (context['judge']: toy ground truth, or the refusal detector on real output)
+    evaluation's judge (context.judge: toy ground truth, or the refusal detector on real output)
     finds true."""
-    ctx = batch.context or {}
-    judge = ctx.get("judge") or classify
-    styles = ctx.get("styles") or [None] * len(batch.responses)
+    ctx = batch.context or EvalContext()
+    judge = ctx.judge or classify
+    styles = ctx.styles or [None] * len(batch.responses)
     vals = [judge(r)[key] for r, k, st in zip(batch.responses, batch.kinds, styles)
             if (kind is None or k == kind) and (style is None or st == style)]
     if not vals:
@@ -86,7 +101,7 @@ def mean_length(b: EvalBatch) -> float:
 def refusal_rate(b: EvalBatch) -> float:
     from pvlora.evaluate.judges import pattern_judge
 
-    judge = pattern_judge((b.context or {}).get("refusal_patterns") or [])
+    judge = pattern_judge((b.context or EvalContext()).refusal_patterns)
     return sum(judge(r)["refusal"] for r in b.responses) / max(len(b.responses), 1)
 
 
@@ -96,7 +111,7 @@ def _classifier_scores(b: EvalBatch, model_id: str) -> list[float]:
 
     from pvlora.evaluate.accuracy import prompt_text
 
-    cache = (b.context or {}).setdefault("_classifiers", {})
+    cache = (b.context or EvalContext()).classifiers
     if model_id not in cache:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -119,7 +134,7 @@ def _classifier_scores(b: EvalBatch, model_id: str) -> list[float]:
 
 
 def _mean_classifier_score(b: EvalBatch, setting: str, scorer: str) -> float:
-    model_id = (b.context or {}).get(setting)
+    model_id = getattr(b.context or EvalContext(), setting)
     if not model_id:
         raise ConfigError(f"scorer {scorer!r} needs eval.{setting}")
     s = _classifier_scores(b, model_id)
@@ -141,7 +156,7 @@ def harmlessness(b: EvalBatch) -> float:
 def preference_accuracy_scorer(b: EvalBatch) -> float:
     from pvlora.evaluate.accuracy import preference_accuracy
 
-    pairs_by_pref = (b.context or {}).get("heldout_pairs") or {}
+    pairs_by_pref = (b.context or EvalContext()).heldout_pairs
     if not pairs_by_pref:
         raise ConfigError("scorer 'preference_accuracy' needs held-out pairs")
     accs = [preference_accuracy(b.model, b.tokenizer, pairs)["accuracy"] for pairs in pairs_by_pref.values()]
@@ -153,7 +168,7 @@ def preference_accuracy_scorer(b: EvalBatch) -> float:
 def heldout_nll(b: EvalBatch) -> float:
     from pvlora.evaluate.accuracy import sequence_logprobs
 
-    refs = (b.context or {}).get("reference_answers") or []
+    refs = (b.context or EvalContext()).reference_answers
     if not refs:
         raise ConfigError("scorer 'heldout_nll' needs reference answers")
     s, n = sequence_logprobs(b.model, b.tokenizer, [r["prompt"] for r in refs], [r["completion"] for r in refs], 64)
