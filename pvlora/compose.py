@@ -106,8 +106,26 @@ def compose(
     command: str | None = None,
 ) -> dict[str, Any]:
     """Write Σ η_p·φ_p to ``out`` as one PEFT adapter (exact, or truncated to ``rank``), or, with
-    ``merge``, a full model with the composition merged into (unquantised) base weights of ``dtype``
-    (default: the base's own dtype)."""
+    ``merge``, a full model with the composition merged into (unquantised) base weights.
+
+    Args:
+        base: the base the vectors were made on (Hub id, directory, ``"tiny"``): only its config is
+            read, unless ``merge``.
+        vectors: {vector path or Hub id: η}.
+        out: the composition directory (written atomically).
+        rank: compress the sum to this rank (default: exact, rank Σ r_p).
+        merge: write a full model instead of an adapter.
+        overwrite, allow_pickle, revision: as for :func:`pvlora.extract_vector` and the base.
+        dtype: the merged model's dtype (default: the base's own).
+        command: the command line to record in the manifest.
+
+    Returns:
+        The composition's manifest (recipe, rank, compression error, norm).
+
+    Raises:
+        ArtifactError: a bad η, rank or dtype, vectors from different bases or another base, shapes
+            that do not fit the base, an existing ``out`` without ``overwrite``.
+    """
     from pvlora.compat import BaseFingerprint
     from pvlora.models import fingerprint
 

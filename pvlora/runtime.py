@@ -45,9 +45,22 @@ def load_composed(base: Any, vectors: dict[str, float], revision: str | None = N
                   **model_kwargs):
     """Load ``base`` with each vector as a separate active adapter at weight η.
 
-    ``base``: a Hub id, a local directory, ``"tiny"``, or an already loaded ``PreTrainedModel``.
-    ``vectors``: {local path or Hub id (``org/name@rev``): η}. Returns (model, tokenizer); the
-    adapter names (preference names) are the keys for :func:`set_weights`."""
+    Args:
+        base: a Hub id, a local directory, ``"tiny"``, ``"smollm2-135m"``, or an already loaded
+            ``PreTrainedModel`` (checked against each vector's recorded config hash).
+        vectors: {local path or Hub id (``org/name@rev``): η}.
+        revision: the base's revision on the Hub.
+        allow_pickle: also read ``adapter_model.bin`` (with ``weights_only=True``).
+        **model_kwargs: :class:`pvlora.config.ModelConfig` fields (``dtype``, ``quantization``, ...).
+
+    Returns:
+        (model, tokenizer): a ``PeftModel`` with every vector active (adapter names = preference
+        names, the keys of :func:`set_weights`); the tokenizer is None when ``base`` is a model object.
+
+    Raises:
+        ArtifactError: a bad η, a missing or altered file, vectors from different bases or from
+            another base than ``base``, shapes that do not fit, the same vector twice.
+    """
     from peft import PeftModel
 
     from pvlora.compat import BaseFingerprint, check_compatible
@@ -133,7 +146,16 @@ def _scale_slots(model) -> dict[str, list[tuple[dict, float]]]:
 
 
 def set_weights(model, weights: dict[str, float]) -> None:
-    """Set η for the named adapters in place (only the layers' scale floats change)."""
+    """Set η for the named adapters in place (only the layers' scale floats change; nothing reloads).
+
+    Args:
+        model: from :func:`load_composed` (or any PeftModel with LoRA adapters).
+        weights: {adapter name: η}; adapters not named keep their η.
+
+    Raises:
+        ArtifactError: an unknown name, or an η that is not a finite number of at most 1000 in size;
+            nothing is changed then.
+    """
     from collections.abc import Mapping
 
     if not isinstance(weights, Mapping):
@@ -150,7 +172,14 @@ def set_weights(model, weights: dict[str, float]) -> None:
 
 
 def get_weights(model) -> dict[str, float]:
-    """Current η of every adapter, read back from the layers' scales."""
+    """Current η of every adapter, read back from the layers' scales.
+
+    Returns:
+        {adapter name: η}.
+
+    Raises:
+        ArtifactError: an adapter with ``lora_alpha`` 0 (its η cannot be read).
+    """
     return {name: entries[0][0][name] / entries[0][1] for name, entries in _scale_slots(model).items()}
 
 

@@ -46,10 +46,28 @@ def extract_vector(
     positive_only: bool = False, overwrite: bool = False, allow_pickle: bool = False,
     preference: str | None = None, command: str | None = None,
 ) -> dict[str, Any]:
-    """Write φ = ΔW+ − ΔW− (or ΔW+ alone with ``positive_only``) to ``out``; returns its manifest.
+    """Write φ = ΔW+ − ΔW− (or ΔW+ alone with ``positive_only``) to ``out`` as a PEFT adapter.
 
     Exact by default (rank r+ + r−); ``rank`` compresses each module by a truncated SVD computed
-    from the factors, recording per-module and overall relative Frobenius errors."""
+    from the factors, recording per-module and overall relative Frobenius errors.
+
+    Args:
+        positive, negative: adapter directories (any PEFT LoRA; negative may be None with positive_only).
+        out: the vector directory (written atomically).
+        rank: compress to this rank (default: exact).
+        positive_only: φ = ΔW+ (the paper's ablation).
+        overwrite: replace an existing ``out`` (otherwise refused and kept).
+        allow_pickle: also read ``adapter_model.bin``.
+        preference: the name to record (default: the positive adapter's).
+        command: the command line to record in the manifest.
+
+    Returns:
+        The vector's manifest (``pvlora.json``).
+
+    Raises:
+        ArtifactError: swapped or mixed roles, adapters from different bases, a bad rank or name,
+            an existing ``out`` without ``overwrite``, or anything :func:`read_adapter` refuses.
+    """
     if rank is not None and rank <= 0:
         raise ArtifactError(f"rank must be a positive integer, got {rank}")
     if preference is not None:
