@@ -12,10 +12,11 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
+from pvlora.compat import PEFT_PREFIX, BaseFingerprint, base_module_name
 from pvlora.errors import ArtifactError
 from pvlora.fs import MAX_WEIGHT_BYTES, read_json, regular_file
 from pvlora.lora_math import Factors, from_lora, pad_rank
@@ -28,19 +29,10 @@ from pvlora.manifest import (
     verify_hashes,
 )
 
-if TYPE_CHECKING:
-    from pvlora.compat import BaseFingerprint
-
-_PEFT_PREFIX = "base_model.model."
 _KEY_RE = re.compile(r"^(?P<module>.+)\.lora_(?P<ab>[AB])(?:\.[^.]+)?\.weight$")
 
 
 # ---------------------------------------------------------------- small helpers
-
-
-def base_module_name(key: str) -> str:
-    """A module's name in the base model, from its key in a PEFT state dict."""
-    return key[len(_PEFT_PREFIX):] if key.startswith(_PEFT_PREFIX) else key
 
 
 def check_finite(tensors: dict[str, torch.Tensor], file: Path) -> None:
@@ -64,8 +56,6 @@ class Adapter:
     @property
     def base_fingerprint(self) -> BaseFingerprint | None:
         """The base it was made on: the manifest's record, else the name PEFT's config gives."""
-        from pvlora.compat import BaseFingerprint
-
         if self.manifest and self.manifest.get("base"):
             return BaseFingerprint.from_dict(self.manifest["base"], str(self.path / MANIFEST))
         name = self.config.get("base_model_name_or_path")
@@ -245,7 +235,7 @@ def write_factors(
     tensors = {}
     for module, lr in factors.items():
         lr = pad_rank(lr, r)
-        key = module if module.startswith(_PEFT_PREFIX) else _PEFT_PREFIX + module
+        key = module if module.startswith(PEFT_PREFIX) else PEFT_PREFIX + module
         tensors[f"{key}.lora_A.weight"] = lr.A.to(torch.float32).contiguous()  # (r, d_in)
         tensors[f"{key}.lora_B.weight"] = lr.B.to(torch.float32).contiguous()  # (d_out, r)
     check_finite(tensors, directory / SAFE_WEIGHTS)

@@ -13,6 +13,12 @@ from typing import Any
 from pvlora.errors import ArtifactError
 
 _FIELDS = ("name_or_path", "revision", "config_sha256", "tiny_seed", "gguf_file")
+PEFT_PREFIX = "base_model.model."  # PEFT's state-dict keys: this + the base model's module name
+
+
+def base_module_name(key: str) -> str:
+    """A module's name in the base model, from its key in a PEFT state dict."""
+    return key[len(PEFT_PREFIX):] if key.startswith(PEFT_PREFIX) else key
 
 
 @dataclass(frozen=True)
@@ -98,4 +104,69 @@ def check_compatible(adapters: list, base: BaseFingerprint | None = None, base_l
                                 f"{base_label or f'the base given, {describe(base)}'}")
 
 
-__all__ = ["BaseFingerprint", "check_compatible", "describe"]
+def read_base_config(base: str, revision: str | None = None):
+    """(ModelConfig, transformers config) of a base named by 'tiny', a directory or a Hub id; reads
+    only its config file."""
+    from transformers import AutoConfig
+
+    from pvlora.config import ModelConfig
+    from pvlora.models import resolve_base_path
+
+    cfg = ModelConfig(name_or_path=base, revision=revision)
+    try:
+        return cfg, AutoConfig.from_pretrained(resolve_base_path(cfg), revision=revision)
+    except OSError as exc:
+        raise ArtifactError(f"cannot read the config of base {base!r}: {exc}") from None
+
+
+def base_fingerprint_of(base: str, revision: str | None = None) -> dict[str, Any]:
+    """Fingerprint of a base named by 'tiny', a local directory or a Hub id (reads only its config)."""
+    from pvlora.models import fingerprint
+
+    return fingerprint(*read_base_config(base, revision))
+
+
+def linear_shapes(model) -> dict[str, tuple[int, int]]:
+    """{module name: (d_out, d_in)} of every linear layer of a model (plain, 4-bit or LoRA-wrapped)."""
+    shapes = {}
+    for name, mod in model.named_modules():
+        base = getattr(mod, "base_layer", mod)  # a PEFT LoRA wrapper: the layer it wraps
+        if hasattr(base, "in_features") and hasattr(base, "out_features") and base is mod:
+            shapes[name] = (int(base.out_features), int(base.in_features))
+    return shapes
+
+
+def base_shapes(config) -> dict[str, tuple[int, int]]:
+    """Linear-layer shapes of a base from its transformers config alone (the model is built on the
+    meta device: no weights are read or allocated)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    return linear_shapes(model)
+
+
+def check_shapes(adapters: list, shapes: dict[str, tuple[int, int]], base_name: str) -> None:
+    """Every adapted module must exist in the base with the LoRA factors' shapes, whatever the
+    manifests say (a plain PEFT adapter carries no fingerprint at all)."""
+    for a in adapters:
+        for module, lr in a.factors.items():
+            name = base_module_name(module)
+            if name not in shapes:
+                raise ArtifactError(f"{a.path}: module {name!r} does not exist in {base_name} (or is not a linear "
+                                    "layer); the vector was made for a different base")
+            if tuple(lr.shape) != shapes[name]:
+                raise ArtifactError(
+                    f"{a.path}: module {name!r} has shape {tuple(lr.shape)} (d_out, d_in) but {base_name} has "
+                    f"{shapes[name]}; the vector was made for a different base"
+                )
+
+
+def unverified(adapters: list) -> list[str]:
+    """Paths read without a ``pvlora.json``: nothing could check their files' integrity."""
+    return [str(a.path) for a in adapters if not a.manifest]
+
+
+__all__ = ["BaseFingerprint", "base_fingerprint_of", "base_shapes", "check_compatible", "check_shapes", "describe",
+           "linear_shapes", "read_base_config", "unverified"]

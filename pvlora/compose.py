@@ -6,98 +6,21 @@ from pathlib import Path
 from typing import Any
 
 from pvlora import lora_math
-from pvlora.artifacts import Adapter, base_module_name, read_adapter, write_factors
+from pvlora.artifacts import write_factors
 from pvlora.atomic import atomic_dir
 from pvlora.chat_templates import carry_template
-from pvlora.compat import check_compatible
+from pvlora.compat import (
+    base_module_name,
+    base_shapes,
+    check_compatible,
+    check_shapes,
+    read_base_config,
+    unverified,
+)
 from pvlora.errors import ArtifactError
 from pvlora.fs import portable
 from pvlora.manifest import write_manifest
-from pvlora.runtime import check_eta
-
-
-def read_base_config(base: str, revision: str | None = None):
-    """(ModelConfig, transformers config) of a base named by 'tiny', a directory or a Hub id; reads
-    only its config file."""
-    from transformers import AutoConfig
-
-    from pvlora.config import ModelConfig
-    from pvlora.models import resolve_base_path
-
-    cfg = ModelConfig(name_or_path=base, revision=revision)
-    try:
-        return cfg, AutoConfig.from_pretrained(resolve_base_path(cfg), revision=revision)
-    except OSError as exc:
-        raise ArtifactError(f"cannot read the config of base {base!r}: {exc}") from None
-
-
-def base_fingerprint_of(base: str, revision: str | None = None) -> dict[str, Any]:
-    """Fingerprint of a base named by 'tiny', a local directory or a Hub id (reads only its config)."""
-    from pvlora.models import fingerprint
-
-    return fingerprint(*read_base_config(base, revision))
-
-
-def linear_shapes(model) -> dict[str, tuple[int, int]]:
-    """{module name: (d_out, d_in)} of every linear layer of a model (plain, 4-bit or LoRA-wrapped)."""
-    shapes = {}
-    for name, mod in model.named_modules():
-        base = getattr(mod, "base_layer", mod)  # a PEFT LoRA wrapper: the layer it wraps
-        if hasattr(base, "in_features") and hasattr(base, "out_features") and base is mod:
-            shapes[name] = (int(base.out_features), int(base.in_features))
-    return shapes
-
-
-def base_shapes(config) -> dict[str, tuple[int, int]]:
-    """Linear-layer shapes of a base from its transformers config alone (the model is built on the
-    meta device: no weights are read or allocated)."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config)
-    return linear_shapes(model)
-
-
-def check_shapes(adapters: list[Adapter], shapes: dict[str, tuple[int, int]], base_name: str) -> None:
-    """Every adapted module must exist in the base with the LoRA factors' shapes, whatever the
-    manifests say (a plain PEFT adapter carries no fingerprint at all)."""
-    for a in adapters:
-        for module, lr in a.factors.items():
-            name = base_module_name(module)
-            if name not in shapes:
-                raise ArtifactError(f"{a.path}: module {name!r} does not exist in {base_name} (or is not a linear "
-                                    "layer); the vector was made for a different base")
-            if tuple(lr.shape) != shapes[name]:
-                raise ArtifactError(
-                    f"{a.path}: module {name!r} has shape {tuple(lr.shape)} (d_out, d_in) but {base_name} has "
-                    f"{shapes[name]}; the vector was made for a different base"
-                )
-
-
-def unverified(adapters: list[Adapter]) -> list[str]:
-    """Paths read without a ``pvlora.json``: nothing could check their files' integrity."""
-    return [str(a.path) for a in adapters if not a.manifest]
-
-
-def read_vectors(specs: dict[str, Any], allow_pickle: bool = False) -> list[tuple[Adapter, float]]:
-    """{path or Hub id: η} -> [(adapter, η)], validating every η and every file before any write."""
-    from pvlora.hub import resolve_artifact
-
-    items, seen = [], {}
-    for spec, eta in specs.items():
-        value = check_eta(spec, eta)
-        where = resolve_artifact(spec)
-        key = Path(where).resolve()
-        if key in seen:  # one rule for every spelling (./v, v, /abs/v, a symlink): refuse, never sum or drop
-            raise ArtifactError(f"{spec!r} and {seen[key]!r} are the same vector ({key}); give each vector once, "
-                                "with its total weight")
-        seen[key] = spec
-        items.append((read_adapter(where, allow_pickle), value))
-    if not items:
-        raise ArtifactError("no vector given; pass at least one --vector DIR=ETA")
-    check_compatible([a for a, _ in items])
-    return items
+from pvlora.runtime import read_vectors
 
 
 def compose(

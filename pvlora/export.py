@@ -80,7 +80,7 @@ def gguf_tensors(factors: lora_math.Factors, config) -> dict[str, tuple[torch.Te
     """{GGUF base tensor name: (A (r, d_in), B (d_out, r))} in llama.cpp's layout."""
     import gguf
 
-    from pvlora.artifacts import base_module_name
+    from pvlora.compat import base_module_name
 
     kind = getattr(config, "model_type", None)
     if kind not in GGUF_ARCHES:
@@ -114,7 +114,7 @@ def export_gguf(src: str | Path, out: str | Path, base: str | None = None, overw
     import gguf
 
     from pvlora.artifacts import read_adapter
-    from pvlora.compose import read_base_config
+    from pvlora.compat import read_base_config
 
     a = read_adapter(src)
     out = Path(out)

@@ -127,3 +127,11 @@ def portable_command(argv: list[str]) -> list[str]:
         local = value.startswith(("/", "~", "..")) or "/.." in value
         out.append(f"{flag}{eq}{portable(value)}" if local else arg)
     return out
+
+
+def cache_root() -> Path:
+    """``$PVLORA_CACHE`` or ``$XDG_CACHE_HOME/pvlora`` or ``~/.cache/pvlora``."""
+    if os.environ.get("PVLORA_CACHE"):
+        return Path(os.environ["PVLORA_CACHE"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "pvlora"

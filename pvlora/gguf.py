@@ -84,7 +84,7 @@ def ensure_checkpoint(gguf: Path, log=print) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from pvlora.atomic import build_once
-    from pvlora.models import cache_root
+    from pvlora.fs import cache_root
 
     _require_gguf_package()
     digest = file_sha256(gguf)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +15,6 @@ TINY_ID = "pvlora/tiny-toy-assistant"
 # Keys that change with how a model was loaded, not with which model it is.
 _VOLATILE_CONFIG_KEYS = {"_name_or_path", "transformers_version", "torch_dtype", "dtype", "quantization_config",
                          "use_cache", "_attn_implementation_autoset", "architectures"}
-
-
-def cache_root() -> Path:
-    """``$PVLORA_CACHE`` or ``$XDG_CACHE_HOME/pvlora`` or ``~/.cache/pvlora``."""
-    if os.environ.get("PVLORA_CACHE"):
-        return Path(os.environ["PVLORA_CACHE"]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "pvlora"
 
 
 def resolve_base_path(cfg: ModelConfig) -> str:

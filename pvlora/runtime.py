@@ -31,6 +31,28 @@ def check_eta(name: str, eta: Any) -> float:
     return value
 
 
+def read_vectors(specs: dict[str, Any], allow_pickle: bool = False) -> list[tuple[Any, float]]:
+    """{path or Hub id: η} -> [(adapter, η)], validating every η and every file before any write."""
+    from pvlora.artifacts import read_adapter
+    from pvlora.compat import check_compatible
+    from pvlora.hub import resolve_artifact
+
+    items, seen = [], {}
+    for spec, eta in specs.items():
+        value = check_eta(spec, eta)
+        where = resolve_artifact(spec)
+        key = Path(where).resolve()
+        if key in seen:  # one rule for every spelling (./v, v, /abs/v, a symlink): refuse, never sum or drop
+            raise ArtifactError(f"{spec!r} and {seen[key]!r} are the same vector ({key}); give each vector once, "
+                                "with its total weight")
+        seen[key] = spec
+        items.append((read_adapter(where, allow_pickle), value))
+    if not items:
+        raise ArtifactError("no vector given: name at least one vector and its η")
+    check_compatible([a for a, _ in items])
+    return items
+
+
 def _adapter_name(a, taken: set[str]) -> str:
     name = re.sub(r"[^A-Za-z0-9_-]", "_", a.name) or "vector"
     base, i = name, 1
@@ -63,12 +85,12 @@ def load_composed(base: Any, vectors: dict[str, float], revision: str | None = N
     """
     from peft import PeftModel
 
-    from pvlora.compat import BaseFingerprint, check_compatible
-    from pvlora.compose import (
+    from pvlora.compat import (
+        BaseFingerprint,
         base_fingerprint_of,
+        check_compatible,
         check_shapes,
         linear_shapes,
-        read_vectors,
         unverified,
     )
     from pvlora.models import config_sha256

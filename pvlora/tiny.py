@@ -44,7 +44,7 @@ class TinyRecipe:
 
 
 def tiny_cache_dir(seed: int, recipe: TinyRecipe = TinyRecipe()) -> Path:
-    from pvlora.models import cache_root
+    from pvlora.fs import cache_root
 
     tag = "default" if recipe == TinyRecipe() else "custom"
     return cache_root() / f"tiny-base-v{BUILD_VERSION}-{tag}-seed{seed}"

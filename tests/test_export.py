@@ -83,7 +83,7 @@ def test_gguf_file_holds_every_module_in_llama_cpp_layout(random_base_dir, two_v
     import gguf
     from transformers import AutoConfig
 
-    from pvlora.artifacts import base_module_name
+    from pvlora.compat import base_module_name
 
     src = read_adapter(two_vectors["harmless"])
     out = tmp_path / "harmless.gguf"
