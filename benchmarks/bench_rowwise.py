@@ -88,6 +88,7 @@ def model_level(a) -> dict:
 
 
 def layer_level(a) -> list[dict]:
+    from peft import LoraConfig
     from peft.tuners.lora.layer import Linear
 
     from pvlora.rowwise import (  # what row_weights' hook runs in each layer
@@ -100,10 +101,11 @@ def layer_level(a) -> list[dict]:
     x = torch.randn(a.batch, a.tokens, d)
     rows = []
     for n in (2, 4, 8):
-        layer = Linear(torch.nn.Linear(d, d, bias=False), "v0", r=r, lora_alpha=r, init_lora_weights=False)
+        lcfg = LoraConfig(r=r, lora_alpha=r, init_lora_weights=False)
+        layer = Linear(torch.nn.Linear(d, d, bias=False), "v0", lcfg, r=r, lora_alpha=r)
         names = [f"v{k}" for k in range(n)]
         for nm in names[1:]:
-            layer.update_layer(nm, r=r, lora_alpha=r, lora_dropout=0.0, init_lora_weights=False)
+            layer.update_layer(nm, r, lora_alpha=r, config=lcfg)
         layer.set_adapter(names)
         layer.eval()
         st = stack_layer(layer, names)
