@@ -11,7 +11,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from pvlora.artifacts import read_adapter, sha256_file
+from pvlora.artifacts import read_adapter
+from pvlora.fs import sha256_file
 from pvlora.config import load_config
 from pvlora.errors import ArtifactError
 from pvlora.train import adapter_dir, partial_dir, train_all
