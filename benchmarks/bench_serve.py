@@ -15,10 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import socket
 import statistics
 import tempfile
-import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -88,11 +86,10 @@ def main(argv=None) -> int:
     p.add_argument("--new-tokens", type=int, default=16)
     a = p.parse_args(argv)
     import torch
-    import uvicorn
 
     from pvlora.config import ModelConfig
     from pvlora.models import resolve_base_path
-    from pvlora.serve import ServeSettings, build_app, load
+    from pvlora.serve import ServeSettings, build_app, load, running
 
     torch.set_flush_denormal(True)
     base = resolve_base_path(ModelConfig(name_or_path="smollm2-135m"))
@@ -104,21 +101,10 @@ def main(argv=None) -> int:
                                      max_wait_ms=20, max_tokens=a.new_tokens)
             model, tok = load(settings)
             app = build_app(model, tok, settings, name="smollm2-135m")
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
-            srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-            th = threading.Thread(target=srv.run, daemon=True)
-            th.start()
-            while not srv.started:
-                time.sleep(0.05)
-            url = f"http://127.0.0.1:{port}"
-            load_test(url, 4, 4, 2, seed=99)  # warm-up
-            rows[label] = load_test(url, a.requests, a.clients, a.new_tokens, seed=0)
-            rows[label]["mean_batch"] = statistics.mean(app.state.batcher.batches[1:] or [0])
-            srv.should_exit = True
-            th.join(timeout=30)
-            app.state.batcher.close()
+            with running(app) as url:
+                load_test(url, 4, 4, 2, seed=99)  # warm-up
+                rows[label] = load_test(url, a.requests, a.clients, a.new_tokens, seed=0)
+                rows[label]["mean_batch"] = statistics.mean(app.state.batcher.batches[1:] or [0])
             r = rows[label]
             print(f"{label:>14}: {r['requests_per_s']:.2f} req/s, {r['completion_tokens_per_s']:.1f} tok/s, "
                   f"p50 {r['p50_s']:.2f}s, p95 {r['p95_s']:.2f}s, mean batch {r['mean_batch']:.1f}", flush=True)

@@ -16,10 +16,12 @@ runs in one worker thread fed by a queue, so the event loop never blocks on a fo
 # annotation at run time, and the model class is local to build_app (pydantic stays an optional import).
 import asyncio
 import concurrent.futures
+import contextlib
 import queue
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -263,6 +265,34 @@ def load(settings: ServeSettings):
     return model, tok
 
 
+@contextlib.contextmanager
+def running(app, host: str = "127.0.0.1", port: int = 0, timeout: float = 30.0) -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a background thread (port 0: a free one) while the block runs;
+    yields its base URL, then stops the server and the batcher. For tests and load benchmarks."""
+    import socket
+
+    import uvicorn
+
+    if port == 0:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="pvlora-serve", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not server.started:
+        raise PvloraError(f"the server did not start on {host}:{port} within {timeout:g} s")
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=timeout)
+        app.state.batcher.close()
+
+
 def serve(settings: ServeSettings) -> None:
     """Load once, then serve until interrupted."""
     try:
@@ -279,4 +309,4 @@ def serve(settings: ServeSettings) -> None:
         app.state.batcher.close()
 
 
-__all__ = ["ServeSettings", "build_app", "complete", "load", "serve"]
+__all__ = ["ServeSettings", "build_app", "complete", "load", "running", "serve"]

@@ -2,9 +2,6 @@
 offline generation at each mix returns, and bad requests get a 400 that leaves the others alone."""
 
 import json
-import socket
-import threading
-import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -12,10 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 pytest.importorskip("fastapi")
-uvicorn = pytest.importorskip("uvicorn")
+pytest.importorskip("uvicorn")
 
 import pvlora
-from pvlora.serve import ServeSettings, build_app, load
+from pvlora.serve import ServeSettings, build_app, load, running
 
 MIXES = [{"helpful": 0.8, "harmless": -0.4}, {"helpful": -1.5, "harmless": 2.0}, {"helpful": 0.0, "harmless": 0.0},
          {"harmless": 0.3}, {"helpful": 3.0}, {}]
@@ -28,20 +25,8 @@ def server(random_base_dir, two_vectors):
                              max_batch=8, max_wait_ms=200, max_tokens=8, max_prompt_tokens=40)
     model, tok = load(settings)
     app = build_app(model, tok, settings, name="test-base")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", model, tok, app
-    srv.should_exit = True
-    thread.join(timeout=10)
-    app.state.batcher.close()
+    with running(app) as url:
+        yield url, model, tok, app
 
 
 def post(url: str, body, raw: bool = False) -> tuple[int, dict]:
