@@ -16,7 +16,7 @@ from pvlora.cli.base import Command, UsageError
 EPILOG = """\
 typical session (the built-in tiny model, on a CPU):
   pvlora demo                                   # everything below, end to end
-  pvlora demo --base smollm2 --hh-rlhf FILE     # the same on the real SmolLM2-135M-Instruct (~50 min on 2 cores)
+  pvlora demo --base smollm2 --hh-rlhf FILE     # the same on the real SmolLM2-135M-Instruct (~1 hour on 2 cores)
   pvlora data --preference harmless --limit 3   # what a preference trains on
   pvlora sft                                    # optional first stage: SFT the base, merged as OUT/sft-merged
   pvlora train --preference harmless            # harmless-positive and harmless-negative adapters
@@ -30,8 +30,11 @@ Any config value can be overridden with --set KEY=VALUE, e.g. --set dpo.learning
 """
 
 # the order of `pvlora --help`: the demo, then the pipeline's stages, then serving and sharing
-COMMANDS: list[Command] = [*evaluation.COMMANDS[:1], *training.COMMANDS, *vectors.COMMANDS[:3],
-                           *evaluation.COMMANDS[1:], vectors.COMMANDS[3], *serving.COMMANDS, *sharing.COMMANDS]
+ORDER = ["demo", "data", "sft", "train", "extract", "compose", "inspect", "eval", "sweep", "tune", "export", "serve",
+         "push", "pull"]
+_BY_NAME = {c.name: c for m in (evaluation, training, vectors, serving, sharing) for c in m.COMMANDS}
+assert sorted(_BY_NAME) == sorted(ORDER), "every registered command has a place in ORDER"
+COMMANDS: list[Command] = [_BY_NAME[name] for name in ORDER]
 
 
 def make_parser() -> argparse.ArgumentParser:
