@@ -113,7 +113,7 @@ def main(argv=None) -> int:
         resolve_base_path(load_config(config[0], config[1:]).model)  # convert the GGUF once, outside the timings
         variants, name = SMOLLM2_VARIANTS, "train_speed_smollm2"
     else:
-        from pvlora.tiny import ensure_tiny_base
+        from pvlora.toy.base import ensure_tiny_base
 
         ensure_tiny_base(0)
         config, variants, name = None, VARIANTS, "train_overhead"

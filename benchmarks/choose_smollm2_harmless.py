@@ -54,7 +54,7 @@ def train_seconds(out: Path) -> float:
 
 
 def run_candidate(name: str, overrides: list[str], root: Path, hh: str, helpful: Path, stored: dict | None = None) -> dict:
-    from pvlora.demo import extract_all
+    from pvlora.vector import extract_all
     from pvlora.evaluate.runner import Evaluator
     from pvlora.smollm2.demo import NLL_SPAN, THRESHOLDS, study_config
     from pvlora.train import train_all

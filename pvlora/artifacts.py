@@ -22,10 +22,9 @@ from pvlora.fs import MAX_WEIGHT_BYTES, read_json, regular_file
 from pvlora.lora_math import Factors, from_lora, pad_rank
 from pvlora.manifest import (
     ADAPTER_CONFIG,
-    MANIFEST,
     PICKLE_WEIGHTS,
     SAFE_WEIGHTS,
-    read_manifest,
+    Manifest,
     verify_hashes,
 )
 
@@ -51,20 +50,20 @@ class Adapter:
     path: Path
     config: dict[str, Any]
     factors: Factors
-    manifest: dict[str, Any] | None = None
+    manifest: Manifest | None = None
 
     @property
     def base_fingerprint(self) -> BaseFingerprint | None:
         """The base it was made on: the manifest's record, else the name PEFT's config gives."""
-        if self.manifest and self.manifest.get("base"):
-            return BaseFingerprint.from_dict(self.manifest["base"], str(self.path / MANIFEST))
+        if self.manifest and self.manifest.base:
+            return self.manifest.base
         name = self.config.get("base_model_name_or_path")
         return BaseFingerprint(name_or_path=name, revision=self.config.get("revision")) if name else None
 
     @property
     def name(self) -> str:
-        if self.manifest and self.manifest.get("preference"):
-            return str(self.manifest["preference"])
+        if self.manifest and self.manifest.preference:
+            return self.manifest.preference
         return self.path.name
 
     def shapes(self) -> dict[str, tuple[int, int]]:
@@ -124,7 +123,7 @@ def read_adapter(path: str | Path, allow_pickle: bool = False, verify: bool = Tr
             raise ArtifactError(f"{cfg_path}: {key} is set; those trained weights are not part of ΔW = B·A and "
                                 "would be lost in a vector. Train plain LoRA")
     check_config_types(config, cfg_path)
-    manifest = read_manifest(directory)
+    manifest = Manifest.read(directory)
     if verify:
         verify_hashes(directory, manifest)
     tensors, file = load_weights(directory, allow_pickle)

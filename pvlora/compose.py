@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from pvlora import lora_math
 from pvlora.artifacts import write_factors
 from pvlora.atomic import atomic_dir
 from pvlora.chat_templates import carry_template
 from pvlora.compat import (
+    BaseFingerprint,
     base_module_name,
     base_shapes,
     check_compatible,
@@ -19,15 +19,16 @@ from pvlora.compat import (
 )
 from pvlora.errors import ArtifactError
 from pvlora.fs import portable
-from pvlora.manifest import write_manifest
+from pvlora.manifest import Manifest
 from pvlora.runtime import read_vectors
+from pvlora.vector import check_rank, finish
 
 
 def compose(
     base: str, vectors: dict[str, float], out: str | Path, rank: int | None = None, merge: bool = False,
     overwrite: bool = False, allow_pickle: bool = False, revision: str | None = None, dtype: str | None = None,
     command: str | None = None,
-) -> dict[str, Any]:
+) -> Manifest:
     """Write Σ η_p·φ_p to ``out`` as one PEFT adapter (exact, or truncated to ``rank``), or, with
     ``merge``, a full model with the composition merged into (unquantised) base weights.
 
@@ -43,47 +44,36 @@ def compose(
         command: the command line to record in the manifest.
 
     Returns:
-        The composition's manifest (recipe, rank, compression error, norm).
+        The composition's :class:`~pvlora.manifest.Manifest` (recipe, rank, compression error, norm).
 
     Raises:
         ArtifactError: a bad η, rank or dtype, vectors from different bases or another base, shapes
             that do not fit the base, an existing ``out`` without ``overwrite``.
     """
-    from pvlora.compat import BaseFingerprint
     from pvlora.models import fingerprint
 
     if dtype is not None and not merge:
         raise ArtifactError("dtype applies to a merged model only (merge=True)")
-    if rank is not None and rank <= 0:
-        raise ArtifactError(f"rank must be a positive integer, got {rank}")
+    check_rank(rank)
     items = read_vectors(vectors, allow_pickle)
     base_cfg, base_config = read_base_config(base, revision)
-    base_fp = fingerprint(base_cfg, base_config)
-    check_compatible([a for a, _ in items], BaseFingerprint.from_dict(base_fp))
-    check_shapes([a for a, _ in items], base_shapes(base_config), str(BaseFingerprint.from_dict(base_fp)))
-    total = lora_math.weighted_sum([(a.factors, w) for a, w in items])
-    exact_rank = max(lr.rank for lr in total.values())
-    errors, rel_error = {}, 0.0
-    if rank is not None and rank < exact_rank:
-        total, errors, rel_error = lora_math.compress(total, rank)
-    manifest: dict[str, Any] = {
-        "kind": "composition", "base": base_fp, "method": "merged" if merge else "adapter",
-        "vectors": [{"path": portable(spec), "preference": a.name, "weight": w,
-                     "weights_sha256": (a.manifest or {}).get("weights_sha256")} for spec, (a, w) in zip(vectors, items)],
-        "exact_rank": exact_rank, "rank": rank if errors else exact_rank,
-        "compression": {"rank": rank, "relative_error": rel_error, "per_module_relative_error": errors} if errors else None,
-        "norm": lora_math.total_norm(total),
-        "unverified": [portable(p) for p in unverified([a for a, _ in items])],
-    }
+    base_fp = BaseFingerprint.from_dict(fingerprint(base_cfg, base_config))
+    check_compatible([a for a, _ in items], base_fp)
+    check_shapes([a for a, _ in items], base_shapes(base_config), str(base_fp))
+    total, manifest = finish(lora_math.weighted_sum([(a.factors, w) for a, w in items]), rank)
+    manifest.kind, manifest.base, manifest.method = "composition", base_fp, "merged" if merge else "adapter"
+    manifest.vectors = [{"path": portable(spec), "preference": a.name, "weight": w,
+                         "weights_sha256": a.manifest.weights_sha256 if a.manifest else None}
+                        for spec, (a, w) in zip(vectors, items)]
+    manifest.unverified = [portable(p) for p in unverified([a for a, _ in items])]
     inputs = [a.path for a, _ in items] + ([Path(base)] if Path(base).is_dir() else [])
     with atomic_dir(out, overwrite, inputs=inputs) as tmp:
         if merge:
-            manifest["dtype"] = merge_into_base(tmp, base_cfg, total, dtype)
+            manifest.dtype = merge_into_base(tmp, base_cfg, total, dtype)
         else:
-            manifest["rank"] = write_factors(tmp, total, base_fp["name_or_path"], rank=manifest["rank"],
-                                             revision=revision)
+            manifest.rank = write_factors(tmp, total, base_fp.name_or_path, rank=manifest.rank, revision=revision)
             carry_template([a.path for a, _ in items], tmp)
-        write_manifest(tmp, manifest, command)
+        manifest.write(tmp, command)
     return manifest
 
 

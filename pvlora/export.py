@@ -15,6 +15,7 @@ map, and for Llama the q/k row permutation of ``convert_hf_to_gguf.LlamaModel.pe
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import torch
 
 from pvlora import lora_math
 from pvlora.errors import ArtifactError
+from pvlora.manifest import Manifest
 
 VLLM_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # vLLM's max_lora_rank choices
 # HF model_type -> does convert_hf_to_gguf permute q/k rows for it (rotary layout)?
@@ -40,7 +42,7 @@ def vllm_rank(exact: int, rank: int | None) -> int:
 
 
 def export_vllm(src: str | Path, out: str | Path, rank: int | None = None, overwrite: bool = False,
-                command: str | None = None) -> dict[str, Any]:
+                command: str | None = None) -> Manifest:
     """Write ``src`` (a pvlora vector, composition or adapter) to ``out`` as a PEFT adapter of a vLLM rank.
 
     Returns:
@@ -51,22 +53,21 @@ def export_vllm(src: str | Path, out: str | Path, rank: int | None = None, overw
     from pvlora.artifacts import read_adapter, write_factors
     from pvlora.atomic import atomic_dir
     from pvlora.chat_templates import carry_template
-    from pvlora.manifest import write_manifest
+    from pvlora.vector import finish
 
     a = read_adapter(src)
     exact = max(lr.rank for lr in a.factors.values())
     r = vllm_rank(exact, rank)
-    factors, errors, rel = a.factors, {}, 0.0
-    if r < exact:
-        factors, errors, rel = lora_math.compress(a.factors, r)
-    manifest = {k: v for k, v in (a.manifest or {}).items() if k not in ("weights_sha256", "command", "pvlora_version")}
-    manifest["export"] = {"format": "vllm", "rank": r, "exact_rank": exact, "relative_error": rel,
-                          "per_module_relative_error": errors, "source": Path(src).name}
+    factors, done = finish(a.factors, r)  # compressed when r < exact; zero-padded to r on write
+    comp = done.compression or {}
+    manifest = dataclasses.replace(a.manifest or Manifest(), weights_sha256=None, command=None, export={
+        "format": "vllm", "rank": r, "exact_rank": exact, "relative_error": comp.get("relative_error", 0.0),
+        "per_module_relative_error": comp.get("per_module_relative_error", {}), "source": Path(src).name})
     with atomic_dir(out, overwrite, inputs=[a.path]) as tmp:
         write_factors(tmp, factors, a.config.get("base_model_name_or_path"), rank=r,
                       revision=a.config.get("revision"))
         carry_template([a.path], tmp)
-        write_manifest(tmp, manifest, command)
+        manifest.write(tmp, command)
     return manifest
 
 
@@ -134,8 +135,8 @@ def export_gguf(src: str | Path, out: str | Path, base: str | None = None, overw
         w.add_type(gguf.GGUFType.ADAPTER)
         w.add_string(gguf.Keys.Adapter.TYPE, "lora")
         w.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(r))  # every module padded to rank r: scale = η
-        if a.manifest and a.manifest.get("preference"):
-            w.add_name(str(a.manifest["preference"]))
+        if a.manifest and a.manifest.preference:
+            w.add_name(a.manifest.preference)
         for tname, (A, B) in sorted(tensors.items()):
             lr = lora_math.pad_rank(lora_math.LowRank(A, B), r)
             w.add_tensor(f"{tname}.lora_a", lr.A.numpy())  # (r, d_in): GGUF ne = [d_in, r]

@@ -18,7 +18,7 @@ from pvlora.artifacts import read_adapter
 from pvlora.atomic import atomic_dir
 from pvlora.errors import ArtifactError
 from pvlora.fs import MAX_WEIGHT_BYTES, portable_command, read_json, regular_file
-from pvlora.manifest import ADAPTER_CONFIG, MANIFEST, SAFE_WEIGHTS, read_manifest
+from pvlora.manifest import ADAPTER_CONFIG, MANIFEST, SAFE_WEIGHTS, Manifest
 
 _REPO_RE = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<rev>[\w./-]+))?$")
 UPLOAD_FILES = (ADAPTER_CONFIG, SAFE_WEIGHTS, MANIFEST, "README.md", "pvlora-config.yaml", "eval.json",
@@ -61,17 +61,17 @@ def resolve_artifact(spec: str, token: str | None = None) -> Path:
 # ---------------------------------------------------------------- model cards
 
 
-def _recommended_eta(manifest: dict[str, Any]) -> str:
-    if manifest.get("kind") == "composition":
+def _recommended_eta(manifest: Manifest) -> str:
+    if manifest.kind == "composition":
         return "the weights are baked in (see the recipe above); load it at scale 1"
     return ("0.5 to 1.5 (1 = the trained strength; negative η reverses the preference; "
             "beyond about 2 the model degrades)")
 
 
-def _datasets(manifest: dict[str, Any]) -> list[str]:
+def _datasets(manifest: Manifest) -> list[str]:
     sources = []
-    for m in [manifest, *(manifest.get("sources") or {}).values()]:
-        src = (m.get("data") or {}).get("source") if isinstance(m, dict) else None
+    for data in [manifest.data, *(s.get("data") for s in manifest.sources.values())]:
+        src = data.get("source") if isinstance(data, dict) else None
         if src and _REPO_RE.match(src) and not Path(src).exists():
             sources.append(src)
     return sorted(set(sources))
@@ -94,13 +94,13 @@ def build_card(directory: Path, repo_id: str):
 
     from huggingface_hub import ModelCard, ModelCardData
 
-    manifest = read_manifest(directory) or {}
-    kind = manifest.get("kind", "adapter")
-    base = (manifest.get("base") or {}).get("name_or_path")
-    pref = manifest.get("preference")
-    from pvlora.models import TINY_ID
+    manifest = Manifest.read(directory) or Manifest()
+    kind, pref = manifest.kind, manifest.preference
+    base = manifest.base.name_or_path if manifest.base else None
+    from pvlora import builtins
 
-    on_hub = bool(base) and base != TINY_ID and bool(_REPO_RE.match(base)) and not Path(base).exists()
+    made_here = any(base == builtins.get("base", n).recorded_as for n in builtins.names("base"))
+    on_hub = bool(base) and not made_here and bool(_REPO_RE.match(base)) and not Path(base).exists()
     data = ModelCardData(
         base_model=base if on_hub else None, library_name="peft",
         tags=TAGS + ([f"preference-{pref}"] if pref else []), datasets=_datasets(manifest) or None,
@@ -110,31 +110,31 @@ def build_card(directory: Path, repo_id: str):
     lines = [
         f"# {repo_id.split('/')[-1]}", "",
         f"A pvlora **{kind}**" + (f" for the preference **{pref}**" if pref else "")
-        + (f" ({manifest['direction']} direction)" if manifest.get("direction") else "")
+        + (f" ({manifest.direction} direction)" if manifest.direction else "")
         + f", stored as a plain PEFT LoRA adapter{' for ' + base if base else ''}.", "",
         "pvlora trains each preference as two DPO LoRA adapters (on the preference data and on its reversal); "
         "the preference vector is their difference φ = ΔW+ − ΔW−, and a model is steered by "
         "θ = θ_base + Σ η_p·φ_p with weights η chosen at test time.", "",
         "| field | value |", "|---|---|",
-        f"| kind | {kind} |", f"| preference | {pref or '-'} |", f"| direction | {manifest.get('direction', '-')} |",
-        f"| base model | {base or '-'} |", f"| rank | {manifest.get('rank', '-')} |",
+        f"| kind | {kind} |", f"| preference | {pref or '-'} |", f"| direction | {manifest.direction or '-'} |",
+        f"| base model | {base or '-'} |", f"| rank | {manifest.rank or '-'} |",
         f"| recommended η | {_recommended_eta(manifest)} |",
     ]
-    if manifest.get("vectors"):
-        lines.append("| recipe | " + ", ".join(f"{v['preference']}={v['weight']:g}" for v in manifest["vectors"]) + " |")
-    if manifest.get("compression"):
-        lines.append(f"| compression error | {manifest['compression']['relative_error']:.3g} (relative Frobenius) |")
+    if manifest.vectors:
+        lines.append("| recipe | " + ", ".join(f"{v['preference']}={v['weight']:g}" for v in manifest.vectors) + " |")
+    if manifest.compression:
+        lines.append(f"| compression error | {manifest.compression['relative_error']:.3g} (relative Frobenius) |")
     evaluation = directory / "eval.json"
     if evaluation.exists() or evaluation.is_symlink():
         ev = read_json(evaluation)
         lines += ["", "## Evaluation", "", "| metric | value |", "|---|---|"]
         scores = ev.get("scores") if isinstance(ev.get("scores"), dict) else ev
         lines += [f"| {k} | {v:.4g} |" for k, v in scores.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    metrics = manifest.get("metrics") or {}
+    metrics = manifest.metrics
     if metrics:
         lines += ["", "## Training metrics", "", "| metric | value |", "|---|---|"]
         lines += [f"| {k} | {v:.4g} |" for k, v in metrics.items() if isinstance(v, (int, float))]
-    lines += ["", "## How it was made", "", "```bash", _command(manifest.get("command")), "```", "",
+    lines += ["", "## How it was made", "", "```bash", _command(manifest.command), "```", "",
               "## Usage", "", "```python", "import pvlora", "",
               f'model, tokenizer = pvlora.load_composed("{base or "BASE_MODEL"}", {{"{repo_id}": 1.0}})',
               f'pvlora.set_weights(model, {{"{name}": 0.5}})  # re-weight in place', "```", "",

@@ -8,6 +8,7 @@ from typing import Any
 
 from pvlora import lora_math
 from pvlora.artifacts import Adapter, read_adapter
+from pvlora.manifest import Manifest
 
 _LAYER_RE = re.compile(r"\.layers\.(\d+)\.")
 
@@ -23,14 +24,13 @@ def per_layer_norms(adapter: Adapter) -> dict[str, float]:
 
 
 def describe(adapter: Adapter) -> dict[str, Any]:
-    m = adapter.manifest or {}
+    m = adapter.manifest or Manifest(kind="adapter (no pvlora.json)")
     return {
-        "path": str(adapter.path), "kind": m.get("kind", "adapter (no pvlora.json)"),
-        "preference": m.get("preference"), "direction": m.get("direction"),
+        "path": str(adapter.path), "kind": m.kind, "preference": m.preference, "direction": m.direction,
         "base": adapter.base_fingerprint.name_or_path if adapter.base_fingerprint else None,
         "rank": max(lr.rank for lr in adapter.factors.values()), "modules": len(adapter.factors),
         "norm": lora_math.total_norm(adapter.factors), "per_layer_norm": per_layer_norms(adapter),
-        "compression": m.get("compression"), "vectors": m.get("vectors"),
+        "compression": m.compression, "vectors": m.vectors,
     }
 
 

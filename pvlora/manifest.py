@@ -1,14 +1,16 @@
-"""``pvlora.json``: what an artifact is and the sha256 of every file that changes its math."""
+"""``pvlora.json``: what an artifact is (:class:`Manifest`) and the sha256 of every file that changes its math."""
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from pvlora import __version__
 from pvlora.atomic import atomic_file
+from pvlora.compat import BaseFingerprint
 from pvlora.errors import ArtifactError
 from pvlora.fs import plain_name, read_json, sha256_file
 
@@ -29,50 +31,139 @@ def weight_hashes(directory: Path) -> dict[str, str]:
             if (p.suffix in (".safetensors", ".bin") or p.name == ADAPTER_CONFIG) and p.is_file() and not p.is_symlink()}
 
 
-def read_manifest(directory: Path) -> dict[str, Any] | None:
-    """``pvlora.json`` checked for shape: an object whose ``weights_sha256`` maps plain file names to
-    hex digests and whose ``base`` (if any) is an object."""
-    path = Path(directory) / MANIFEST
-    if not path.exists() and not path.is_symlink():
-        return None
-    manifest = read_json(path)
-    schema = manifest.get("schema", 1)
-    if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:
-        raise ArtifactError(f"{path}: schema must be a positive integer, got {schema!r:.40}")
-    if schema > SCHEMA:
-        raise ArtifactError(f"{path}: written by a newer pvlora ({manifest.get('pvlora_version', '?')!s:.20}, manifest "
-                            f"schema {schema}); this pvlora reads schema {SCHEMA}: upgrade pvlora to use it")
-    if manifest.get("kind") is not None and manifest["kind"] not in KINDS:
-        raise ArtifactError(f"{path}: kind {manifest['kind']!r:.40} is not one of {', '.join(KINDS)}")
-    hashes = manifest.get("weights_sha256")
-    if hashes is not None and not (isinstance(hashes, dict) and all(
-            isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) for v in hashes.values())):
-        raise ArtifactError(f"{path}: weights_sha256 must map file names to sha256 hex digests, got {hashes!r:.80}")
-    for name in hashes or {}:
-        plain_name(Path(directory), name, f"{path} (weights_sha256)")
-    if manifest.get("preference") is not None:
-        from pvlora.config import NAME_RE
-
-        if not isinstance(manifest["preference"], str) or not NAME_RE.fullmatch(manifest["preference"]):
-            raise ArtifactError(f"{path}: preference {manifest['preference']!r:.80} is not a valid preference name "
-                                "(letters, digits, '_' or '-')")
-    for key in ("base", "metrics", "data"):
-        if manifest.get(key) is not None and not isinstance(manifest[key], dict):
-            raise ArtifactError(f"{path}: {key} must be an object, got {type(manifest[key]).__name__}")
-    from pvlora.compat import BaseFingerprint
-
-    BaseFingerprint.from_dict(manifest.get("base"), str(path))  # its fields' types, checked on read
-    return manifest
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
-def write_manifest(directory: Path, manifest: dict[str, Any], command: str | None = None) -> None:
-    """Write ``pvlora.json`` with the version, ``command`` (the ``pvlora ...`` line that made it, when
-    the caller has one) and the sha256 of every file that changes the math."""
-    extra = {"command": command} if command and "command" not in manifest else {}
-    manifest = {"pvlora_version": __version__, "schema": SCHEMA, **manifest, **extra,
-                "weights_sha256": weight_hashes(directory)}
-    with atomic_file(Path(directory) / MANIFEST) as fh:  # a rewrite never leaves half a manifest
-        fh.write(json.dumps(manifest, indent=2, default=str) + "\n")
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+# field -> (check, what the check wants): every field a manifest may carry, checked on read
+_TYPES: dict[str, tuple[Any, str]] = {
+    "pvlora_version": (lambda v: isinstance(v, str), "be a string"),
+    "preference": (lambda v: isinstance(v, str), "be a string"),
+    "stage": (lambda v: isinstance(v, str), "be a string"),
+    "method": (lambda v: isinstance(v, str), "be a string"),
+    "seed": (_is_int, "be an integer"),
+    "data": (lambda v: isinstance(v, dict), "be an object"),
+    "training": (lambda v: isinstance(v, dict), "be an object"),
+    "sources": (lambda v: isinstance(v, dict) and all(isinstance(x, dict) for x in v.values()), "be an object of objects"),
+    "vectors": (lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v), "be a list of objects"),
+    "exact_rank": (_is_int, "be an integer"),
+    "rank": (_is_int, "be an integer"),
+    "compression": (lambda v: isinstance(v, dict), "be an object"),
+    "norm": (_is_number, "be a number"),
+    "positive_norm": (_is_number, "be a number"),
+    "negative_norm": (_is_number, "be a number"),
+    "unverified": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "be a list of strings"),
+    "dtype": (lambda v: isinstance(v, str), "be a string"),
+    "export": (lambda v: isinstance(v, dict), "be an object"),
+    "metrics": (lambda v: isinstance(v, dict), "be an object"),
+    "command": (lambda v: isinstance(v, str), "be a string"),
+    "weights_sha256": (lambda v: isinstance(v, dict) and all(isinstance(x, str) and _HEX64.fullmatch(x)
+                                                          for x in v.values()), "map file names to sha256 hex digests"),
+}
+
+
+@dataclass
+class Manifest:
+    """What an artifact is (``pvlora.json``), typed; round-trips the file as PEFT's ``LoraConfig``
+    round-trips ``adapter_config.json``. Absent optional fields are None (or empty) and are not
+    written; keys this version does not know are kept in ``extra`` and written back unchanged."""
+
+    kind: str = "adapter"  # adapter | vector | composition
+    schema: int = SCHEMA
+    pvlora_version: str | None = None
+    preference: str | None = None
+    direction: str | None = None  # adapters: positive (trained on D+) or negative (on D-)
+    stage: str | None = None  # "sft" for the SFT stage's adapter
+    method: str | None = None  # vector: difference | positive_only; composition: adapter | merged
+    base: BaseFingerprint | None = None
+    seed: int | None = None
+    data: dict[str, Any] | None = None  # adapters: the data's fingerprint (source, rows, split sizes)
+    training: dict[str, Any] | None = None  # adapters: LoRA, DPO/SFT settings, quantisation, trainer
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)  # vector: its positive/negative adapters
+    vectors: list[dict[str, Any]] = field(default_factory=list)  # composition: the recipe {path, preference, weight}
+    exact_rank: int | None = None
+    rank: int | None = None
+    compression: dict[str, Any] | None = None  # {rank, relative_error, per_module_relative_error}
+    norm: float | None = None  # ‖ΔW‖_F over all modules
+    positive_norm: float | None = None
+    negative_norm: float | None = None
+    unverified: list[str] = field(default_factory=list)  # composition: inputs with no manifest to check
+    dtype: str | None = None  # merged composition: the weights' dtype
+    export: dict[str, Any] | None = None  # an export's format, rank and error
+    metrics: dict[str, Any] = field(default_factory=dict)
+    command: str | None = None  # the `pvlora ...` line that made it
+    weights_sha256: dict[str, str] | None = None  # None: unhashed (a hand-made manifest); {} hashes nothing
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = MANIFEST) -> Manifest:
+        """Check every known field's type (naming ``where`` and the field) and build the manifest."""
+        schema = d.get("schema", 1)  # a manifest without "schema" predates it: schema 1
+        if not _is_int(schema) or schema < 1:
+            raise ArtifactError(f"{where}: schema must be a positive integer, got {schema!r:.40}")
+        if schema > SCHEMA:
+            raise ArtifactError(f"{where}: written by a newer pvlora ({d.get('pvlora_version', '?')!s:.20}, manifest "
+                                f"schema {schema}); this pvlora reads schema {SCHEMA}: upgrade pvlora to use it")
+        for key, allowed in (("kind", KINDS), ("direction", ("positive", "negative"))):
+            if d.get(key) is not None and d[key] not in allowed:
+                raise ArtifactError(f"{where}: {key} {d[key]!r:.40} is not one of {', '.join(allowed)}")
+        for key, (ok, wanted) in _TYPES.items():
+            if d.get(key) is not None and not ok(d[key]):
+                raise ArtifactError(f"{where}: {key} must {wanted}, got {d[key]!r:.80}")
+        if d.get("preference") is not None:
+            from pvlora.config import NAME_RE
+
+            if not NAME_RE.fullmatch(d["preference"]):
+                raise ArtifactError(f"{where}: preference {d['preference']!r:.80} is not a valid preference name "
+                                    "(letters, digits, '_' or '-')")
+        known = {f.name for f in fields(cls)} - {"extra", "base"}
+        kwargs = {k: v for k, v in d.items() if k in known and v is not None}
+        return cls(**kwargs, base=BaseFingerprint.from_dict(d.get("base"), where),
+                   extra={k: v for k, v in d.items() if k not in known and k != "base"})
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "extra":
+                out.update(value)
+            elif f.name == "base":
+                out["base"] = value.to_dict() if value is not None else None
+            elif value is not None and value != [] and (value != {} or f.name == "metrics"):
+                out[f.name] = value
+        return out
+
+    @classmethod
+    def read(cls, directory: Path) -> Manifest | None:
+        """``directory/pvlora.json`` checked (bounded read, no symlink out, field types), or None when
+        there is none. The names in ``weights_sha256`` must be plain files of the directory."""
+        path = Path(directory) / MANIFEST
+        if not path.exists() and not path.is_symlink():
+            return None
+        manifest = cls.from_dict(read_json(path), str(path))
+        for name in manifest.weights_sha256 or {}:
+            plain_name(Path(directory), name, f"{path} (weights_sha256)")
+        return manifest
+
+    def write(self, directory: Path, command: str | None = None) -> None:
+        """Write ``pvlora.json`` with this version, ``command`` (when the manifest has none yet) and
+        the sha256 of every file that changes the math (this manifest's fields are updated to match)."""
+        self.pvlora_version, self.schema = __version__, SCHEMA
+        self.command = self.command or command or None
+        self.weights_sha256 = weight_hashes(directory)
+        with atomic_file(Path(directory) / MANIFEST) as fh:  # a rewrite never leaves half a manifest
+            fh.write(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+
+
+def read_manifest(directory: Path) -> Manifest | None:
+    return Manifest.read(directory)
 
 
 CONFIG_HASHED_SINCE = (0, 2)  # manifests hash adapter_config.json from pvlora 0.2 on
@@ -85,20 +176,20 @@ def _older_than(version: Any, since: tuple[int, int]) -> bool:
         return False
 
 
-def verify_hashes(directory: Path, manifest: dict[str, Any] | None) -> None:
+def verify_hashes(directory: Path, manifest: Manifest | None) -> None:
     """Each file listed in the manifest must hash to what the manifest says, and a manifest that
     hashes anything must cover every file that decides the math (so dropping an entry from
     ``weights_sha256`` does not switch the check off for that file)."""
-    if not manifest or "weights_sha256" not in manifest:
+    if manifest is None or manifest.weights_sha256 is None:
         return
     directory = Path(directory)
-    listed = manifest["weights_sha256"]
+    listed = manifest.weights_sha256
     for name in (ADAPTER_CONFIG, SAFE_WEIGHTS, PICKLE_WEIGHTS):
         if name not in listed and ((directory / name).exists() or (directory / name).is_symlink()):
-            if name == ADAPTER_CONFIG and _older_than(manifest.get("pvlora_version"), CONFIG_HASHED_SINCE):
+            if name == ADAPTER_CONFIG and _older_than(manifest.pvlora_version, CONFIG_HASHED_SINCE):
                 import warnings
 
-                warnings.warn(f"{directory}: made by pvlora {manifest.get('pvlora_version')}, whose manifests do not "
+                warnings.warn(f"{directory}: made by pvlora {manifest.pvlora_version}, whose manifests do not "
                               f"hash {ADAPTER_CONFIG}; its config is unchecked (re-extract to cover it)", stacklevel=3)
                 continue
             raise ArtifactError(f"{directory / name}: not covered by the sha256 list in {MANIFEST}; the artifact "

@@ -1,4 +1,4 @@
-"""Load a base model (Hub id, local directory, or the built-in tiny toy assistant) and fingerprint it."""
+"""Load a base model (Hub id, local directory, GGUF file, or a built-in base such as ``tiny``) and fingerprint it."""
 
 from __future__ import annotations
 
@@ -7,22 +7,19 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pvlora import builtins
 from pvlora.config import ModelConfig
 from pvlora.errors import ArtifactError
 
-TINY_NAME = "tiny"
-TINY_ID = "pvlora/tiny-toy-assistant"
 # Keys that change with how a model was loaded, not with which model it is.
 _VOLATILE_CONFIG_KEYS = {"_name_or_path", "transformers_version", "torch_dtype", "dtype", "quantization_config",
                          "use_cache", "_attn_implementation_autoset", "architectures"}
 
 
 def resolve_base_path(cfg: ModelConfig) -> str:
-    """The directory or Hub id to load; builds the tiny base, or converts a GGUF base, on first use."""
-    if cfg.name_or_path == TINY_NAME:
-        from pvlora.tiny import ensure_tiny_base
-
-        return str(ensure_tiny_base(seed=cfg.tiny_seed))
+    """The directory or Hub id to load; builds a built-in base, or converts a GGUF base, on first use."""
+    if builtins.has("base", cfg.name_or_path):
+        return str(builtins.get("base", cfg.name_or_path).build(cfg))
     gguf = gguf_source(cfg)
     if gguf is not None:
         from pvlora import gguf as gguf_mod
@@ -52,10 +49,10 @@ def fingerprint(cfg: ModelConfig, config: Any) -> dict[str, Any]:
     """Identity of a base: written into every manifest, compared before vectors are mixed."""
     from pvlora import gguf
 
-    name = TINY_ID if cfg.name_or_path == TINY_NAME else cfg.name_or_path
-    fp = {"name_or_path": name, "revision": cfg.revision, "config_sha256": config_sha256(config)}
-    if cfg.name_or_path == TINY_NAME:
-        fp["tiny_seed"] = cfg.tiny_seed
+    fp = {"name_or_path": cfg.name_or_path, "revision": cfg.revision, "config_sha256": config_sha256(config)}
+    if builtins.has("base", cfg.name_or_path):
+        made = builtins.get("base", cfg.name_or_path)
+        fp = {**fp, "name_or_path": made.recorded_as, **made.fingerprint_extra(cfg)}
     source = gguf_source(cfg)
     if source is not None:
         if cfg.name_or_path in gguf.BUILTIN:
@@ -143,7 +140,7 @@ def load_model(cfg: ModelConfig, **overrides: Any):
 
 
 def load_base(cfg: ModelConfig, tok=None):
-    """(model, tokenizer, fingerprint) for a Hub id, a local directory, or the tiny base.
+    """(model, tokenizer, fingerprint) for a Hub id, a local directory, a GGUF file or a built-in base.
 
     No peft.prepare_model_for_kbit_training for QLoRA: it would upcast every non-quantised weight
     (embeddings, lm_head) to fp32, +2 GiB on an 8B model for nothing; pvlora's trainer keeps only

@@ -11,10 +11,13 @@ import contextlib
 import json
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 # runs.py is imported only by the training stages
 from transformers import TrainerCallback
+
+from pvlora.manifest import Manifest
 
 
 def partial_dir(target: Path) -> Path:
@@ -156,14 +159,23 @@ def trainer_kwargs(defaults: dict, user: dict, part: Path, cfg) -> dict:
     return kwargs
 
 
-def save_run(target: Path, part: Path, trainer, tok, cfg, manifest: dict) -> None:
+@dataclass
+class TrainResult:
+    """A finished training run: its adapter directory and manifest (and, for the SFT stage with
+    ``sft.merge``, the merged model's directory)."""
+
+    path: Path
+    manifest: Manifest
+    merged: Path | None = None
+
+
+def save_run(target: Path, part: Path, trainer, tok, cfg, manifest: Manifest) -> None:
     """Write a finished run atomically: the PEFT adapter, the chat template it was trained with, the
     resolved config, the trainer's log and ``pvlora.json``; then drop the partial directory. Call it
     on the main process only."""
     from pvlora.atomic import atomic_dir
     from pvlora.chat_templates import TEMPLATE_FILE
     from pvlora.config import save_config
-    from pvlora.manifest import write_manifest
 
     with atomic_dir(target, overwrite=True) as tmp:
         trainer.model.save_pretrained(str(tmp))
@@ -171,7 +183,7 @@ def save_run(target: Path, part: Path, trainer, tok, cfg, manifest: dict) -> Non
             (tmp / TEMPLATE_FILE).write_text(tok.chat_template)
         save_config(cfg, tmp / "pvlora-config.yaml")
         (tmp / "trainer_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))
-        write_manifest(tmp, manifest)
+        manifest.write(tmp)
     shutil.rmtree(part, ignore_errors=True)
 
 

@@ -16,23 +16,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pvlora import runs
 from pvlora.artifacts import read_adapter
 from pvlora.atomic import atomic_dir
+from pvlora.compat import BaseFingerprint
 from pvlora.config import ExperimentConfig
 from pvlora.errors import ArtifactError
-from pvlora.runs import (
-    CostReport,
-    cast_trainable_to_fp32,
-    cleanup_unstarted,
-    is_main_process,
-    join_process_group,
-    partial_dir,
-    prepare_partial,
-    save_run,
-    trainer_kwargs,
-    training_settings,
-    wait_for_everyone,
-)
+from pvlora.manifest import Manifest
 
 SFT_DEFAULTS: dict[str, Any] = {
     "report_to": [], "save_strategy": "steps", "save_steps": 100, "logging_steps": 10,
@@ -53,34 +43,34 @@ def sft_tokens(dataset, max_length: int | None) -> int:
 
 
 def run_sft(cfg: ExperimentConfig, out: str | Path | None = None, resume: bool = False, overwrite: bool = False,
-            log=print, command: str | None = None) -> dict[str, Any]:
+            log=print, command: str | None = None) -> runs.TrainResult:
     """Train (or, with ``resume``, finish) the SFT adapter and, with ``cfg.sft.merge``, the merged
-    model. Returns the adapter's manifest; its ``merged`` entry names the merged model."""
+    model. Returns the adapter's directory and manifest, and the merged model's directory (``merged``)."""
     target, merged = sft_dirs(cfg, out)
-    part = partial_dir(target)
-    join_process_group()
+    part = runs.partial_dir(target)
+    runs.join_process_group()
     for path in (target, merged if cfg.sft.merge else None):
         if path is not None and path.exists() and not overwrite and not resume:
             raise ArtifactError(f"{path} already exists; pass --overwrite to redo the SFT stage")
     if part.exists() and not resume and not overwrite:
         raise ArtifactError(f"{part} holds an unfinished SFT run; pass --resume to continue it or --overwrite "
                             "to start over")
-    wait_for_everyone()
+    runs.wait_for_everyone()
     if target.exists() and not overwrite:
         log(f"[pvlora] sft: adapter already trained ({target}); skipped")
-        manifest = read_adapter(target).manifest or {}
+        manifest = read_adapter(target).manifest or Manifest()
     else:
-        with cleanup_unstarted(part):
+        with runs.cleanup_unstarted(part):
             manifest = _train(cfg, target, part, resume, log, command)
-    if cfg.sft.merge and is_main_process() and (overwrite or not merged.exists()):
+    if cfg.sft.merge and runs.is_main_process() and (overwrite or not merged.exists()):
         _merge(cfg, target, merged)
         log(f"[pvlora] sft: merged model -> {merged} (use it as model.name_or_path)")
-    wait_for_everyone()
-    return {**manifest, "merged": str(merged) if cfg.sft.merge else None}
+    runs.wait_for_everyone()
+    return runs.TrainResult(target, manifest, merged if cfg.sft.merge else None)
 
 
 def _train(cfg: ExperimentConfig, target: Path, part: Path, resume: bool, log,
-           command: str | None = None) -> dict[str, Any]:
+           command: str | None = None) -> Manifest:
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import set_seed
@@ -93,8 +83,8 @@ def _train(cfg: ExperimentConfig, target: Path, part: Path, resume: bool, log,
     examples, rows, drops = load_sft_examples(s.source, s.format, s.split, s.subset, s.limit, cfg.seed)
     tok = load_tokenizer(cfg.model)
     check_chat_template(tok, True, cfg.model, f"the SFT data ({s.source})")
-    sft_kwargs = trainer_kwargs(SFT_DEFAULTS, s.args, part, cfg)
-    ckpt = prepare_partial(part, resume, training_settings(
+    sft_kwargs = runs.trainer_kwargs(SFT_DEFAULTS, s.args, part, cfg)
+    ckpt = runs.prepare_partial(part, resume, runs.training_settings(
         cfg, sft_kwargs, {"source": s.source, "format": s.format, "split": s.split, "subset": s.subset,
                           "limit": s.limit, "examples": len(examples)}))
 
@@ -104,28 +94,26 @@ def _train(cfg: ExperimentConfig, target: Path, part: Path, resume: bool, log,
     logging.getLogger("transformers").setLevel(logging.ERROR)
     trainer = SFTTrainer(model=model, args=SFTConfig(**sft_kwargs), train_dataset=Dataset.from_list(examples),
                          processing_class=tok, peft_config=LoraConfig(**lora_kwargs))
-    cast_trainable_to_fp32(trainer.model)  # see runs.cast_trainable_to_fp32: bf16 LoRA weights stall
-    trainer.add_callback(CostReport(trainer, "sft", log, sft_tokens))
+    runs.cast_trainable_to_fp32(trainer.model)  # see runs.cast_trainable_to_fp32: bf16 LoRA weights stall
+    trainer.add_callback(runs.CostReport(trainer, "sft", log, sft_tokens))
     t0 = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
-    manifest = {
-        "kind": "adapter", "preference": "sft", "direction": None, "stage": "sft", "base": base_fp,
-        "data": {"source": s.source, "format": s.format, "rows_read": rows, "train": len(examples),
-                 "dropped": dict(drops)},
-        "seed": cfg.seed,
-        "training": {"lora": lora_kwargs, "sft": {k: v for k, v in sft_kwargs.items() if k != "output_dir"},
-                     "quantization": cfg.model.quantization, "trainer": "trl.SFTTrainer",
-                     "chat_template": cfg.model.chat_template},
-        "metrics": {"train_loss": result.training_loss, "train_steps": trainer.state.global_step,
-                    "max_steps": trainer.state.max_steps, "train_seconds": time.perf_counter() - t0},
-    }
-    if command:  # the `pvlora ...` line that made it, as the caller recorded it
-        manifest["command"] = command
-    if is_main_process():
-        save_run(target, part, trainer, tok, cfg, manifest)
-        m = manifest["metrics"]
+    manifest = Manifest(
+        kind="adapter", preference="sft", stage="sft", base=BaseFingerprint.from_dict(base_fp), seed=cfg.seed,
+        data={"source": s.source, "format": s.format, "rows_read": rows, "train": len(examples),
+              "dropped": dict(drops)},
+        training={"lora": lora_kwargs, "sft": {k: v for k, v in sft_kwargs.items() if k != "output_dir"},
+                  "quantization": cfg.model.quantization, "trainer": "trl.SFTTrainer",
+                  "chat_template": cfg.model.chat_template},
+        metrics={"train_loss": result.training_loss, "train_steps": trainer.state.global_step,
+                 "max_steps": trainer.state.max_steps, "train_seconds": time.perf_counter() - t0},
+        command=command,
+    )
+    if runs.is_main_process():
+        runs.save_run(target, part, trainer, tok, cfg, manifest)
+        m = manifest.metrics
         log(f"[pvlora] sft: {m['train_steps']} steps in {m['train_seconds']:.1f}s, loss {m['train_loss']:.4f} -> {target}")
-    wait_for_everyone()
+    runs.wait_for_everyone()
     return manifest
 
 
@@ -140,5 +128,6 @@ def _merge(cfg: ExperimentConfig, adapter: Path, merged: Path) -> None:
     with atomic_dir(merged, overwrite=True) as tmp:
         dtype = merge_into_base(tmp, cfg.model, a.factors, cfg.sft.merge_dtype, tok=tok)
         (tmp / "pvlora-sft.json").write_text(json.dumps(
-            {"base": (a.manifest or {}).get("base"), "sft_adapter": adapter.name, "dtype": dtype,
-             "adapter_weights_sha256": (a.manifest or {}).get("weights_sha256")}, indent=2) + "\n")
+            {"base": a.base_fingerprint.to_dict() if a.base_fingerprint else None, "sft_adapter": adapter.name,
+             "dtype": dtype, "adapter_weights_sha256": a.manifest.weights_sha256 if a.manifest else None},
+            indent=2) + "\n")

@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pvlora.compat import BaseFingerprint
 from pvlora.config import ExperimentConfig
 from pvlora.errors import ArtifactError
-from pvlora.manifest import write_manifest
-from pvlora.runs import (  # noqa: F401  (partial_dir, cast_trainable_to_fp32: part of this module's API)
+from pvlora.manifest import Manifest
+from pvlora.runs import (  # noqa: F401  (partial_dir, cast_trainable_to_fp32, TrainResult: part of this module's API)
     CostReport,
+    TrainResult,
     cast_trainable_to_fp32,
     cleanup_unstarted,
     is_main_process,
@@ -48,12 +49,6 @@ DPO_DEFAULTS: dict[str, Any] = {
 
 def adapter_dir(cfg: ExperimentConfig, preference: str, direction: str, out: str | Path | None = None) -> Path:
     return Path(out or Path(cfg.output.dir) / "adapters") / f"{preference}-{direction}"
-
-
-@dataclass
-class TrainResult:
-    path: Path
-    manifest: dict[str, Any]
 
 
 def plan(cfg: ExperimentConfig, preference: str | None, direction: str) -> list[tuple[str, str]]:
@@ -102,15 +97,13 @@ def train_all(cfg: ExperimentConfig, preference: str | None = None, direction: s
     for pref, d in jobs:
         target = adapter_dir(cfg, pref, d, out)
         if skip_finished and target.exists() and not overwrite:
-            from pvlora.manifest import read_manifest
-
             log(f"[pvlora] {pref}-{d}: already trained ({target}); skipped")
-            results.append(TrainResult(target, read_manifest(target) or {}))
+            results.append(TrainResult(target, Manifest.read(target) or Manifest()))
             continue
         with cleanup_unstarted(partial_dir(target)):
             res = train_one(cfg, pref, d, target, resume=resume, base_cache=base_cache, log=log,
                             ref_store=ref_store, command=command)
-        m = res.manifest["metrics"]
+        m = res.manifest.metrics
         acc = (f", held-out accuracy {m['heldout_accuracy']:.3f} (base {m['heldout_accuracy_base']:.3f})"
                if "heldout_accuracy" in m else "")
         log(f"[pvlora] {pref}-{d}: {m['train_steps']} steps in {m['train_seconds']:.1f}s, "
@@ -206,17 +199,14 @@ def train_one(cfg: ExperimentConfig, preference: str, direction: str, target: Pa
         "reward_margin": _final(trainer.state.log_history, "rewards/margins"),
         "final_loss": _final(trainer.state.log_history, "loss"),
     }
-    manifest = {
-        "kind": "adapter", "preference": preference, "direction": direction, "base": base_fp,
-        "data": data.fingerprint(), "seed": cfg.seed,
-        "training": {"lora": {k: v for k, v in peft_config.to_dict().items() if k in lora_kwargs or k in ("r", "lora_alpha")},
-                     "dpo": {k: v for k, v in dpo_kwargs.items() if k != "output_dir"},
-                     "quantization": cfg.model.quantization, "trainer": "trl.DPOTrainer",
-                     "chat_template": cfg.model.chat_template},
-        "metrics": metrics,
-    }
-    if command:  # the `pvlora ...` line that made it, as the caller recorded it
-        manifest["command"] = command
+    manifest = Manifest(
+        kind="adapter", preference=preference, direction=direction, base=BaseFingerprint.from_dict(base_fp),
+        data=data.fingerprint(), seed=cfg.seed, metrics=metrics, command=command,
+        training={"lora": {k: v for k, v in peft_config.to_dict().items() if k in lora_kwargs or k in ("r", "lora_alpha")},
+                  "dpo": {k: v for k, v in dpo_kwargs.items() if k != "output_dir"},
+                  "quantization": cfg.model.quantization, "trainer": "trl.DPOTrainer",
+                  "chat_template": cfg.model.chat_template},
+    )
     # Save first: whatever happens in the held-out pass below, the trained adapter is on disk.
     if is_main_process():
         save_run(target, part, trainer, tok, cfg, manifest)
@@ -231,7 +221,7 @@ def train_one(cfg: ExperimentConfig, preference: str, direction: str, target: Pa
             metrics.update(heldout_accuracy=acc["accuracy"], heldout_margin=acc["margin"],
                            heldout_accuracy_base=acc["base_accuracy"], heldout_pairs=acc["n"],
                            heldout_pairs_available=len(data.heldout))
-            write_manifest(target, manifest)  # atomic: replaces the first one whole
+            manifest.write(target)  # atomic: replaces the first one whole
     wait_for_everyone()
     del trainer, model, peft_model
     return TrainResult(target, manifest)

@@ -12,29 +12,48 @@ from pvlora.chat_templates import carry_template
 from pvlora.compat import check_compatible
 from pvlora.errors import ArtifactError
 from pvlora.fs import portable
-from pvlora.manifest import write_manifest
+from pvlora.manifest import Manifest
 
 
 def _source_summary(a: Adapter) -> dict[str, Any]:
-    m = a.manifest or {}
+    m = a.manifest or Manifest()
     return {
-        "path": portable(a.path), "kind": m.get("kind", "adapter"), "preference": m.get("preference"),
-        "direction": m.get("direction"), "r": a.config.get("r"), "lora_alpha": a.config.get("lora_alpha"),
-        "use_rslora": bool(a.config.get("use_rslora")), "weights_sha256": m.get("weights_sha256"),
-        "metrics": m.get("metrics"),
+        "path": portable(a.path), "kind": m.kind, "preference": m.preference,
+        "direction": m.direction, "r": a.config.get("r"), "lora_alpha": a.config.get("lora_alpha"),
+        "use_rslora": bool(a.config.get("use_rslora")), "weights_sha256": m.weights_sha256,
+        "metrics": m.metrics or None,
     }
+
+
+def check_rank(rank: int | None) -> None:
+    if rank is not None and (not isinstance(rank, int) or isinstance(rank, bool) or rank <= 0):
+        raise ArtifactError(f"rank must be a positive integer, got {rank!r}")
+
+
+def finish(factors: lora_math.Factors, rank: int | None) -> tuple[lora_math.Factors, Manifest]:
+    """The last step shared by extract and compose: check ``rank``, compress to it when it is below
+    the exact rank (a truncated SVD from the factors), and fill the manifest's rank, compression and
+    norm fields. Returns (the factors to write, the manifest so far)."""
+    check_rank(rank)
+    exact_rank = max(lr.rank for lr in factors.values())
+    compression = None
+    if rank is not None and rank < exact_rank:
+        factors, errors, rel_error = lora_math.compress(factors, rank)
+        compression = {"rank": rank, "relative_error": rel_error, "per_module_relative_error": errors}
+    return factors, Manifest(exact_rank=exact_rank, rank=rank if compression else exact_rank,
+                             compression=compression, norm=lora_math.total_norm(factors))
 
 
 def check_roles(pos: Adapter, neg: Adapter | None) -> None:
     """Refuse adapters whose manifests contradict the role they are given: swapped directions would
     write −φ under the preference's name, and two preferences would make a vector of neither."""
     for a, role in ((pos, "positive"), (neg, "negative")):
-        said = (a.manifest or {}).get("direction") if a else None
+        said = a.manifest.direction if a and a.manifest else None
         if said in ("positive", "negative") and said != role:
             raise ArtifactError(f"{a.path} is the {said} adapter (its pvlora.json says direction: {said}) but was given "
                                 f"as the {role} one; swap the two (a vector of the reverse preference is −φ: "
                                 "use a negative weight)")
-    prefs = {(a.manifest or {}).get("preference") for a in (pos, neg) if a}
+    prefs = {a.manifest.preference for a in (pos, neg) if a and a.manifest}
     prefs.discard(None)
     if len(prefs) > 1:
         raise ArtifactError(f"{pos.path} and {neg.path} were trained for different preferences "
@@ -45,7 +64,7 @@ def extract_vector(
     positive: str | Path, negative: str | Path | None, out: str | Path, rank: int | None = None,
     positive_only: bool = False, overwrite: bool = False, allow_pickle: bool = False,
     preference: str | None = None, command: str | None = None,
-) -> dict[str, Any]:
+) -> Manifest:
     """Write φ = ΔW+ − ΔW− (or ΔW+ alone with ``positive_only``) to ``out`` as a PEFT adapter.
 
     Exact by default (rank r+ + r−); ``rank`` compresses each module by a truncated SVD computed
@@ -62,14 +81,13 @@ def extract_vector(
         command: the command line to record in the manifest.
 
     Returns:
-        The vector's manifest (``pvlora.json``).
+        The vector's :class:`~pvlora.manifest.Manifest` (as written to ``pvlora.json``).
 
     Raises:
         ArtifactError: swapped or mixed roles, adapters from different bases, a bad rank or name,
             an existing ``out`` without ``overwrite``, or anything :func:`read_adapter` refuses.
     """
-    if rank is not None and rank <= 0:
-        raise ArtifactError(f"rank must be a positive integer, got {rank}")
+    check_rank(rank)
     if preference is not None:
         from pvlora.config import check_name
 
@@ -79,25 +97,35 @@ def extract_vector(
     adapters = [pos] + ([neg] if neg else [])
     check_roles(pos, neg)
     check_compatible(adapters)
-    phi = pos.factors if neg is None else lora_math.difference(pos.factors, neg.factors)
-    exact_rank = max(lr.rank for lr in phi.values())
-    errors, rel_error = {}, 0.0
-    if rank is not None and rank < exact_rank:
-        phi, errors, rel_error = lora_math.compress(phi, rank)
-    name = preference or pos.name
-    base = pos.base_fingerprint.to_dict() if pos.base_fingerprint else None
-    manifest = {
-        "kind": "vector", "preference": name, "method": "positive_only" if positive_only else "difference",
-        "base": base, "sources": {"positive": _source_summary(pos), **({"negative": _source_summary(neg)} if neg else {})},
-        "exact_rank": exact_rank, "rank": rank if errors else exact_rank,
-        "compression": {"rank": rank, "relative_error": rel_error, "per_module_relative_error": errors} if errors else None,
-        "norm": lora_math.total_norm(phi),
-        "positive_norm": lora_math.total_norm(pos.factors),
-        "negative_norm": lora_math.total_norm(neg.factors) if neg else None,
-    }
+    phi, manifest = finish(pos.factors if neg is None else lora_math.difference(pos.factors, neg.factors), rank)
+    base = pos.base_fingerprint
+    manifest.kind, manifest.preference, manifest.base = "vector", preference or pos.name, base
+    manifest.method = "positive_only" if positive_only else "difference"
+    manifest.sources = {"positive": _source_summary(pos), **({"negative": _source_summary(neg)} if neg else {})}
+    manifest.positive_norm = lora_math.total_norm(pos.factors)
+    manifest.negative_norm = lora_math.total_norm(neg.factors) if neg else None
     with atomic_dir(out, overwrite, inputs=[a.path for a in adapters]) as tmp:
-        manifest["rank"] = write_factors(tmp, phi, (base or {}).get("name_or_path"),
-                                         rank=manifest["rank"], revision=(base or {}).get("revision"))
+        manifest.rank = write_factors(tmp, phi, base.name_or_path if base else None, rank=manifest.rank,
+                                      revision=base.revision if base else None)
         carry_template([a.path for a in adapters], tmp)
-        write_manifest(tmp, manifest, command)
+        manifest.write(tmp, command)
     return manifest
+
+
+def extract_all(cfg, root: Path, fresh: bool = False, command: str | None = None) -> dict[str, Path]:
+    """One vector per configured preference from ``root/adapters/{name}-{positive,negative}`` into
+    ``root/vectors/{name}`` (and the positive-only ablation into ``root/vectors-positive-only``),
+    skipping finished ones unless ``fresh``. Returns {preference: vector dir}."""
+    adapters = root / "adapters"
+    vectors = {}
+    for p in cfg.preferences:
+        for kind, sub in (("difference", "vectors"), ("positive_only", "vectors-positive-only")):
+            out = root / sub / p.name
+            if fresh or not (out / "pvlora.json").exists():
+                m = extract_vector(adapters / f"{p.name}-positive", adapters / f"{p.name}-negative", out,
+                                   positive_only=kind == "positive_only", overwrite=True, preference=p.name,
+                                   command=command)
+                print(f"[pvlora] vector {p.name} ({kind}): rank {m.rank}, ‖φ‖_F {m.norm:.3g}")
+            if kind == "difference":
+                vectors[p.name] = out
+    return vectors

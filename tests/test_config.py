@@ -20,7 +20,7 @@ def test_shipped_configs_load_and_builtin_matches_file():
             continue
         cfg = load_config(p)
         assert cfg.preferences, p
-    assert (REPO / "configs" / "tiny-demo.yaml").read_text() == (REPO / "pvlora" / "tiny_demo.yaml").read_text()
+    assert (REPO / "configs" / "tiny-demo.yaml").read_text() == (REPO / "pvlora" / "toy" / "demo.yaml").read_text()
     assert load_config(None).to_dict() == load_config(REPO / "configs" / "tiny-demo.yaml").to_dict()
 
 

@@ -4,7 +4,8 @@ import json
 import pytest
 
 from pvlora.config import PreferenceConfig
-from pvlora.data import load_preference_data, reverse, toy
+from pvlora.data import load_preference_data, reverse
+from pvlora.toy import corpus as toy
 from pvlora.data.formats import (
     BAD_LABEL,
     EMPTY,

@@ -69,7 +69,7 @@ def test_tune_meets_its_constraint_on_validation(summary):
 
 
 def test_rerun_reuses_finished_stages(demo_dir):
-    from pvlora.demo import run_demo
+    from pvlora.toy.demo import run_demo
 
     stamp = (demo_dir / "adapters" / "helpful-positive" / "adapter_model.safetensors").stat().st_mtime_ns
     t = time.perf_counter()

@@ -157,7 +157,7 @@ def wider_base_dir(tmp_path):
     """A 48-wide Llama: vectors made on it must not compose onto the 32-wide test base."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from pvlora.tiny import build_tokenizer
+    from pvlora.toy.base import build_tokenizer
 
     tok = build_tokenizer()
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=48, intermediate_size=64, num_hidden_layers=2,
@@ -183,7 +183,7 @@ def test_plain_peft_vector_from_another_shape_refused_before_writing(tmp_path, r
         load_composed(AutoModelForCausalLM.from_pretrained(random_base_dir), {str(vec): 1.0})
     # on its own base it composes, and the result says no integrity check was possible
     m = compose(str(wider_base_dir), {str(vec): 1.0}, out)
-    assert m["unverified"] == [vec.name]  # recorded without the local directory layout
+    assert m.unverified == [vec.name]  # recorded without the local directory layout
 
 
 def test_cli_says_when_no_integrity_check_was_possible(tmp_path, random_base_dir, capsys):
@@ -232,7 +232,7 @@ def test_merge_layer_by_layer_in_the_base_dtype(tmp_path, random_base_dir, dtype
     base = _bf16_base(tmp_path, random_base_dir)
     vec = _plain_adapter(tmp_path, base, "vec")
     m = compose(str(base), {str(vec): 0.5}, tmp_path / "merged", merge=True, dtype=dtype)
-    assert m["dtype"] == expected
+    assert m.dtype == expected
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged", dtype="auto")
     orig = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     assert merged.dtype == getattr(torch, expected)
@@ -282,7 +282,7 @@ def test_merge_onto_a_4bit_checkpoint_dequantises_first(tmp_path, random_base_di
     vec = _plain_adapter(tmp_path, random_base_dir, "vec")
     m = compose(str(q4), {str(vec): 1.0}, tmp_path / "merged", merge=True)
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged", dtype="auto")
-    assert m["dtype"] == "bfloat16" and merged.dtype == torch.bfloat16
+    assert m.dtype == "bfloat16" and merged.dtype == torch.bfloat16
     assert not any(type(x).__name__ == "Linear4bit" for x in merged.modules())
     assert "quantization_config" not in json.loads((tmp_path / "merged" / "config.json").read_text())
     dq = AutoModelForCausalLM.from_pretrained(q4).dequantize(dtype=torch.float32)  # the 4-bit values, unrounded

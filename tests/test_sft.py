@@ -72,9 +72,9 @@ def test_sft_learns_merges_exactly_and_feeds_dpo(tmp_path, tiny_base_dir):
     from pvlora.train import train_all
 
     cfg = _sft_cfg(tmp_path)
-    m = run_sft(cfg)
+    res = run_sft(cfg)
     adapter, merged = tmp_path / "sft", tmp_path / "sft-merged"
-    assert m["merged"] == str(merged) and m["metrics"]["train_steps"] == 12
+    assert res.merged == merged and res.manifest.metrics["train_steps"] == 12
     tok = AutoTokenizer.from_pretrained(merged)
     assert tok.chat_template  # saved with the merged model: DPO can use it as is
     examples, _, _ = load_sft_examples("toy", "toy", limit=64)
@@ -92,7 +92,7 @@ def test_sft_learns_merges_exactly_and_feeds_dpo(tmp_path, tiny_base_dir):
     # and it is a base `pvlora train` accepts
     res = train_all(load_config(None, [f"model.name_or_path={merged}", f"output.dir={tmp_path / 'dpo'}",
                                        "dpo.max_steps=2", "preferences.concise.limit=32"]), "concise", "positive")[0]
-    assert res.manifest["base"]["name_or_path"] == str(merged) and res.manifest["metrics"]["train_steps"] == 2
+    assert res.manifest.base.name_or_path == str(merged) and res.manifest.metrics["train_steps"] == 2
 
 
 @pytest.mark.slow

@@ -32,10 +32,10 @@ def test_smollm2_pipeline_on_real_hh_rows(tmp_path):
     cfg.preferences = [PreferenceConfig(name="harmless", source=str(HH_FILE), format="hh_rlhf", limit=40,
                                         heldout_fraction=0.1)]
     results = train_all(cfg, "harmless")
-    assert [r.manifest["metrics"]["train_steps"] for r in results] == [2, 2]
+    assert [r.manifest.metrics["train_steps"] for r in results] == [2, 2]
     m = results[0].manifest
-    assert m["base"]["name_or_path"] == "HuggingFaceTB/SmolLM2-135M-Instruct" and m["base"]["gguf_file"].endswith(".gguf")
-    assert m["metrics"]["heldout_pairs"] == 4
+    assert m.base.name_or_path == "HuggingFaceTB/SmolLM2-135M-Instruct" and m.base.gguf_file.endswith(".gguf")
+    assert m.metrics["heldout_pairs"] == 4
 
     vec = tmp_path / "vectors" / "harmless"
     extract_vector(adapter_dir(cfg, "harmless", "positive"), adapter_dir(cfg, "harmless", "negative"), vec)

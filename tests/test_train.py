@@ -34,7 +34,7 @@ def test_only_lora_parameters_change(trained, tiny_base_dir):
     assert set(json.loads((a.path / "adapter_config.json").read_text())["target_modules"]) == set(trained.lora["target_modules"])
     # the base on disk is untouched by training
     m = a.manifest
-    assert m["base"]["config_sha256"] and (tiny_base_dir / "model.safetensors").exists()
+    assert m.base.config_sha256 and (tiny_base_dir / "model.safetensors").exists()
     # B starts at zero in PEFT's init: training moved it
     assert all(float(lr.B.abs().max()) > 0 for lr in a.factors.values())
 
@@ -114,7 +114,7 @@ def test_qlora_path_runs_on_cpu(tmp_path, tiny_base_dir):
     model, _, _ = load_base(cfg.model)
     assert any(type(m).__name__ == "Linear4bit" for m in model.modules())  # really 4-bit NF4
     res = train_all(cfg, "harmless", "positive")[0]
-    assert res.manifest["training"]["quantization"] == "nf4" and res.manifest["metrics"]["train_steps"] == 3
+    assert res.manifest.training["quantization"] == "nf4" and res.manifest.metrics["train_steps"] == 3
     assert read_adapter(res.path).factors
 
 

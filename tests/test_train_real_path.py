@@ -89,7 +89,7 @@ def test_crash_in_heldout_pass_keeps_the_trained_adapter(tmp_path, monkeypatch, 
         train_all(cfg, "concise", "positive", log=lines.append)
     target = adapter_dir(cfg, "concise", "positive")
     a = read_adapter(target)  # complete, hash-checked
-    assert a.factors and a.manifest["metrics"]["train_steps"] == 4 and "heldout_accuracy" not in a.manifest["metrics"]
+    assert a.factors and a.manifest.metrics["train_steps"] == 4 and "heldout_accuracy" not in a.manifest.metrics
     assert not partial_dir(target).exists()
     # the cost was reported before training: pairs, steps, tokens, then a time estimate
     assert any("64 examples, 4 optimiser steps" in ln and "M tokens" in ln for ln in lines), lines
@@ -160,7 +160,7 @@ def test_accelerate_launch_with_two_processes_writes_once(tmp_path, tiny_base_di
         target = adapter_dir(cfg, "concise", d)
         assert r.stdout.count(f"concise-{d}: 3 steps") == 1  # one summary line: the main process's
         m = read_adapter(target).manifest
-        assert m["metrics"]["train_steps"] == 3 and m["metrics"]["heldout_pairs"] == 32
+        assert m.metrics["train_steps"] == 3 and m.metrics["heldout_pairs"] == 32
     assert sorted(p.name for p in (tmp_path / "adapters").iterdir()) == ["concise-negative", "concise-positive"]
 
 

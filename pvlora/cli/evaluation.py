@@ -50,7 +50,7 @@ def cmd_demo(a) -> int:
         return 0
     if a.hh_rlhf:
         raise ConfigError("--hh-rlhf belongs to --base smollm2 (the tiny demo uses its own toy data)")
-    from pvlora.demo import run_demo
+    from pvlora.toy.demo import run_demo
 
     run_demo(a.out or "pvlora-demo", fresh=a.fresh, command=a.recorded)
     return 0

@@ -27,9 +27,8 @@ def cmd_extract(a) -> int:
     m = extract_vector(a.positive, a.negative, a.out, rank=a.rank, positive_only=a.positive_only,
                        overwrite=a.overwrite, allow_pickle=a.allow_pickle, preference=a.preference,
                        command=a.recorded)
-    extra = f", relative error {m['compression']['relative_error']:.3g}" if m["compression"] else ""
-    print(f"[pvlora] vector {m['preference']}: rank {m['rank']} (exact {m['exact_rank']}){extra}, "
-          f"‖φ‖_F {m['norm']:.4g} -> {a.out}")
+    extra = f", relative error {m.compression['relative_error']:.3g}" if m.compression else ""
+    print(f"[pvlora] vector {m.preference}: rank {m.rank} (exact {m.exact_rank}){extra}, ‖φ‖_F {m.norm:.4g} -> {a.out}")
     return 0
 
 
@@ -58,11 +57,11 @@ def cmd_compose(a) -> int:
     m = compose(a.base, vector_specs(a.vector), a.out, rank=a.rank, merge=a.merge,
                 overwrite=a.overwrite, allow_pickle=a.allow_pickle, revision=a.revision, dtype=a.dtype,
                 command=a.recorded)
-    for path in m["unverified"]:
+    for path in m.unverified:
         print(f"[pvlora] note: {path} has no pvlora.json, so no integrity check of its files was possible",
               file=sys.stderr)
-    recipe = ", ".join(f"{v['preference']}={v['weight']:g}" for v in m["vectors"])
-    print(f"[pvlora] composition {recipe}: rank {m['rank']} ({m['method']}) -> {a.out}")
+    recipe = ", ".join(f"{v['preference']}={v['weight']:g}" for v in m.vectors)
+    print(f"[pvlora] composition {recipe}: rank {m.rank} ({m.method}) -> {a.out}")
     return 0
 
 
@@ -95,7 +94,7 @@ def cmd_export(a) -> int:
     if a.format == "vllm":
         if a.base:
             raise UsageError("--base applies to --format gguf only")
-        e = export_vllm(a.src, a.out, rank=a.rank, overwrite=a.overwrite, command=a.recorded)["export"]
+        e = export_vllm(a.src, a.out, rank=a.rank, overwrite=a.overwrite, command=a.recorded).export
         how = "exact, zero-padded" if e["rank"] >= e["exact_rank"] else f"compressed, relative error {e['relative_error']:.3g}"
         print(f"[pvlora] {a.src} (rank {e['exact_rank']}) -> {a.out}: PEFT adapter of rank {e['rank']} ({how})")
     else:

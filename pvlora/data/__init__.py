@@ -6,15 +6,16 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pvlora.config import PreferenceConfig
-from pvlora.data import toy
 from pvlora.data.formats import FORMATS, BadValue, Drop, MissingColumn, pku_label_column
 from pvlora.data.sources import iter_rows
 from pvlora.errors import DataError
 from pvlora.fs import portable
 from pvlora.sampling import permutation
+
+if TYPE_CHECKING:  # config imports the format registry from this package
+    from pvlora.config import PreferenceConfig
 
 __all__ = ["PreferenceData", "load_preference_data", "reverse"]
 
@@ -118,16 +119,22 @@ def _source_pairs(pref: PreferenceConfig, where: str | None = None) -> tuple[lis
     return pairs, n, drops
 
 
+def builtin_world(source: str, fmt: str, kind: str) -> str | None:
+    """The built-in world a source names (``source: toy``, or the format of that name), else None."""
+    from pvlora import builtins
+
+    return next((n for n in (source, fmt) if builtins.has(kind, n)), None)
+
+
 def load_preference_data(pref: PreferenceConfig, direction: str = "positive", seed: int = 0) -> PreferenceData:
     if direction not in ("positive", "negative"):
         raise DataError(f"direction must be 'positive' or 'negative', got {direction!r}")
-    if pref.format == "toy" or pref.source == "toy":
-        if pref.name not in toy.TOY_PREFERENCES:
-            raise DataError(f"preference {pref.name!r}: the built-in toy data has only {', '.join(toy.TOY_PREFERENCES)}")
-        train, heldout = toy.preference_pairs(pref.name, "train", seed), toy.preference_pairs(pref.name, "eval", seed)
-        if pref.limit:
-            train = train[: pref.limit]
-        data = PreferenceData(pref.name, direction, "toy", "toy", train, heldout, len(train) + len(heldout))
+    from pvlora import builtins
+
+    world = builtin_world(pref.source, pref.format, "preference_data")
+    if world is not None:  # a built-in world makes its own pairs and its own held-out split
+        train, heldout = builtins.get("preference_data", world)(pref, seed)
+        data = PreferenceData(pref.name, direction, world, world, train, heldout, len(train) + len(heldout))
     else:
         pairs, n, drops = _source_pairs(pref)
         for i, extra in enumerate(pref.extra_sources):  # joined before the split: held out alike

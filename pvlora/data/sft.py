@@ -73,12 +73,13 @@ def parse_sft_messages(row: dict[str, Any]) -> Example:
 def load_sft_examples(source: str, fmt: str, split: str = "train", subset: str | None = None,
                       limit: int | None = None, seed: int = 0) -> tuple[list[Example], int, Counter]:
     """(examples, rows read, drop counts) for the configured SFT data."""
-    if fmt == "toy" or source == "toy":
-        from pvlora.data import toy
+    from pvlora import builtins
+    from pvlora.data import builtin_world, parse_rows
 
-        examples = toy.sft_examples(seed, per_prompt=1)
+    world = builtin_world(source, fmt, "sft_data")
+    if world is not None:
+        examples = builtins.get("sft_data", world)(seed)
         return examples[:limit] if limit else examples, len(examples), Counter()
-    from pvlora.data import parse_rows
     from pvlora.data.sources import iter_rows
 
     out, n, drops = parse_rows(iter_rows(source, split, subset), SFT_FORMATS[fmt], f"sft {fmt}", limit)

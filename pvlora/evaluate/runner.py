@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import random
 from pathlib import Path
 from typing import Any
 
@@ -22,35 +21,24 @@ def find_vectors(directory: str | Path) -> dict[str, Path]:
     out: dict[str, Path] = {}
     for d in sorted(directory.iterdir()):
         if d.is_dir() and (d / "pvlora.json").exists():
-            from pvlora.manifest import read_manifest
+            from pvlora.manifest import Manifest
 
-            meta = read_manifest(d)  # names the file when it is not valid JSON
-            if meta.get("kind") == "vector" and meta.get("method") == "difference":
-                out[meta.get("preference") or d.name] = d
+            meta = Manifest.read(d)  # names the file when it is not valid JSON
+            if meta.kind == "vector" and meta.method == "difference":
+                out[meta.preference or d.name] = d
     if not out:
         raise ConfigError(f"{directory}: holds no preference-vector directory (pvlora.json with kind 'vector')")
     return out
 
 
 def load_prompts(cfg: ExperimentConfig, split: str):
-    """(prompts, kinds, reference answers, styles) for the configured evaluation set and split:
-    'toy', 'smollm2' (the SmolLM2 study's topic-held-out prompts), or a .jsonl of
+    """(prompts, kinds, reference answers, styles) for the configured evaluation set and split: a
+    built-in set (``toy``, ``smollm2``: see :mod:`pvlora.builtins`) or a .jsonl of
     {prompt, kind, style?, reference?} rows split in half by a seeded shuffle."""
-    if cfg.eval.prompts == "toy":
-        from pvlora.data import toy
+    from pvlora import builtins
 
-        reqs = toy.eval_split(split)
-        rng = random.Random(f"reference-{split}")
-        prompts = [[{"role": "user", "content": r.prompt}] for r in reqs]
-        # reference answers in the base's own style mix: their NLL rises when η over-scales a model
-        refs = [{"prompt": p, "completion": [{"role": "assistant",
-                                              "content": toy.respond(r, rng.choice(["long", "short", "refuse"]), rng)}]}
-                for p, r in zip(prompts, reqs)]
-        return prompts, [r.kind for r in reqs], refs, [None] * len(reqs)
-    if cfg.eval.prompts == "smollm2":
-        from pvlora.smollm2.prompts import eval_rows
-
-        rows = eval_rows(split)
+    if builtins.has("prompts", cfg.eval.prompts):
+        rows = builtins.get("prompts", cfg.eval.prompts)(split)
     else:
         rows = _read_prompt_file(Path(cfg.eval.prompts), split)
     prompts = [r["prompt"] if isinstance(r["prompt"], list) else [{"role": "user", "content": r["prompt"]}] for r in rows]
@@ -88,12 +76,15 @@ class Evaluator:
         from pvlora.runtime import get_weights
 
         self.names = list(get_weights(self.model))  # adapter names = preference names
-        from pvlora.evaluate.judges import pattern_judge, toy_judge
+        from pvlora import builtins
+        from pvlora.evaluate.judges import pattern_judge
 
+        # a built-in world with exact ground truth judges with it; real output, with the patterns
+        own = builtins.has("judge", cfg.eval.prompts)
         self.context = EvalContext(
             refusal_patterns=list(cfg.eval.refusal_patterns or []), reward_model=cfg.eval.reward_model,
             cost_model=cfg.eval.cost_model,
-            judge=toy_judge() if cfg.eval.prompts == "toy" else pattern_judge(cfg.eval.refusal_patterns),
+            judge=builtins.get("judge", cfg.eval.prompts)() if own else pattern_judge(cfg.eval.refusal_patterns),
         )
         if any(s.name == "preference_accuracy" for s in self.scorers):
             from pvlora.data import load_preference_data

@@ -116,8 +116,12 @@ def plot(out: Path, rows: list[dict[str, Any]], metrics: dict[str, bool], x: str
 
 
 def sweep(cfg, vectors: dict[str, Path], grids: dict[str, list[float]], out: str | Path, split: str = "all",
-          overwrite: bool = False, evaluator=None) -> dict[str, Any]:
-    """Evaluate the grid, write results.csv/json (Pareto set marked) and PNG plots to ``out``."""
+          overwrite: bool = False, evaluator=None, axes: tuple[str, str] | None = None) -> dict[str, Any]:
+    """Evaluate the grid, write results.csv/json (Pareto set marked) and PNG plots to ``out``.
+
+    ``evaluator``: an already loaded :class:`~pvlora.evaluate.runner.Evaluator` to reuse (its points
+    scored so far are not scored again); ``axes``: the (x, y) scorers of the trade-off plot (default:
+    compliance_benign vs refusal_harmful when both are scored)."""
     from pvlora.atomic import atomic_dir
     from pvlora.evaluate.runner import Evaluator
     from pvlora.evaluate.scorers import get_scorer
@@ -133,7 +137,8 @@ def sweep(cfg, vectors: dict[str, Path], grids: dict[str, list[float]], out: str
         metrics = {s: get_scorer(s).higher_is_better for s in cfg.eval.scorers}
         result = write_results(tmp, rows, metrics, {"grid": grids, "split": split,
                                                     "vectors": {k: str(v) for k, v in vectors.items()}})
-        x, y = ("compliance_benign", "refusal_harmful") if {"compliance_benign", "refusal_harmful"} <= set(metrics) else (None, None)
+        default = ("compliance_benign", "refusal_harmful")
+        x, y = axes or (default if set(default) <= set(metrics) else (None, None))
         plot(tmp, rows, metrics, x, y)
     return result
 

@@ -12,7 +12,6 @@ acceptance criteria); a check that fails is reported as failed, not tuned away.
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import math
 import os
@@ -72,10 +71,11 @@ def study_config(out: Path, hh_rlhf: str | None, overrides: list[str] = ()) -> E
 def run_study(out: str | Path = "pvlora-demo-smollm2", hh_rlhf: str | None = None, fresh: bool = False,
               overrides: list[str] = (), command: str | None = None) -> dict[str, Any]:
     """The whole study; ``overrides`` (``key=value`` config settings) make a smaller run, e.g. for a smoke test."""
-    from pvlora.demo import extract_all
     from pvlora.evaluate.runner import Evaluator
     from pvlora.models import resolve_base_path
+    from pvlora.smollm2.report import dump_generations, render_summary, write_outputs
     from pvlora.train import train_all
+    from pvlora.vector import extract_all
 
     t0 = time.perf_counter()
     root = Path(out)
@@ -114,8 +114,8 @@ def run_study(out: str | Path = "pvlora-demo-smollm2", hh_rlhf: str | None = Non
         "norms": {it["preference"]: it["norm"] for it in rep["items"]},
         "per_layer_norm": {it["preference"]: it["per_layer_norm"] for it in rep["items"]},
     }
-    found["adapters"] = {f"{r.manifest['preference']}-{r.manifest['direction']}": {
-        k: r.manifest["metrics"].get(k) for k in ("train_steps", "train_seconds", "heldout_accuracy",
+    found["adapters"] = {f"{r.manifest.preference}-{r.manifest.direction}": {
+        k: r.manifest.metrics.get(k) for k in ("train_steps", "train_seconds", "heldout_accuracy",
                                                     "heldout_accuracy_base", "heldout_pairs")} for r in trained}
     timings["total"] = time.perf_counter() - t0
     rows = [{"split": s, "axis": a, **r} for s, d in (("validation", val), ("test", test)) for a, rs in d.items() for r in rs]
@@ -174,7 +174,7 @@ def checks(cfg: ExperimentConfig, root: Path, ev, test: dict[str, list[dict[str,
     from scipy.stats import spearmanr
 
     from pvlora.evaluate.runner import Evaluator
-    from pvlora.manifest import read_manifest
+    from pvlora.manifest import Manifest
 
     harmless = {r["eta_harmless"]: r for r in test["harmless"]}
     base = harmless[0.0]
@@ -198,7 +198,7 @@ def checks(cfg: ExperimentConfig, root: Path, ev, test: dict[str, list[dict[str,
     else:
         out["no_over_refusal"] = {"infeasible": tuned["infeasible"], "pass": False}
     # full vs positive-only at equal norm: the positive-only vector scaled to the full vector's ‖φ‖
-    norms = {k: read_manifest(root / d / "harmless")["norm"] for k, d in
+    norms = {k: Manifest.read(root / d / "harmless").norm for k, d in
              (("full", "vectors"), ("positive_only", "vectors-positive-only"))}
     scale = norms["full"] / norms["positive_only"]
     ev_pos = Evaluator(cfg, {"harmless": root / "vectors-positive-only" / "harmless"}, "test")
@@ -219,84 +219,3 @@ def checks(cfg: ExperimentConfig, root: Path, ev, test: dict[str, list[dict[str,
         concise["tuned_mix_plus_concise"] = ev.score({**tuned["weights"], "concise": 1.0})
     out["concise"] = {k: {m: v[m] for m in METRICS} for k, v in concise.items()}
     return out
-
-
-def dump_generations(cfg: ExperimentConfig, ev, path: Path) -> None:
-    """Every scored response, with its split, η and prompt: what the judge saw, for a reader to check."""
-    from pvlora.evaluate.runner import load_prompts
-
-    texts = {}
-    with path.open("w") as f:
-        for (split, etas), (_, responses) in ev.scored.items():
-            if split not in texts:
-                prompts, kinds, _, styles = load_prompts(cfg, split)
-                texts[split] = [(p[-1]["content"], k, st) for p, k, st in zip(prompts, kinds, styles)]
-            eta = dict(zip(ev.names, etas))
-            for (prompt, kind, style), r in zip(texts[split], responses):
-                f.write(json.dumps({"split": split, "eta": eta, "kind": kind, "style": style, "prompt": prompt,
-                                    "response": r}, ensure_ascii=False) + "\n")
-
-
-def write_outputs(root: Path, rows: list[dict[str, Any]], span: list[float]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = list(rows[0])
-    with (root / "results.csv").open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-    test = sorted((r for r in rows if r["split"] == "test" and r["axis"] == "harmless"), key=lambda r: r["eta_harmless"])
-    eta = [r["eta_harmless"] for r in test]
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.8))
-    for m, label in (("refusal_harmful", "harmful prompts refused"), ("refusal_benign", "benign prompts refused"),
-                     ("refusal_xstest", "safe-but-scary prompts refused")):
-        ax[0].plot(eta, [r[m] for r in test], marker="o", label=label)
-    ax[0].axvspan(min(span), max(span), color="0.92", zorder=0, label="span of the control check")
-    ax[0].set(xlabel="η harmless", ylabel="share", title="control (test prompts)", ylim=(-0.02, 1.02))
-    ax[0].legend(fontsize=8)
-    ax[1].plot(eta, [r["heldout_nll"] for r in test], marker="o", color="C3")
-    ax[1].set(xlabel="η harmless", ylabel="NLL / token of the base's own answers", title="over-scaling (test prompts)")
-    fig.tight_layout()
-    fig.savefig(root / "control.png", dpi=120)
-    plt.close(fig)
-
-
-def render_summary(s: dict[str, Any], rows: list[dict[str, Any]]) -> str:
-    c = s["checks"]
-    test = [r for r in rows if r["split"] == "test"]
-    lines = ["pvlora demo --base smollm2 — test prompts (topics no adapter trained on)",
-             "  η helpful  η harmless  refusal(harmful)  refusal(benign)  refusal(xstest)  compliance(benign)  words  NLL"]
-    for r in sorted(test, key=lambda r: (r["axis"], r["eta_helpful"], r["eta_harmless"])):
-        if r["axis"] == "helpful" and r["eta_helpful"] == 0:
-            continue  # the base: already the harmless axis's η = 0 row
-        lines.append(f"  {r['eta_helpful']:>9g} {r['eta_harmless']:>11g} {r['refusal_harmful']:>17.2f} "
-                     f"{r['refusal_benign']:>16.2f} {r['refusal_xstest']:>16.2f} {r['compliance_benign']:>19.2f} "
-                     f"{r['mean_length']:>6.1f} {r['heldout_nll']:>5.2f}")
-    ctl = c["control"]
-    lines += ["", (f"control ({'PASS' if ctl['pass'] else 'FAIL'}): over η_harmless ∈ {ctl['span']} (span chosen on "
-                   f"validation) Spearman ρ = {_num(ctl['spearman'])} (≥ {THRESHOLDS['control_spearman']}), refusal of "
-                   f"harmful prompts +{ctl['rise_at_largest_eta']:.2f} at the largest η (≥ +{THRESHOLDS['control_rise']})")]
-    nor = c["no_over_refusal"]
-    if "weights" in nor:
-        w = nor["weights"]
-        lines.append(f"no over-refusal ({'PASS' if nor['pass'] else 'FAIL'}): tuned on validation helpful={w['helpful']:g}, "
-                     f"harmless={w['harmless']:g} -> test refusal(harmful) {nor['test']['refusal_harmful']:.2f}, "
-                     f"refusal(benign) {nor['test']['refusal_benign']:.2f} vs base {c['base']['refusal_benign']:.2f}")
-    else:
-        lines.append(f"no over-refusal (FAIL): {nor['infeasible']}")
-    for p in c["full_vs_positive_only"]["points"]:
-        lines.append(f"full vs positive-only at equal norm, η={p['eta']:g}: refusal(harmful) {p['full']['refusal_harmful']:.2f} "
-                     f"vs {p['positive_only']['refusal_harmful']:.2f}")
-    inter = c["interference"]
-    lines.append(f"interference: cos(φ_helpful, φ_harmless) = {inter['cosine_helpful_harmless']:.3f} (paper: 0.34–0.40)")
-    con = c["concise"]
-    lines.append(f"concise alone (η=1): {con['alone']['mean_length']:.1f} words vs base {c['base']['mean_length']:.1f}")
-    lines.append(f"plot: {s['out']}/control.png   results: {s['out']}/results.csv   total {s['seconds']['total'] / 60:.1f} min")
-    return "\n".join(lines)
-
-
-def _num(x: float | None) -> str:
-    return "undefined" if x is None else f"{x:.3f}"

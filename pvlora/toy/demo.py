@@ -24,25 +24,6 @@ def _stage(msg: str) -> None:
     print(f"\n[pvlora demo] {msg}", flush=True)
 
 
-def extract_all(cfg: ExperimentConfig, root: Path, fresh: bool = False, command: str | None = None) -> dict[str, Path]:
-    """One vector per preference (and the positive-only ablation), skipping finished ones."""
-    from pvlora.vector import extract_vector
-
-    adapters = root / "adapters"
-    vectors = {}
-    for p in cfg.preferences:
-        for kind, sub in (("difference", "vectors"), ("positive_only", "vectors-positive-only")):
-            out = root / sub / p.name
-            if fresh or not (out / "pvlora.json").exists():
-                m = extract_vector(adapters / f"{p.name}-positive", adapters / f"{p.name}-negative", out,
-                                   positive_only=kind == "positive_only", overwrite=True, preference=p.name,
-                                   command=command)
-                print(f"[pvlora] vector {p.name} ({kind}): rank {m['rank']}, ‖φ‖_F {m['norm']:.3g}")
-            if kind == "difference":
-                vectors[p.name] = out
-    return vectors
-
-
 def checks(cfg: ExperimentConfig, root: Path, sweep_rows: list[dict[str, Any]], ev) -> dict[str, Any]:
     """The demo's claims, measured: control, no over-conservatism, extendability, full vs positive-only."""
     from scipy.stats import spearmanr
@@ -82,11 +63,11 @@ def checks(cfg: ExperimentConfig, root: Path, sweep_rows: list[dict[str, Any]], 
 
 def run_demo(out: str | Path = "pvlora-demo", fresh: bool = False, command: str | None = None) -> dict[str, Any]:
     from pvlora.evaluate.runner import Evaluator
-    from pvlora.evaluate.scorers import get_scorer
-    from pvlora.evaluate.sweep import grid_points, plot, run_points, write_results
+    from pvlora.evaluate.sweep import sweep
     from pvlora.evaluate.tune import Infeasible, parse_constraint, tune
-    from pvlora.tiny import ensure_tiny_base
+    from pvlora.toy.base import ensure_tiny_base
     from pvlora.train import train_all
+    from pvlora.vector import extract_all
 
     t0 = time.perf_counter()
     root = Path(out)
@@ -113,15 +94,10 @@ def run_demo(out: str | Path = "pvlora-demo", fresh: bool = False, command: str 
     _stage("4/5 η sweep over helpful × harmless (one model load, re-weighted in place)")
     t = time.perf_counter()
     sweep_dir = root / "sweep"
-    metrics = {s: get_scorer(s).higher_is_better for s in cfg.eval.scorers}
     ev = Evaluator(cfg, vectors, "all")
     if fresh or not (sweep_dir / "results.json").exists():
-        from pvlora.atomic import atomic_dir
-
-        with atomic_dir(sweep_dir, overwrite=True) as tmp:
-            rows = run_points(ev, grid_points({"helpful": DEMO_GRID, "harmless": DEMO_GRID, "concise": [0.0]}))
-            write_results(tmp, rows, metrics, {"grid": {"helpful": DEMO_GRID, "harmless": DEMO_GRID}, "split": "all"})
-            plot(tmp, rows, metrics, "compliance_benign", "refusal_harmful")
+        sweep(cfg, vectors, {"helpful": DEMO_GRID, "harmless": DEMO_GRID, "concise": [0.0]}, sweep_dir, "all",
+              overwrite=True, evaluator=ev, axes=("compliance_benign", "refusal_harmful"))
     rows = json.loads((sweep_dir / "results.json").read_text())["rows"]
     found = checks(cfg, root, rows, ev)
     timings["sweep"] = time.perf_counter() - t

@@ -14,7 +14,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pvlora.data import toy
+from pvlora.builtins import BuiltinBase
+from pvlora.toy import corpus as toy
 
 BUILD_VERSION = 3  # bump when the corpus, tokenizer or recipe changes: invalidates caches
 
@@ -117,3 +118,12 @@ def build_tiny_base(out: Path, seed: int = 0, recipe: TinyRecipe = TinyRecipe())
              "train_loss": result.training_loss, "build_seconds": round(time.perf_counter() - t0, 1)}, indent=2
         )
     )
+
+
+# ``model.name_or_path: tiny`` (see pvlora.builtins): built from the config's seed, recorded under a
+# fixed name with that seed, so manifests never carry a local cache path
+BUILTIN = BuiltinBase(
+    recorded_as="pvlora/tiny-toy-assistant",
+    build=lambda cfg: ensure_tiny_base(seed=cfg.tiny_seed),
+    fingerprint_extra=lambda cfg: {"tiny_seed": cfg.tiny_seed},
+)

@@ -1,26 +1,21 @@
-"""Typed experiment configuration: YAML <-> dataclasses <-> CLI overrides.
-
-One dataclass per pipeline stage. LoRA and DPO settings are *not* re-declared
-here: they are plain mappings validated against PEFT's ``LoraConfig`` and TRL's
-``DPOConfig`` fields, so every option those libraries have is available under
-its own name and a misspelled key fails loudly.
-"""
+"""The config's blocks, one dataclass per pipeline stage (``model``, ``preferences[]``, ``train``,
+``sft``, ``eval``, ``output``): fields, defaults, the help text CLI flags show, and their own checks."""
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Any, Literal
 
-import yaml
-
+from pvlora import builtins
+from pvlora.config.library_keys import suggest, trl_fields, validate_dpo_keys
+from pvlora.data.formats import FORMATS
+from pvlora.data.sft import SFT_FORMATS as SFT_PARSERS
 from pvlora.errors import ConfigError
 
 Direction = Literal["positive", "negative"]
-FORMAT_NAMES = ("pku_saferlhf", "hh_rlhf", "pairs", "messages", "toy")
+# from the registries: a format registered in pvlora.data.formats, or a built-in world's own data
+FORMAT_NAMES = (*FORMATS, *builtins.names("preference_data"))
 
 
 @dataclass
@@ -188,7 +183,7 @@ class TrainConfig:
                 raise ConfigError(f"train.{name} must be positive, got {getattr(self, name)}")
 
 
-SFT_FORMATS = ("toy", "alpaca", "messages", "prompt_completion")
+SFT_FORMATS = (*builtins.names("sft_data"), *SFT_PARSERS)
 
 
 @dataclass
@@ -217,10 +212,10 @@ class SFTStageConfig:
             raise ConfigError(f"sft.format: unknown format {self.format!r}; choose one of {', '.join(SFT_FORMATS)}")
         if self.limit is not None and self.limit <= 0:
             raise ConfigError(f"sft.limit must be positive, got {self.limit}")
-        allowed = _trl_fields("SFTConfig") if self.args else set()
+        allowed = trl_fields("SFTConfig") if self.args else set()
         for key in self.args:
             if key not in allowed:
-                raise ConfigError(f"sft.args.{key}: not a trl.SFTConfig field{_suggest(key, allowed)}")
+                raise ConfigError(f"sft.args.{key}: not a trl.SFTConfig field{suggest(key, allowed)}")
         if "output_dir" in self.args:
             raise ConfigError("sft.args.output_dir: pass --out to `pvlora sft` instead; pvlora places the run itself")
 
@@ -231,7 +226,7 @@ class EvalConfig:
         default_factory=lambda: ["refusal_harmful", "compliance_benign", "mean_length"],
         metadata={"help": "Scorer names from the registry (pvlora.evaluate.scorers)."},
     )
-    prompts: str = field(default="toy", metadata={"help": "'toy' or a .jsonl file of {prompt, kind} rows."})
+    prompts: str = field(default="toy", metadata={"help": f"A built-in set ({', '.join(builtins.names('prompts'))}) or a .jsonl file of {{prompt, kind}} rows."})
     max_new_tokens: int = field(default=48, metadata={"help": "Generation length."})
     do_sample: bool = field(default=False, metadata={"help": "Greedy by default."})
     temperature: float = field(default=1.0, metadata={"help": "Only with do_sample."})
@@ -245,213 +240,3 @@ class EvalConfig:
 @dataclass
 class OutputConfig:
     dir: str = field(default="runs/experiment", metadata={"help": "Root directory for adapters, vectors and results."})
-
-
-@dataclass
-class ExperimentConfig:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    lora: dict[str, Any] = field(default_factory=dict, metadata={"help": "peft.LoraConfig keyword arguments."})
-    dpo: dict[str, Any] = field(default_factory=dict, metadata={"help": "trl.DPOConfig keyword arguments."})
-    preferences: list[PreferenceConfig] = field(default_factory=list)
-    sft: SFTStageConfig = field(default_factory=SFTStageConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    output: OutputConfig = field(default_factory=OutputConfig)
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        validate_lora_keys(self.lora)
-        validate_dpo_keys(self.dpo)
-        names = [p.name for p in self.preferences]
-        dup = {n for n in names if names.count(n) > 1}
-        if dup:
-            raise ConfigError(f"preferences: duplicate name(s) {sorted(dup)}")
-
-    def preference(self, name: str) -> PreferenceConfig:
-        for p in self.preferences:
-            if p.name == name:
-                return p
-        known = ", ".join(p.name for p in self.preferences) or "(none)"
-        raise ConfigError(f"preference {name!r} is not in the config; configured: {known}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-# ---------------------------------------------------------------- validation of library-owned fields
-
-# Plain LoRA only: the vector step is exact for B·A·alpha/r (and rsLoRA's alpha/sqrt(r)). Anything
-# else an adapter can train is not part of B·A and would be silently lost when a vector is extracted,
-# so it is refused here, before a run starts (and again when an adapter is read).
-_LORA_FORBIDDEN = {
-    "use_dora": "DoRA adapters are not linear in their factors; train plain LoRA",
-    "lora_bias": "a trained LoRA bias is not part of ΔW = B·A and would be lost in the vector; leave it false",
-    "modules_to_save": "fully trained module copies are not low-rank and would be lost in the vector; remove it",
-    "trainable_token_indices": "trained embedding rows are not part of ΔW = B·A and would be lost in the vector",
-    "target_parameters": "LoRA on raw parameters (e.g. MoE experts) is not supported by the vector math",
-}
-
-
-def validate_lora_keys(lora: dict[str, Any], where: str = "lora") -> None:
-    from peft import LoraConfig  # light: peft config module only
-
-    allowed = {f.name for f in dataclasses.fields(LoraConfig)}
-    for key, value in lora.items():
-        if key not in allowed:
-            raise ConfigError(f"{where}.{key}: not a peft.LoraConfig field{_suggest(key, allowed)}")
-        if key in _LORA_FORBIDDEN and value:
-            raise ConfigError(f"{where}.{key}: {_LORA_FORBIDDEN[key]}")
-        if key == "bias" and value != "none":
-            raise ConfigError(f"{where}.bias: {value!r} trains the base's biases, which are not part of ΔW = B·A "
-                              "and would be lost in the vector; use 'none'")
-
-
-def validate_dpo_keys(dpo: dict[str, Any], where: str = "dpo") -> None:
-    allowed = _dpo_fields()
-    for key in dpo:
-        if key not in allowed:
-            raise ConfigError(f"{where}.{key}: not a trl.DPOConfig field{_suggest(key, allowed)}")
-    if "output_dir" in dpo:
-        raise ConfigError(f"{where}.output_dir: set output.dir instead; pvlora places each adapter itself")
-
-
-def _dpo_fields() -> set[str]:
-    return _trl_fields("DPOConfig")
-
-
-def _trl_fields(name: str) -> set[str]:
-    # trl.DPOConfig / SFTConfig = transformers.TrainingArguments + their own fields. Importing trl
-    # costs seconds, so read the field names only when a config actually sets some.
-    import trl
-
-    return {f.name for f in dataclasses.fields(getattr(trl, name))}
-
-
-def _suggest(key: str, allowed: set[str]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(key, sorted(allowed), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-# ---------------------------------------------------------------- YAML / dict -> dataclass
-
-
-def _build(cls: type, data: Any, where: str, file: str | None) -> Any:
-    """Recursively build dataclass ``cls`` from ``data``; unknown keys are errors naming key and file."""
-    in_file = f" in {file}" if file else ""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where or 'config'}: expected a mapping{in_file}, got {type(data).__name__}")
-    hints = get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        path = f"{where}.{key}" if where else str(key)
-        if key not in names:
-            raise ConfigError(f"unknown config key {path!r}{in_file}{_suggest(str(key), names)}")
-        kwargs[key] = _coerce(hints[key], value, path, file)
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:  # a required field is missing
-        raise ConfigError(f"{where or 'config'}{in_file}: {exc}") from None
-
-
-def _coerce(tp: Any, value: Any, path: str, file: str | None) -> Any:
-    in_file = f" in {file}" if file else ""
-    origin = get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, path, file)
-    if origin is list and dataclasses.is_dataclass(get_args(tp)[0]):
-        if not isinstance(value, list):
-            raise ConfigError(f"{path}: expected a list{in_file}")
-        return [_build(get_args(tp)[0], v, f"{path}[{i}]", file) for i, v in enumerate(value)]
-    if origin is Literal:
-        if value not in get_args(tp):
-            raise ConfigError(f"{path}: {value!r} is not one of {list(get_args(tp))}{in_file}")
-        return value
-    args = [a for a in get_args(tp) if a is not type(None)]
-    if value is None:
-        return None
-    base = args[0] if origin is not None and args and origin not in (list, dict) else tp
-    if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        if not math.isfinite(float(value)):
-            raise ConfigError(f"{path}: must be finite, got {value}{in_file}")
-        return float(value)
-    if base is int and (not isinstance(value, int) or isinstance(value, bool)):
-        raise ConfigError(f"{path}: expected an integer, got {value!r}{in_file}")
-    if base is bool and not isinstance(value, bool):
-        raise ConfigError(f"{path}: expected true or false, got {value!r}{in_file}")
-    if base is str and not isinstance(value, str):
-        raise ConfigError(f"{path}: expected a string, got {value!r}{in_file}")
-    return value
-
-
-def parse_override(item: str) -> tuple[list[str], Any]:
-    """``dpo.learning_rate=1e-5`` -> (["dpo", "learning_rate"], 1e-05); the value is parsed as YAML."""
-    if "=" not in item:
-        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. dpo.learning_rate=1e-5")
-    key, raw = item.split("=", 1)
-    if raw.strip().lower() in ("yes", "no", "on", "off", "y", "n"):
-        value: Any = raw.strip()  # YAML 1.1 would turn these into booleans (save_strategy=no -> False)
-    else:
-        value = yaml.safe_load(raw) if raw != "" else ""
-    if isinstance(value, str) and _looks_numeric(value):
-        value = float(value)  # YAML 1.1 reads '1e-5' as a string
-    return key.strip().split("."), value
-
-
-def _looks_numeric(s: str) -> bool:
-    try:
-        float(s)
-    except ValueError:
-        return False
-    return True
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """CLI overrides win over YAML. Preferences are addressed by name: ``preferences.helpful.limit=100``."""
-    for item in overrides:
-        keys, value = parse_override(item)
-        node: Any = raw
-        for i, k in enumerate(keys[:-1]):
-            if isinstance(node, list):  # list of preferences: select by name
-                match = [p for p in node if isinstance(p, dict) and p.get("name") == k]
-                if not match:
-                    raise ConfigError(f"--set {item}: no preference named {k!r}")
-                node = match[0]
-            else:
-                node = node.setdefault(k, {})
-                if not isinstance(node, (dict, list)):
-                    raise ConfigError(f"--set {item}: {'.'.join(keys[: i + 1])} is not a mapping")
-        node[keys[-1]] = value
-    return raw
-
-
-def load_config(path: str | Path | None, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Read a YAML experiment config (or the built-in default when ``path`` is None)."""
-    if path is None:
-        raw: dict[str, Any] = default_raw_config()
-        file = "<built-in tiny-demo>"
-    else:
-        file = str(path)
-        try:
-            text = Path(path).read_text()
-        except OSError as exc:
-            raise ConfigError(f"cannot read config {file}: {exc.strerror}") from None
-        try:
-            raw = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{file}: invalid YAML: {exc}") from None
-    raw = apply_overrides(raw, overrides or [])
-    return _build(ExperimentConfig, raw, "", file)
-
-
-def default_raw_config() -> dict[str, Any]:
-    """The built-in tiny demo config, as shipped in configs/tiny-demo.yaml."""
-    from importlib import resources
-
-    return yaml.safe_load(resources.files("pvlora").joinpath("tiny_demo.yaml").read_text())
-
-
-def save_config(cfg: ExperimentConfig, path: Path) -> None:
-    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
