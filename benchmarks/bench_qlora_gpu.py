@@ -198,7 +198,7 @@ def memory_run(base: Path, work: Path, seq: int, steps: int, heldout: int, probe
         res = train_all(config(base, data, work / f"out-{seq}", seq, steps), "bench", "positive", overwrite=True)[0]
     finally:
         acc.adapter_and_base_accuracy = real
-    m = res.manifest["metrics"]
+    m = res.manifest.metrics
     return {"seq_len": seq, "steps": m["train_steps"], "train_seconds": m["train_seconds"],
             "tokens_per_second": 2 * seq * m["train_steps"] / m["train_seconds"], **phases}
 
@@ -286,7 +286,7 @@ def movement_run(base: Path, work: Path, seq: int, steps: int, fp32: bool, tok) 
     final = {k: v.float() for k, v in load_file(res.path / "adapter_model.safetensors").items()}
     changed = {k: int((final[k] != init[k]).sum()) for k in final}
     a_keys = [k for k in final if "lora_A" in k]
-    return {"lora_weights_dtype": init["_dtype"], "steps": res.manifest["metrics"]["train_steps"],
+    return {"lora_weights_dtype": init["_dtype"], "steps": res.manifest.metrics["train_steps"],
             "changed_fraction": sum(changed.values()) / sum(v.numel() for v in final.values()),
             "changed_fraction_A": sum(changed[k] for k in a_keys) / sum(final[k].numel() for k in a_keys),
             "update_norm": sum(float(((final[k] - init[k]) ** 2).sum()) for k in final) ** 0.5}

@@ -65,7 +65,7 @@ from pvlora.train import train_all
 cfg = load_config(sys.argv[2], [f"output.dir={sys.argv[1]}", "train.heldout_max_pairs=0", "dpo.save_strategy=no",
                                 *sys.argv[3:]])
 res = train_all(cfg, cfg.preferences[0].name, "both", log=lambda *a: None)
-m = [r.manifest["metrics"] for r in res]
+m = [r.manifest.metrics for r in res]
 print(json.dumps({"train_seconds": sum(x["train_seconds"] for x in m),
                   "pairs": sum(x["train_steps"] for x in m) * cfg.dpo["per_device_train_batch_size"]}))
 '''

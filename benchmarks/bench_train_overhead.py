@@ -67,7 +67,7 @@ from pvlora.config import load_config
 from pvlora.train import train_all
 cfg = load_config(None if sys.argv[2] == "-" else sys.argv[2], [f"output.dir={sys.argv[1]}", *sys.argv[3:]])
 res = train_all(cfg, cfg.preferences[0].name, "positive", log=lambda *a: None)[0]
-print(json.dumps({"train_seconds": res.manifest["metrics"]["train_seconds"],
+print(json.dumps({"train_seconds": res.manifest.metrics["train_seconds"],
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 '''
 VARIANTS = {  # name: (script, extra arguments)

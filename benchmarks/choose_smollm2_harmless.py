@@ -83,7 +83,7 @@ def run_candidate(name: str, overrides: list[str], root: Path, hh: str, helpful:
     best = min(feasible, key=lambda v: (v["refusal_benign"], -v["refusal_harmful"])) if feasible else None
     return {
         "overrides": overrides, "train_seconds": train_seconds(out),
-        "adapters": {r.manifest["direction"]: {k: r.manifest["metrics"].get(k) for k in (
+        "adapters": {r.manifest.direction: {k: r.manifest.metrics.get(k) for k in (
             "train_steps", "train_loss", "heldout_accuracy", "heldout_accuracy_base", "heldout_pairs")} for r in trained},
         "validation": {str(e): points[e] for e in ETAS},
         "largest_eta_in_span": max(ok),

@@ -1,6 +1,6 @@
 """The package's import graph: cycles, depth and module sizes, from the source alone (AST, nothing imported).
 
-Two views: top-level imports only (what loads when a module is imported), and every import
+Layers (LAYERS below) and the imports that go up them. Two views: top-level imports only (what loads when a module is imported), and every import
 including those inside functions (pvlora imports heavy or stage-specific modules lazily). Depth is
 the longest chain of pvlora modules; a cycle is reported once per rotation.
 
@@ -26,9 +26,15 @@ def modules(root: Path) -> dict[str, Path]:
     return out
 
 
+def _runtime(nodes: list[ast.stmt]) -> list[ast.stmt]:
+    """Drop ``if TYPE_CHECKING:`` blocks: annotations only, never imported at run time."""
+    return [n for n in nodes if not (isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test))]
+
+
 def edges(mods: dict[str, Path], name: str, top_level: bool) -> set[str]:
     tree = ast.parse(mods[name].read_text())
-    nodes = tree.body if top_level else list(ast.walk(tree))
+    body = _runtime(tree.body)
+    nodes = body if top_level else [n for top in body for n in ast.walk(top)]
     out = set()
     for n in nodes:
         if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith("pvlora"):
@@ -36,6 +42,38 @@ def edges(mods: dict[str, Path], name: str, top_level: bool) -> set[str]:
         elif isinstance(n, ast.Import):
             out |= {a.name for a in n.names if a.name in mods}
     return out - {name, "pvlora"}
+
+
+# The layers, lowest first: a module may import (at top level or inside a function) only from its own
+# layer or a lower one. Longest matching prefix decides a module's layer.
+LAYERS = [
+    ("foundation", ["pvlora.errors", "pvlora.names", "pvlora.fs", "pvlora.sampling", "pvlora.lora_math", "pvlora.atomic",
+                    "pvlora.builtins", "pvlora.chat_templates"]),
+    ("contracts and data", ["pvlora.compat", "pvlora.manifest", "pvlora.config", "pvlora.data",
+                            "pvlora.evaluate.judges"]),
+    ("artifacts and bases", ["pvlora.artifacts", "pvlora.models", "pvlora.gguf", "pvlora.runtime", "pvlora.vector",
+                             "pvlora.compose", "pvlora.inspection", "pvlora.export", "pvlora.hub"]),
+    ("stages", ["pvlora.runs", "pvlora.train", "pvlora.sft", "pvlora.evaluate", "pvlora.rowwise", "pvlora.batching",
+                "pvlora.serve"]),
+    ("built-in worlds", ["pvlora.toy", "pvlora.smollm2"]),
+    ("command line", ["pvlora.cli"]),
+]
+
+
+def layer(module: str) -> int | None:
+    found = [(len(p), i) for i, (_, prefixes) in enumerate(LAYERS) for p in prefixes
+             if module == p or module.startswith(p + ".")]
+    return max(found)[1] if found else None
+
+
+def upward_imports(root: Path) -> list[str]:
+    mods = modules(root)
+    out = []
+    for m in sorted(mods):
+        for d in sorted(edges(mods, m, top_level=False)):
+            if layer(m) is not None and layer(d) is not None and layer(d) > layer(m):
+                out.append(f"{m} ({LAYERS[layer(m)][0]}) -> {d} ({LAYERS[layer(d)][0]})")
+    return out
 
 
 def analyse(root: Path, top_level: bool) -> dict:
@@ -64,12 +102,18 @@ def main(argv=None) -> int:
     root = Path(a.root)
     sizes = sorted(((sum(1 for _ in f.open()), m) for m, f in modules(root).items()), reverse=True)
     result = {"top_level": analyse(root, True), "all_imports": analyse(root, False),
-              "modules_over_250_lines": [{"module": m, "lines": n} for n, m in sizes if n > 250]}
+              "modules_over_250_lines": [{"module": m, "lines": n} for n, m in sizes if n > 250],
+              "upward_imports": upward_imports(root),
+              "unlayered": sorted(m for m in modules(root) if m != "pvlora" and layer(m) is None),
+              "layers": {name: prefixes for name, prefixes in LAYERS}, "modules": len(modules(root)),
+              "lines": sum(n for n, _ in sizes)}
     for view in ("top_level", "all_imports"):
         r = result[view]
         print(f"{view}: max depth {r['max_depth']} ({r['deepest']}), {len(r['cycles'])} cycle(s)")
         for c in r["cycles"]:
             print("   ", c)
+    print(f"upward imports: {len(result['upward_imports'])}", *result["upward_imports"], sep="\n    ")
+    print("unlayered:", ", ".join(result["unlayered"]) or "none")
     print("over 250 lines:", ", ".join(f"{x['module']} {x['lines']}" for x in result["modules_over_250_lines"]) or "none")
     if Path(a.root).resolve() == Path(__file__).resolve().parents[1]:
         save("module_graph", result)

@@ -27,10 +27,10 @@ from pvlora.errors import ConfigError
 
 _REGISTRY: dict[str, dict[str, str]] = {
     "base": {"tiny": "pvlora.toy.base:BUILTIN"},
-    "preference_data": {"toy": "pvlora.toy.corpus:preference_split"},
-    "sft_data": {"toy": "pvlora.toy.corpus:sft_data"},
-    "prompts": {"toy": "pvlora.toy.corpus:eval_rows", "smollm2": "pvlora.smollm2.prompts:eval_rows"},
-    "judge": {"toy": "pvlora.toy.corpus:judge"},
+    "preference_data": {"toy": "pvlora.toy.entries:preference_split"},
+    "sft_data": {"toy": "pvlora.toy.entries:sft_data"},
+    "prompts": {"toy": "pvlora.toy.entries:eval_rows", "smollm2": "pvlora.smollm2.prompts:eval_rows"},
+    "judge": {"toy": "pvlora.toy.entries:judge"},
 }
 
 

@@ -104,28 +104,6 @@ def check_compatible(adapters: list, base: BaseFingerprint | None = None, base_l
                                 f"{base_label or f'the base given, {describe(base)}'}")
 
 
-def read_base_config(base: str, revision: str | None = None):
-    """(ModelConfig, transformers config) of a base named by 'tiny', a directory or a Hub id; reads
-    only its config file."""
-    from transformers import AutoConfig
-
-    from pvlora.config import ModelConfig
-    from pvlora.models import resolve_base_path
-
-    cfg = ModelConfig(name_or_path=base, revision=revision)
-    try:
-        return cfg, AutoConfig.from_pretrained(resolve_base_path(cfg), revision=revision)
-    except OSError as exc:
-        raise ArtifactError(f"cannot read the config of base {base!r}: {exc}") from None
-
-
-def base_fingerprint_of(base: str, revision: str | None = None) -> dict[str, Any]:
-    """Fingerprint of a base named by 'tiny', a local directory or a Hub id (reads only its config)."""
-    from pvlora.models import fingerprint
-
-    return fingerprint(*read_base_config(base, revision))
-
-
 def linear_shapes(model) -> dict[str, tuple[int, int]]:
     """{module name: (d_out, d_in)} of every linear layer of a model (plain, 4-bit or LoRA-wrapped)."""
     shapes = {}
@@ -168,5 +146,5 @@ def unverified(adapters: list) -> list[str]:
     return [str(a.path) for a in adapters if not a.manifest]
 
 
-__all__ = ["BaseFingerprint", "base_fingerprint_of", "base_shapes", "check_compatible", "check_shapes", "describe",
-           "linear_shapes", "read_base_config", "unverified"]
+__all__ = ["BaseFingerprint", "base_shapes", "check_compatible", "check_shapes", "describe",
+           "linear_shapes", "unverified"]

@@ -14,12 +14,12 @@ from pvlora.compat import (
     base_shapes,
     check_compatible,
     check_shapes,
-    read_base_config,
     unverified,
 )
 from pvlora.errors import ArtifactError
 from pvlora.fs import portable
 from pvlora.manifest import Manifest
+from pvlora.models import read_base_config
 from pvlora.runtime import read_vectors
 from pvlora.vector import check_rank, finish
 

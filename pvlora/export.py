@@ -115,7 +115,7 @@ def export_gguf(src: str | Path, out: str | Path, base: str | None = None, overw
     import gguf
 
     from pvlora.artifacts import read_adapter
-    from pvlora.compat import read_base_config
+    from pvlora.models import read_base_config
 
     a = read_adapter(src)
     out = Path(out)

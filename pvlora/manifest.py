@@ -118,7 +118,7 @@ class Manifest:
             if d.get(key) is not None and not ok(d[key]):
                 raise ArtifactError(f"{where}: {key} must {wanted}, got {d[key]!r:.80}")
         if d.get("preference") is not None:
-            from pvlora.config import NAME_RE
+            from pvlora.names import NAME_RE
 
             if not NAME_RE.fullmatch(d["preference"]):
                 raise ArtifactError(f"{where}: preference {d['preference']!r:.80} is not a valid preference name "

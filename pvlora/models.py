@@ -148,3 +148,20 @@ def load_base(cfg: ModelConfig, tok=None):
     tok = tok if tok is not None else load_tokenizer(cfg)  # first: cheap, and fails before the weights load
     model = load_model(cfg)
     return model, tok, fingerprint(cfg, model.config)
+
+
+def read_base_config(base: str, revision: str | None = None):
+    """(ModelConfig, transformers config) of a base named by 'tiny', a directory or a Hub id; reads
+    only its config file."""
+    from transformers import AutoConfig
+
+    cfg = ModelConfig(name_or_path=base, revision=revision)
+    try:
+        return cfg, AutoConfig.from_pretrained(resolve_base_path(cfg), revision=revision)
+    except OSError as exc:
+        raise ArtifactError(f"cannot read the config of base {base!r}: {exc}") from None
+
+
+def base_fingerprint_of(base: str, revision: str | None = None) -> dict[str, Any]:
+    """Fingerprint of a base named by 'tiny', a local directory or a Hub id (reads only its config)."""
+    return fingerprint(*read_base_config(base, revision))

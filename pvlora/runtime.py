@@ -87,13 +87,12 @@ def load_composed(base: Any, vectors: dict[str, float], revision: str | None = N
 
     from pvlora.compat import (
         BaseFingerprint,
-        base_fingerprint_of,
         check_compatible,
         check_shapes,
         linear_shapes,
         unverified,
     )
-    from pvlora.models import config_sha256
+    from pvlora.models import base_fingerprint_of, config_sha256
 
     items = read_vectors(vectors, allow_pickle)  # checks η, files, hashes and base agreement first
     adapters = [a for a, _ in items]

@@ -89,7 +89,7 @@ def extract_vector(
     """
     check_rank(rank)
     if preference is not None:
-        from pvlora.config import check_name
+        from pvlora.names import check_name
 
         check_name(preference, "preference")
     pos = read_adapter(positive, allow_pickle)

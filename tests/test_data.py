@@ -5,7 +5,6 @@ import pytest
 
 from pvlora.config import PreferenceConfig
 from pvlora.data import load_preference_data, reverse
-from pvlora.toy import corpus as toy
 from pvlora.data.formats import (
     BAD_LABEL,
     EMPTY,
@@ -15,6 +14,7 @@ from pvlora.data.formats import (
     PREFIX_MISMATCH,
 )
 from pvlora.errors import DataError
+from pvlora.toy import corpus as toy
 from tests.helpers import HH_FILE
 
 

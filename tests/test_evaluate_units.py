@@ -59,12 +59,11 @@ def test_parse_constraint():
         parse_constraint("refusal_harmful=>0.9")
 
 
+SCORED = ["gain", "safety"]
+
+
 class FakeEvaluator:
     """score = smooth known functions of η, so the optimum is known by hand."""
-
-    class cfg:
-        class eval:
-            scorers = ["gain", "safety"]
 
     def __init__(self):
         self.splits = []
@@ -81,7 +80,7 @@ def test_tune_refines_to_the_constrained_optimum():
     ev = FakeEvaluator()
     # unconstrained optimum (0.8, 0.3); with safety >= 0.6 the optimum is (0.8, 0.6)
     res = tune(ev, "gain", [parse_constraint("safety>=0.6")], ["a", "b"],
-               {"a": [0.0, 0.5, 1.0, 1.5], "b": [0.0, 0.5, 1.0, 1.5]})
+               {"a": [0.0, 0.5, 1.0, 1.5], "b": [0.0, 0.5, 1.0, 1.5]}, scorers=SCORED)
     assert res["weights"]["b"] >= 0.6 and res["weights"]["b"] == pytest.approx(0.625)
     assert res["weights"]["a"] == pytest.approx(0.75)  # nearest point on the refined 0.125 lattice
     assert ev.splits == ["validation", "test"]
@@ -89,6 +88,6 @@ def test_tune_refines_to_the_constrained_optimum():
 
 def test_tune_infeasible_reports_best_reachable():
     with pytest.raises(Infeasible, match=r"safety>=5.*best reachable: safety=1.500"):
-        tune(FakeEvaluator(), "gain", [parse_constraint("safety>=5")], ["a", "b"], {"a": [0, 1], "b": [0, 1.5]})
+        tune(FakeEvaluator(), "gain", [parse_constraint("safety>=5")], ["a", "b"], {"a": [0, 1], "b": [0, 1.5]}, scorers=SCORED)
     with pytest.raises(ConfigError, match="not among eval.scorers"):
-        tune(FakeEvaluator(), "nope", [], ["a", "b"])
+        tune(FakeEvaluator(), "nope", [], ["a", "b"], scorers=SCORED)

@@ -444,7 +444,7 @@ def test_a_model_object_from_another_base_is_refused(vec, random_base_dir, tmp_p
     from transformers import AutoModelForCausalLM
 
     import pvlora
-    from pvlora.compat import base_fingerprint_of
+    from pvlora.models import base_fingerprint_of
 
     d = copy(vec, tmp_path)
     edit_json(d / "pvlora.json", lambda m: m.update(base=base_fingerprint_of(str(random_base_dir))))

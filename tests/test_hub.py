@@ -22,7 +22,7 @@ def vector(random_base_dir, tmp_path_factory):
     extract_vector(p, n, d / "harmless", preference="harmless")
     m = json.loads((d / "harmless" / "pvlora.json").read_text())
     m["command"] = "pvlora extract --positive pos --negative neg --out harmless"
-    from pvlora.compat import base_fingerprint_of
+    from pvlora.models import base_fingerprint_of
 
     m["base"] = {**base_fingerprint_of(str(random_base_dir)), "name_or_path": "org/base-model"}
     (d / "harmless" / "pvlora.json").write_text(json.dumps(m))

@@ -5,9 +5,9 @@ import torch
 from safetensors.torch import load_file
 
 from pvlora.config import ModelConfig
-from pvlora.toy import corpus as toy
 from pvlora.evaluate.generate import generate
 from pvlora.models import fingerprint, load_base
+from pvlora.toy import corpus as toy
 from pvlora.toy.base import TinyRecipe, build_tiny_base, ensure_tiny_base
 
 pytestmark = pytest.mark.slow

@@ -124,7 +124,8 @@ def cmd_tune(a) -> int:
     names = [n.strip() for n in a.preferences.split(",")] if a.preferences else list(vectors)
     constraints = [parse_constraint(c) for c in a.constraint]
     grid = {n: cfg.eval.grid[n] for n in names if n in cfg.eval.grid} or None
-    result = tune(Evaluator(cfg, {n: vectors[n] for n in names}, "validation"), a.maximize, constraints, names, grid)
+    result = tune(Evaluator(cfg, {n: vectors[n] for n in names}, "validation"), a.maximize, constraints, names, grid,
+                  scorers=cfg.eval.scorers)
     print("chosen η: " + ", ".join(f"{k}={v:g}" for k, v in result["weights"].items())
           + f"  ({result['points_evaluated']} points on the validation split)")
     for split in ("validation", "test"):

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -12,6 +11,7 @@ from pvlora.config.library_keys import suggest, trl_fields, validate_dpo_keys
 from pvlora.data.formats import FORMATS
 from pvlora.data.sft import SFT_FORMATS as SFT_PARSERS
 from pvlora.errors import ConfigError
+from pvlora.names import NAME_RE, check_name  # noqa: F401  (NAME_RE: re-exported by pvlora.config)
 
 Direction = Literal["positive", "negative"]
 # from the registries: a format registered in pvlora.data.formats, or a built-in world's own data
@@ -56,18 +56,6 @@ class ModelConfig:
 
 
 KEEP_RULES = ("refusal_contrast",)  # implemented in pvlora.data.keep_rule
-
-# A preference name becomes a directory name (adapters/NAME-positive, vectors/NAME) and a PEFT adapter
-# name, so it is a plain identifier: no path separators, no leading dot, nothing PEFT would split on.
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-
-
-def check_name(name: Any, where: str) -> str:
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-        raise ConfigError(f"{where}: {name!r} is not a valid preference name; use 1-64 letters, digits, '_' or '-', "
-                          "starting with a letter or digit (e.g. helpful, harmless_v2)")
-    return name
-
 
 @dataclass
 class PreferenceConfig:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import operator
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,8 +53,26 @@ class Infeasible(PvloraError):
 
 
 def tune(evaluator, maximize: str, constraints: list[Constraint], names: list[str],
-         grid: dict[str, list[float]] | None = None, rounds: int = 2) -> dict[str, Any]:
-    scorers = set(evaluator.cfg.eval.scorers)
+         grid: dict[str, list[float]] | None = None, rounds: int = 2, *, scorers: Collection[str]) -> dict[str, Any]:
+    """Maximise ``maximize`` subject to ``constraints`` over the η of ``names`` on the validation
+    split, then score the chosen η once on the test split.
+
+    Args:
+        evaluator: anything with ``set_split(split)`` and ``score(weights) -> {scorer: value}``
+            (an :class:`~pvlora.evaluate.runner.Evaluator`).
+        maximize, constraints: the objective and the bounds, each naming one of ``scorers``.
+        names: the preferences whose η is searched (the others stay at 0).
+        grid: the coarse grid per preference (default: DEFAULT_GRID for each).
+        rounds: local refinements around the best feasible point.
+        scorers: the scorers ``evaluator.score`` reports (the objective and constraints must be among them).
+
+    Returns:
+        {weights, validation scores, test scores, maximize, constraints, points_evaluated}.
+
+    Raises:
+        ConfigError: a scorer not among ``scorers``.
+        Infeasible: no searched point meets the constraints (the message gives the closest one).
+    """
     for s in [maximize] + [c.scorer for c in constraints]:
         if s not in scorers:
             raise ConfigError(f"scorer {s!r} is not among eval.scorers ({', '.join(sorted(scorers))}); add it to the config")

@@ -35,6 +35,10 @@ HELPFUL_GRID = [-1.0, 0.0, 1.0, 2.0]
 # helpful 1 already cancels the harmless vector's refusals at η_harmless ≤ 0.25, and 2 never met tune's
 # constraint where 1 did not; between 0 and 1 is where a mix can keep some of each.
 TUNE_HELPFUL = [0.0, 0.5, 1.0]
+# tune scores only the η_harmless whose harmless-only validation point already meets its constraint:
+# adding the helpful vector lowered harmful refusal at every validation point measured (8 of 8 in
+# results/smollm2_tune_grid.json), so a mix at a smaller η_harmless cannot be feasible. The same
+# choice, about a third of tune's validation points.
 # Validation rule for the span of the control check: η up to the largest value whose validation
 # held-out NLL is within NLL_SPAN nats/token of the base's (beyond that the model is over-scaled).
 NLL_SPAN = 0.5
@@ -96,7 +100,7 @@ def run_study(out: str | Path = "pvlora-demo-smollm2", hh_rlhf: str | None = Non
         base_val = val["harmless"][0]
         top = max(r["eta_harmless"] for r in val["harmless"] if r["heldout_nll"] <= base_val["heldout_nll"] + NLL_SPAN)
         span = [e for e in HARMLESS_GRID if e <= top]
-        tuned = tune_mix(ev, base_val, [e for e in span if e >= 0])
+        tuned = tune_mix(ev, base_val, val["harmless"], [e for e in span if e >= 0])
     with timed(timings, "test", "5/6 test prompts: every reported figure"):
         test = sweep_axes(ev, "test")
         ev.set_split("test")
@@ -156,14 +160,18 @@ def validation_span_points(ev) -> list[dict[str, Any]]:
     return rows
 
 
-def tune_mix(ev, base_val: dict[str, Any], harmless: list[float]) -> dict[str, Any]:
-    """tune on validation: maximise benign compliance subject to refusal_harmful ≥ base + margin."""
+def tune_mix(ev, base_val: dict[str, Any], axis: list[dict[str, Any]], harmless: list[float]) -> dict[str, Any]:
+    """tune on validation: maximise benign compliance subject to refusal_harmful ≥ base + margin, over
+    TUNE_HELPFUL × the η_harmless of ``harmless`` whose harmless-only validation point (``axis``)
+    meets the bound (see TUNE_HELPFUL)."""
     from pvlora.evaluate.tune import Constraint, Infeasible, tune
 
     bound = round(base_val["refusal_harmful"] + THRESHOLDS["tune_margin"], 6)
+    alone = {r["eta_harmless"]: r["refusal_harmful"] for r in axis}
+    harmless = [e for e in harmless if alone.get(e, 0.0) >= bound] or harmless
     try:
         return tune(ev, "compliance_benign", [Constraint("refusal_harmful", ">=", bound)], ["helpful", "harmless"],
-                    {"helpful": TUNE_HELPFUL, "harmless": harmless}, rounds=0)
+                    {"helpful": TUNE_HELPFUL, "harmless": harmless}, rounds=0, scorers=ev.cfg.eval.scorers)
     except Infeasible as exc:
         return {"infeasible": str(exc), "constraint": f"refusal_harmful>={bound:g}"}
 

@@ -8,12 +8,12 @@ vector trains on HH-RLHF), half validation, half test.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from pvlora.errors import ConfigError
+from pvlora.sampling import permutation
 
 PROMPTS_FILE = Path(__file__).with_name("prompts.txt")
 SPLITS = ("train", "validation", "test")
@@ -56,7 +56,7 @@ def topic_splits(rows) -> dict[str, str]:
         topics = sorted({t for _, k, t, s in rows if (k, s) == group})
         if len(topics) != sum(shares):
             raise ConfigError(f"{group}: {len(topics)} topics, SHARES expects {sum(shares)}")
-        random.Random(f"pvlora-smollm2-{group[0]}-{group[1]}").shuffle(topics)
+        topics = [topics[i] for i in permutation(len(topics), f"pvlora-smollm2-{group[0]}-{group[1]}")]
         cuts = [0, shares[0], shares[0] + shares[1], len(topics)]
         for split, a, b in zip(SPLITS, cuts, cuts[1:]):
             out.update({t: split for t in topics[a:b]})

@@ -108,7 +108,7 @@ def run_demo(out: str | Path = "pvlora-demo", fresh: bool = False, command: str 
     if fresh or not tuned_path.exists():
         try:
             tuned = tune(ev, "compliance_benign", [parse_constraint(TUNE_CONSTRAINT)], ["helpful", "harmless"],
-                         {"helpful": TUNE_GRID, "harmless": TUNE_GRID})
+                         {"helpful": TUNE_GRID, "harmless": TUNE_GRID}, scorers=cfg.eval.scorers)
         except Infeasible as exc:  # reported in the summary; the rest of the demo still stands
             tuned = {"infeasible": str(exc)}
         tuned_path.write_text(json.dumps(tuned, indent=2))

@@ -1,0 +1,105 @@
+"""The typed artifact contract: ``Manifest`` round-trips ``pvlora.json`` (known fields typed, unknown
+keys kept), hashes stay mandatory once listed, built-in names resolve through one registry, and the
+package keeps its layering (no cycle, no import up a layer)."""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from pvlora import builtins
+from pvlora.artifacts import read_adapter
+from pvlora.compat import BaseFingerprint
+from pvlora.errors import ArtifactError, ConfigError
+from pvlora.manifest import SCHEMA, Manifest
+from pvlora.vector import extract_vector
+from tests.helpers import make_adapter
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def vec(random_base_dir, tmp_path_factory):
+    d = tmp_path_factory.mktemp("manifest")
+    p = make_adapter(random_base_dir, d / "pos", 51, r=2, lora_alpha=4, target_modules=["q_proj"])
+    n = make_adapter(random_base_dir, d / "neg", 52, r=3, lora_alpha=6, target_modules=["q_proj"])
+    extract_vector(p, n, d / "helpful", preference="helpful", command="pvlora extract ...")
+    return d / "helpful"
+
+
+def test_manifest_round_trips_the_file_and_types_its_fields(vec):
+    on_disk = json.loads((vec / "pvlora.json").read_text())
+    m = Manifest.read(vec)
+    assert m.to_dict() == on_disk  # nothing lost, nothing added
+    assert (m.kind, m.preference, m.method, m.schema) == ("vector", "helpful", "difference", SCHEMA)
+    assert m.exact_rank == 2 + 3 and m.rank == 5 and m.compression is None
+    assert isinstance(m.base, BaseFingerprint) and m.base.config_sha256 == on_disk["base"]["config_sha256"]
+    assert set(m.sources) == {"positive", "negative"} and m.command == "pvlora extract ..."
+    assert read_adapter(vec).manifest == m
+
+
+def test_unknown_keys_are_kept_and_written_back(vec, tmp_path):
+    d = tmp_path / "v"
+    shutil.copytree(vec, d)
+    raw = json.loads((d / "pvlora.json").read_text())
+    raw["reviewed_by"] = {"name": "someone", "ok": True}  # a field a newer pvlora of the same schema may add
+    (d / "pvlora.json").write_text(json.dumps(raw))
+    m = Manifest.read(d)
+    assert m.extra == {"reviewed_by": {"name": "someone", "ok": True}}
+    m.write(d)
+    assert json.loads((d / "pvlora.json").read_text())["reviewed_by"] == {"name": "someone", "ok": True}
+    read_adapter(d)  # rewritten hashes still verify
+
+
+def test_an_empty_hash_list_does_not_switch_verification_off(vec, tmp_path):
+    d = tmp_path / "v"
+    shutil.copytree(vec, d)
+    raw = json.loads((d / "pvlora.json").read_text())
+    raw["weights_sha256"] = {}
+    (d / "pvlora.json").write_text(json.dumps(raw))
+    with pytest.raises(ArtifactError, match="not covered by the sha256 list"):
+        read_adapter(d)
+
+
+@pytest.mark.parametrize(("field", "value", "msg"), [
+    ("rank", "16", "rank must be an integer"), ("norm", [1.0], "norm must be a number"),
+    ("vectors", {"a": 1}, "vectors must be a list of objects"), ("direction", "sideways", "direction 'sideways' is not one of"),
+    ("metrics", 3, "metrics must be an object"), ("unverified", [1], "unverified must be a list of strings"),
+])
+def test_each_field_type_is_checked_on_read(vec, tmp_path, field, value, msg):
+    d = tmp_path / "v"
+    shutil.copytree(vec, d)
+    raw = json.loads((d / "pvlora.json").read_text())
+    raw[field] = value
+    (d / "pvlora.json").write_text(json.dumps(raw))
+    with pytest.raises(ArtifactError, match=msg) as e:
+        Manifest.read(d)
+    assert "pvlora.json" in str(e.value)
+
+
+def test_builtin_names_resolve_through_one_registry():
+    from pvlora.config import FORMAT_NAMES, SFT_FORMATS, ModelConfig
+    from pvlora.data.formats import FORMATS
+    from pvlora.models import fingerprint
+
+    assert set(FORMAT_NAMES) == set(FORMATS) | set(builtins.names("preference_data")) and "toy" in FORMAT_NAMES
+    assert "toy" in SFT_FORMATS and builtins.names("prompts") == ["smollm2", "toy"]
+    with pytest.raises(ConfigError, match="no built-in base named 'huge'; built-in: tiny"):
+        builtins.get("base", "huge")
+    made = builtins.get("base", "tiny")
+    fp = fingerprint(ModelConfig(name_or_path="tiny", tiny_seed=3), {"model_type": "llama"})
+    assert fp["name_or_path"] == made.recorded_as and fp["tiny_seed"] == 3
+
+
+def test_layers_hold_no_cycle_and_no_upward_import():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import module_graph
+    finally:
+        sys.path.pop(0)
+    assert module_graph.upward_imports(REPO) == []
+    assert [m for m in module_graph.modules(REPO) if m != "pvlora" and module_graph.layer(m) is None] == []
+    for top_level in (True, False):
+        assert module_graph.analyse(REPO, top_level)["cycles"] == []
