@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 
 import torch
 from _common import save, timeit
@@ -110,6 +111,7 @@ def main(argv=None) -> int:
     p.add_argument("--modules", nargs="+", default=list(SHAPES), choices=list(SHAPES),
                    help="projections to include (PEFT's svd takes minutes per 14336x4096 matrix on 2 cores)")
     a = p.parse_args(argv)
+    started = time.perf_counter()
     rows, comp_rows = [], []
     for n in a.vectors:
         model = build(n, a.modules)
@@ -167,7 +169,8 @@ def main(argv=None) -> int:
     for r in comp_rows:
         print(f"{r['vectors']:>2} {r['rank']:>3} {r['pvlora_seconds']:>9.4f} {r['peft_svd_seconds']:>11.2f} "
               f"{r['speedup']:>8.0f}x {r['pvlora_rel_error']:>11.4f} {r['peft_rel_error']:>10.4f}")
-    save("compose", {"shapes": {m: SHAPES[m] for m in a.modules}, "r": 16, "composition": rows, "compression": comp_rows})
+    save("compose", {"shapes": {m: SHAPES[m] for m in a.modules}, "r": 16, "composition": rows, "compression": comp_rows,
+                     "script_seconds": time.perf_counter() - started})
     return 0
 
 

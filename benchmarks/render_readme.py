@@ -1,0 +1,171 @@
+"""Write benchmarks/README.md from README.template.md, and the README's result sections from
+benchmarks/templates/, with the figures of benchmarks/results/: the text cannot drift from them.
+
+A whole-file template replaces its output. A section template replaces the lines of README.md
+between ``<!-- generated from benchmarks/templates/NAME.md -->`` and ``<!-- end generated -->``.
+
+In the template, ``{{ expr }}`` or ``{{ expr | spec }}`` is replaced by the value of the Python
+expression ``expr`` (formatted with the format ``spec``, e.g. ``.3f``, ``,.0f``, ``.1%``). Names in
+``expr``: one per results file (``reweight`` for results/reweight.json, ``smollm2_study`` for
+results/smollm2_study/summary.json; ``smollm2_study_rows`` for its results.csv, numbers as
+floats), whose fields read as attributes (``reweight.speedup``) or items
+(``refusal_judge["by_source"]``), and the helpers below (``sci``, ``err``, ``mins``, ``ok``, ``find``).
+
+    python benchmarks/render_readme.py           # rewrite README.md
+    python benchmarks/render_readme.py --check   # exit 1 if README.md is not what the results give
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+TEMPLATE = HERE / "README.template.md"
+README = HERE / "README.md"
+ROOT_README = HERE.parent / "README.md"
+# (template, output, whole file or a marked section of it)
+PAIRS = [(TEMPLATE, README, "file"), (HERE / "templates" / "training_path.md", ROOT_README, "section"),
+         (HERE / "templates" / "smollm2_study.md", ROOT_README, "section")]
+PLACEHOLDER = re.compile(r"\{\{(.+?)\}\}", re.S)
+SPEC = re.compile(r"[<>=^]?[+\- ]?#?0?\d*[,_]?(?:\.\d+)?[a-zA-Z%]?")  # Python's format-spec mini-language
+
+
+class Node(dict):
+    """A results object whose fields also read as attributes (``r.speedup``); nested objects too."""
+
+    def __getattr__(self, key):
+        try:
+            return wrap(self[key])
+        except KeyError:
+            raise AttributeError(f"no field {key!r} (has: {', '.join(self)})") from None
+
+    def __getitem__(self, key):
+        return wrap(dict.__getitem__(self, key))
+
+    def items(self):
+        return [(k, wrap(v)) for k, v in dict.items(self)]
+
+    def values(self):
+        return [wrap(v) for v in dict.values(self)]
+
+    def get(self, key, default=None):
+        return wrap(dict.get(self, key, default))
+
+
+def wrap(value):
+    if isinstance(value, dict) and not isinstance(value, Node):
+        return Node(value)
+    if isinstance(value, list):
+        return [wrap(v) for v in value]
+    return value
+
+
+def sci(x: float, digits: int = 1) -> str:
+    """7.4e-8, not Python's 7.4e-08."""
+    mantissa, exponent = f"{x:.{digits}e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def err(x: float) -> str:
+    """An error as 7.4e-8 when small, 0.89 when not."""
+    return sci(x) if x < 0.01 else f"{x:.2f}"
+
+
+def mins(seconds: float) -> str:
+    """Seconds as '9 min 25 s'."""
+    m, s = divmod(round(seconds), 60)
+    return f"{m} min {s} s" if m else f"{s} s"
+
+
+def ok(passed: bool) -> str:
+    return "✓" if passed else "✗"
+
+
+def find(rows, **match):
+    """The one row of ``rows`` whose fields equal ``match``."""
+    found = [r for r in rows if all(r.get(k) == v for k, v in match.items())]
+    if len(found) != 1:
+        raise LookupError(f"{len(found)} rows match {match}")
+    return found[0]
+
+
+def namespace() -> dict:
+    ns = {"sci": sci, "err": err, "mins": mins, "ok": ok, "find": find, "median": lambda xs: sorted(xs)[len(xs) // 2]}
+    for path in sorted(RESULTS.glob("*.json")):
+        ns[path.stem] = wrap(json.loads(path.read_text()))
+    for path in sorted(RESULTS.glob("*/summary.json")):
+        ns[path.parent.name] = wrap(json.loads(path.read_text()))
+    for path in sorted(RESULTS.glob("*/results.csv")):
+        with path.open() as f:
+            ns[f"{path.parent.name}_rows"] = [wrap({k: _number(v) for k, v in row.items()}) for row in csv.DictReader(f)]
+    return ns
+
+
+def _number(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+SAFE_BUILTINS = {f.__name__: f for f in (abs, all, any, enumerate, float, int, len, max, min, round, sorted, str, sum,
+                                         zip)}
+
+
+def render(template: str, ns: dict, name: str = TEMPLATE.name) -> str:
+    def one(m: re.Match) -> str:
+        expr, _, spec = m.group(1).rpartition(" | ")
+        if not expr or not SPEC.fullmatch(spec.strip()):  # a " | " inside the expression, not a spec
+            expr, spec = m.group(1), ""
+        try:
+            value = eval(expr.strip(), {"__builtins__": SAFE_BUILTINS, **ns})  # globals: comprehensions see them
+            return format(value, spec.strip())
+        except Exception as exc:
+            line = template.count("\n", 0, m.start()) + 1
+            raise SystemExit(f"{name}:{line}: {{{{{m.group(1).strip()}}}}}: {type(exc).__name__}: {exc}") from None
+
+    return PLACEHOLDER.sub(one, template)
+
+
+def expected(template: Path, out: Path, mode: str, ns: dict) -> str:
+    """What ``out`` should hold: the rendered template, or ``out`` with its marked section rendered."""
+    text = render(template.read_text(), ns, template.name)
+    if mode == "file":
+        return text
+    rel = template.relative_to(HERE.parent).as_posix()
+    begin, end = f"<!-- generated from {rel} -->\n", "<!-- end generated -->\n"
+    current = out.read_text()
+    i = current.find(begin)
+    j = current.find(end, i + len(begin))
+    if i < 0 or j < 0:
+        raise SystemExit(f"{out}: no section marked {begin.strip()} ... {end.strip()}")
+    return current[: i + len(begin)] + text + current[j:]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--check", action="store_true", help="only compare; exit 1 when an output differs")
+    a = p.parse_args(argv)
+    ns, stale = namespace(), []
+    for template, out, mode in PAIRS:
+        text = expected(template, out, mode, ns)
+        if out.read_text() != text:
+            stale.append(out)
+            if not a.check:
+                out.write_text(text)
+                print(f"wrote {out}")
+    if a.check and stale:
+        print(f"out of date with {RESULTS}: {', '.join(map(str, stale))}; run python benchmarks/render_readme.py",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
