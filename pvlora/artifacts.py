@@ -85,7 +85,7 @@ def load_weights(directory: Path, allow_pickle: bool = False) -> tuple[dict[str,
         if not allow_pickle:
             raise ArtifactError(
                 f"{pickled}: pickle weights can run arbitrary code when loaded and are refused; "
-                "convert to safetensors, or pass --allow-pickle if you trust the file"
+                "convert to safetensors, or pass allow_pickle=True if you trust the file"
             )
         regular_file(pickled, MAX_WEIGHT_BYTES)
         import pickle

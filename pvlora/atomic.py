@@ -29,7 +29,7 @@ def atomic_dir(target: str | Path, overwrite: bool = False, inputs: tuple = ()) 
     with _write_lock(target):
         recover(target)
         if (target.exists() or target.is_symlink()) and not overwrite:
-            raise ArtifactError(f"{target} already exists; pass --overwrite to replace it")
+            raise ArtifactError(f"{target} already exists; pass overwrite=True to replace it")
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         try:
             yield tmp

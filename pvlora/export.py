@@ -36,7 +36,7 @@ def vllm_rank(exact: int, rank: int | None) -> int:
     (or the largest, compressing, if exact exceeds them all)."""
     if rank is not None:
         if rank not in VLLM_RANKS:
-            raise ArtifactError(f"--rank {rank} is not one vLLM accepts; choose one of {', '.join(map(str, VLLM_RANKS))}")
+            raise ArtifactError(f"rank {rank} is not one vLLM accepts; choose one of {', '.join(map(str, VLLM_RANKS))}")
         return rank
     return next((r for r in VLLM_RANKS if r >= exact), VLLM_RANKS[-1])
 
@@ -120,11 +120,11 @@ def export_gguf(src: str | Path, out: str | Path, base: str | None = None, overw
     a = read_adapter(src)
     out = Path(out)
     if (out.exists() or out.is_symlink()) and not overwrite:
-        raise ArtifactError(f"{out} already exists; pass --overwrite to replace it")
+        raise ArtifactError(f"{out} already exists; pass overwrite=True to replace it")
     recorded = a.base_fingerprint
     name = base or (recorded.name_or_path if recorded else None)
     if not name:
-        raise ArtifactError(f"{src} records no base; pass --base (the model whose architecture it adapts)")
+        raise ArtifactError(f"{src} records no base; pass base=MODEL (the model whose architecture it adapts)")
     _, config = read_base_config(name, recorded.revision if recorded and not base else None)
     tensors = gguf_tensors(a.factors, config)
     r = max(lr.rank for lr in a.factors.values())

@@ -124,7 +124,7 @@ def check_chat_template(tok, conversational: bool, cfg: ModelConfig, what: str) 
         raise ConfigError(
             f"{what} is conversational but the tokenizer of {cfg.name_or_path!r} has no chat template. "
             "Set model.chat_template to a built-in (chatml, llama3, mistral, zephyr) or a .jinja file, e.g. "
-            "--set model.chat_template=llama3 for a Llama-3 base, or train from an instruct/SFT checkpoint "
+            "model.chat_template: llama3 for a Llama-3 base, or train from an instruct/SFT checkpoint "
             "(pvlora sft) that has one"
         )
 

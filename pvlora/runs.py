@@ -100,7 +100,7 @@ def prepare_partial(part: Path, resume: bool, settings: dict | None = None) -> P
             if diffs:
                 raise ArtifactError(f"{part}: cannot resume, the training settings changed since its checkpoint: "
                                     f"{'; '.join(diffs[:12])}{' ...' if len(diffs) > 12 else ''}. Restore them, or "
-                                    "start over with --overwrite")
+                                    "start over with overwrite=True")
         if settings is not None and (ckpt is None or not stored.exists()):
             from pvlora.atomic import atomic_file
 

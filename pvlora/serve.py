@@ -157,7 +157,7 @@ def load(settings: ServeSettings):
     from pvlora.runtime import load_composed
 
     if not settings.vectors:
-        raise ArtifactError("pvlora serve needs at least one vector (--vector DIR[=ETA])")
+        raise ArtifactError("the server needs at least one vector (vectors: {path or Hub id: η})")
     for label, value, low in (("max_batch", settings.max_batch, 1), ("max_tokens", settings.max_tokens, 1),
                               ("max_prompt_tokens", settings.max_prompt_tokens, 1), ("max_wait_ms", settings.max_wait_ms, 0)):
         if value < low:

@@ -51,9 +51,9 @@ def run_sft(cfg: ExperimentConfig, out: str | Path | None = None, resume: bool =
     runs.join_process_group()
     for path in (target, merged if cfg.sft.merge else None):
         if path is not None and path.exists() and not overwrite and not resume:
-            raise ArtifactError(f"{path} already exists; pass --overwrite to redo the SFT stage")
+            raise ArtifactError(f"{path} already exists; pass overwrite=True to redo the SFT stage")
     if part.exists() and not resume and not overwrite:
-        raise ArtifactError(f"{part} holds an unfinished SFT run; pass --resume to continue it or --overwrite "
+        raise ArtifactError(f"{part} holds an unfinished SFT run; pass resume=True to continue it or overwrite=True "
                             "to start over")
     runs.wait_for_everyone()
     if target.exists() and not overwrite:

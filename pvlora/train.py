@@ -58,7 +58,7 @@ def plan(cfg: ExperimentConfig, preference: str | None, direction: str) -> list[
     dirs = DIRECTIONS if direction == "both" else (direction,)
     for d in dirs:
         if d not in DIRECTIONS:
-            raise ArtifactError(f"--direction must be positive, negative or both, got {d!r}")
+            raise ArtifactError(f"direction must be positive, negative or both, got {d!r}")
     return [(p, d) for p in prefs for d in dirs]
 
 
@@ -69,11 +69,11 @@ def check_targets(cfg: ExperimentConfig, jobs: list[tuple[str, str]], out, resum
         target = adapter_dir(cfg, pref, direction, out)
         part = partial_dir(target)
         if target.exists() and not overwrite and not skip_finished:
-            raise ArtifactError(f"{target} already exists; pass --overwrite to retrain it")
+            raise ArtifactError(f"{target} already exists; pass overwrite=True to retrain it")
         if part.exists() and not resume and not overwrite:
             raise ArtifactError(
-                f"{part} holds an unfinished run of {pref}-{direction}; pass --resume to continue it "
-                f"or --overwrite to start over"
+                f"{part} holds an unfinished run of {pref}-{direction}; pass resume=True to continue it "
+                f"or overwrite=True to start over"
             )
 
 

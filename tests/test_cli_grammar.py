@@ -36,3 +36,35 @@ def test_errors_name_the_flag_and_the_item(call, needle):
     with pytest.raises(ConfigError, match=None) as exc:
         call()
     assert needle in str(exc.value)
+
+
+def test_library_errors_name_keywords_and_the_cli_names_flags(tmp_path):
+    from pvlora.atomic import atomic_dir
+    from pvlora.cli import as_flags
+    from pvlora.errors import ArtifactError
+
+    out = tmp_path / "x"
+    out.mkdir()
+    with pytest.raises(ArtifactError) as e:
+        with atomic_dir(out, overwrite=False):
+            pass
+    assert str(e.value).endswith("pass overwrite=True to replace it") and "--" not in str(e.value)
+    assert as_flags(str(e.value)).endswith("pass --overwrite to replace it")
+
+
+def test_no_library_error_names_a_command_line_flag():
+    import ast
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "pvlora"
+    found = []
+    for f in root.rglob("*.py"):
+        if "cli" in f.relative_to(root).parts:
+            continue
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                for c in ast.walk(node.exc):
+                    if isinstance(c, ast.Constant) and isinstance(c.value, str) and re.search(r"(^|\s)--[a-z]", c.value):
+                        found.append(f"{f.relative_to(root)}:{node.lineno}: {c.value[:60]}")
+    assert found == []

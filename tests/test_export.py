@@ -41,7 +41,7 @@ def test_vllm_compresses_to_a_smaller_rank_and_reports_the_error(random_base_dir
     compose(str(random_base_dir), {two_vectors["helpful"]: 1.0, two_vectors["harmless"]: -0.5}, tmp_path / "mix")
     src = read_adapter(tmp_path / "mix")
     assert max(lr.rank for lr in src.factors.values()) == 11  # 6 + 5: pads to 16 by default
-    with pytest.raises(ArtifactError, match="--rank 5 is not one vLLM accepts; choose one of 8, 16"):
+    with pytest.raises(ArtifactError, match="rank 5 is not one vLLM accepts; choose one of 8, 16"):
         export_vllm(src.path, tmp_path / "bad", rank=5)
     assert not (tmp_path / "bad").exists()
     assert export_vllm(src.path, tmp_path / "v16").export["relative_error"] == 0

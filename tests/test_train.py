@@ -91,7 +91,7 @@ def test_manifest_is_complete(trained):
 def test_overwrite_refused_and_nothing_lost(trained):
     d = adapter_dir(trained, "helpful", "positive")
     before = sha256_file(d / "adapter_model.safetensors")
-    with pytest.raises(ArtifactError, match="already exists; pass --overwrite"):
+    with pytest.raises(ArtifactError, match="already exists; pass overwrite=True"):
         train_all(trained, "helpful", "positive")
     assert sha256_file(d / "adapter_model.safetensors") == before
 

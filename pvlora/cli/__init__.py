@@ -69,6 +69,19 @@ def _quiet_libraries() -> None:
         pass
 
 
+# Library errors name an option by its Python keyword (``overwrite=True``), which is what a library
+# caller passes; on the command line the same advice names the flag.
+FLAGS = {"overwrite=True": "--overwrite", "allow_pickle=True": "--allow-pickle", "resume=True": "--resume",
+         "hh_rlhf=FILE": "--hh-rlhf FILE", "base=MODEL": "--base MODEL", "vectors=DIR": "--vectors DIR",
+         "out=DIR": "--out DIR"}
+
+
+def as_flags(message: str) -> str:
+    for keyword, flag in FLAGS.items():
+        message = message.replace(keyword, flag)
+    return message
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     a = parser.parse_args(argv)
@@ -88,11 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(a)
     except (PvloraError, UsageError) as exc:
-        print(f"pvlora {a.command}: error: {exc}", file=sys.stderr)
+        print(f"pvlora {a.command}: error: {as_flags(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"\npvlora {a.command}: interrupted", file=sys.stderr)
         return 130
 
 
-__all__ = ["COMMANDS", "main", "make_parser"]
+__all__ = ["COMMANDS", "FLAGS", "as_flags", "main", "make_parser"]

@@ -65,7 +65,7 @@ def _coerce(tp: Any, value: Any, path: str, file: str | None) -> Any:
 def parse_override(item: str) -> tuple[list[str], Any]:
     """``dpo.learning_rate=1e-5`` -> (["dpo", "learning_rate"], 1e-05); the value is parsed as YAML."""
     if "=" not in item:
-        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. dpo.learning_rate=1e-5")
+        raise ConfigError(f"override {item!r}: expected KEY=VALUE, e.g. dpo.learning_rate=1e-5")
     key, raw = item.split("=", 1)
     if raw.strip().lower() in ("yes", "no", "on", "off", "y", "n"):
         value: Any = raw.strip()  # YAML 1.1 would turn these into booleans (save_strategy=no -> False)
@@ -93,11 +93,11 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             if isinstance(node, list):  # list of preferences: select by name
                 match = [p for p in node if isinstance(p, dict) and p.get("name") == k]
                 if not match:
-                    raise ConfigError(f"--set {item}: no preference named {k!r}")
+                    raise ConfigError(f"override {item}: no preference named {k!r}")
                 node = match[0]
             else:
                 node = node.setdefault(k, {})
                 if not isinstance(node, (dict, list)):
-                    raise ConfigError(f"--set {item}: {'.'.join(keys[: i + 1])} is not a mapping")
+                    raise ConfigError(f"override {item}: {'.'.join(keys[: i + 1])} is not a mapping")
         node[keys[-1]] = value
     return raw

@@ -205,7 +205,7 @@ class SFTStageConfig:
             if key not in allowed:
                 raise ConfigError(f"sft.args.{key}: not a trl.SFTConfig field{suggest(key, allowed)}")
         if "output_dir" in self.args:
-            raise ConfigError("sft.args.output_dir: pass --out to `pvlora sft` instead; pvlora places the run itself")
+            raise ConfigError("sft.args.output_dir: set output.dir (or pass out=DIR) instead; pvlora places the run itself")
 
 
 @dataclass

@@ -17,7 +17,7 @@ def find_vectors(directory: str | Path) -> dict[str, Path]:
     directory = Path(directory)
     if not directory.is_dir():
         raise ConfigError(f"{directory}: no vectors directory; run `pvlora extract` (or `pvlora demo`) first, "
-                          "or pass --vectors DIR")
+                          "or pass vectors=DIR")
     out: dict[str, Path] = {}
     for d in sorted(directory.iterdir()):
         if d.is_dir() and (d / "pvlora.json").exists():

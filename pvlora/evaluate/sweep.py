@@ -128,7 +128,7 @@ def sweep(cfg, vectors: dict[str, Path], grids: dict[str, list[float]], out: str
 
     unknown = set(grids) - set(vectors)
     if unknown:
-        raise ConfigError(f"--grid names {sorted(unknown)} but vectors exist only for {', '.join(vectors)}")
+        raise ConfigError(f"the grid names {sorted(unknown)} but vectors exist only for {', '.join(vectors)}")
     grids = grids or {name: list(cfg.eval.grid.get(name, DEFAULT_GRID)) for name in vectors}
     with atomic_dir(out, overwrite) as tmp:
         ev = evaluator or Evaluator(cfg, vectors, split)

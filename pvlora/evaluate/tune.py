@@ -44,7 +44,7 @@ class Constraint:
 def parse_constraint(text: str) -> Constraint:
     m = _CONSTRAINT_RE.match(text)
     if not m:
-        raise ConfigError(f"--constraint {text!r}: expected SCORER>=X (or <=, >, <), e.g. 'refusal_harmful>=0.9'")
+        raise ConfigError(f"constraint {text!r}: expected SCORER>=X (or <=, >, <), e.g. 'refusal_harmful>=0.9'")
     return Constraint(m[1], m[2], float(m[3]))
 
 
@@ -113,7 +113,7 @@ def tune(evaluator, maximize: str, constraints: list[Constraint], names: list[st
             + ", ".join(f"{k}={v:.3f}" for k, v in reach.items())
             + f"; closest point η=({', '.join(f'{n}={x:g}' for n, x in zip(names, closest[0]))}) scores "
             + ", ".join(f"{k}={v:.3f}" for k, v in closest[1].items())
-            + ". Relax a constraint or widen the grid (--grid)."
+            + ". Relax a constraint or widen the grid."
         )
     weights = dict(zip(names, found[0]))
     evaluator.set_split("test")

@@ -67,7 +67,7 @@ def study_config(out: Path, hh_rlhf: str | None, overrides: list[str] = ()) -> E
     src = Path(cfg.preference("harmless").source)
     if not src.exists():
         raise ConfigError(
-            f"HH-RLHF harmless-base rows not found at {src}: pass --hh-rlhf FILE (a .jsonl/.jsonl.gz of "
+            f"HH-RLHF harmless-base rows not found at {src}: pass hh_rlhf=FILE (a .jsonl/.jsonl.gz of "
             "Anthropic/hh-rlhf harmless-base rows with 'chosen' and 'rejected' transcripts) or set PVLORA_HH_RLHF_FILE")
     return cfg
 
