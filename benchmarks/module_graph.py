@@ -49,7 +49,7 @@ def edges(mods: dict[str, Path], name: str, top_level: bool) -> set[str]:
 LAYERS = [
     ("foundation", ["pvlora.errors", "pvlora.names", "pvlora.fs", "pvlora.sampling", "pvlora.lora_math", "pvlora.atomic",
                     "pvlora.builtins", "pvlora.chat_templates"]),
-    ("contracts and data", ["pvlora.compat", "pvlora.manifest", "pvlora.config", "pvlora.data",
+    ("contracts and data", ["pvlora.compat", "pvlora.manifest", "pvlora.integrity", "pvlora.config", "pvlora.data",
                             "pvlora.evaluate.judges"]),
     ("artifacts and bases", ["pvlora.artifacts", "pvlora.models", "pvlora.gguf", "pvlora.runtime", "pvlora.vector",
                              "pvlora.compose", "pvlora.inspection", "pvlora.export", "pvlora.hub"]),

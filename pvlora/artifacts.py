@@ -16,22 +16,20 @@ from typing import Any
 
 import torch
 
-from pvlora.compat import PEFT_PREFIX, BaseFingerprint, base_module_name
+from pvlora.compat import PEFT_PREFIX, base_module_name
 from pvlora.errors import ArtifactError
 from pvlora.fs import MAX_WEIGHT_BYTES, read_json, regular_file
+from pvlora.integrity import verify_hashes
 from pvlora.lora_math import Factors, from_lora, pad_rank
 from pvlora.manifest import (
     ADAPTER_CONFIG,
     PICKLE_WEIGHTS,
     SAFE_WEIGHTS,
+    BaseFingerprint,
     Manifest,
-    verify_hashes,
 )
 
 _KEY_RE = re.compile(r"^(?P<module>.+)\.lora_(?P<ab>[AB])(?:\.[^.]+)?\.weight$")
-
-
-# ---------------------------------------------------------------- small helpers
 
 
 def check_finite(tensors: dict[str, torch.Tensor], file: Path) -> None:

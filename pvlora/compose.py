@@ -9,7 +9,6 @@ from pvlora.artifacts import write_factors
 from pvlora.atomic import atomic_dir
 from pvlora.chat_templates import carry_template
 from pvlora.compat import (
-    BaseFingerprint,
     base_module_name,
     base_shapes,
     check_compatible,
@@ -18,7 +17,7 @@ from pvlora.compat import (
 )
 from pvlora.errors import ArtifactError
 from pvlora.fs import portable
-from pvlora.manifest import Manifest
+from pvlora.manifest import BaseFingerprint, Manifest
 from pvlora.models import read_base_config
 from pvlora.runtime import read_vectors
 from pvlora.vector import check_rank, finish

@@ -1,16 +1,18 @@
-"""``pvlora.json``: what an artifact is (:class:`Manifest`) and the sha256 of every file that changes its math."""
+"""``pvlora.json``: what an artifact is (:class:`Manifest`), the base it was made on
+(:class:`BaseFingerprint`, its ``base`` block) and the sha256 of every file that changes its math,
+read and written here as PEFT's ``LoraConfig`` reads and writes ``adapter_config.json``. Checking
+those hashes on load is :mod:`pvlora.integrity`."""
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from pvlora import __version__
 from pvlora.atomic import atomic_file
-from pvlora.compat import BaseFingerprint
 from pvlora.errors import ArtifactError
 from pvlora.fs import plain_name, read_json, sha256_file
 
@@ -32,6 +34,53 @@ def weight_hashes(directory: Path) -> dict[str, str]:
 
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_BASE_FIELDS = ("name_or_path", "revision", "config_sha256", "tiny_seed", "gguf_file")
+
+
+@dataclass(frozen=True)
+class BaseFingerprint:
+    name_or_path: str | None = None
+    revision: str | None = None
+    config_sha256: str | None = None  # the architecture config, hashed: what "same base" means
+    tiny_seed: int | None = None  # the built-in tiny base: same config, weights from this seed
+    gguf_file: str | None = None  # a GGUF base: the file's name (never a local path)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None, where: str = "pvlora.json") -> BaseFingerprint | None:
+        if not d:
+            return None
+        if not isinstance(d, dict):
+            raise ArtifactError(f"{where}: base must be an object, got {type(d).__name__}")
+        for k in ("name_or_path", "revision", "config_sha256", "gguf_file"):
+            if d.get(k) is not None and not isinstance(d[k], str):
+                raise ArtifactError(f"{where}: base.{k} must be a string, got {d[k]!r:.60}")
+        if d.get("tiny_seed") is not None and (not isinstance(d["tiny_seed"], int) or isinstance(d["tiny_seed"], bool)):
+            raise ArtifactError(f"{where}: base.tiny_seed must be an integer, got {d['tiny_seed']!r:.60}")
+        return cls(**{k: d.get(k) for k in _BASE_FIELDS})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest's ``base`` block (optional fields only when set, as manifests always had it)."""
+        d = asdict(self)
+        return {k: v for k, v in d.items() if v is not None or k in ("name_or_path", "revision", "config_sha256")}
+
+    @property
+    def hashed(self) -> bool:
+        return bool(self.config_sha256)
+
+    def matches(self, other: BaseFingerprint | None, config_only: bool = False) -> bool:
+        """Same base: the architecture configs hash the same (names may differ: a local copy of a Hub
+        model is the same base) and, for the tiny base, the same seed. Unrecorded = no objection
+        (shape checks still apply). ``config_only``: compare the config hash alone (a loaded model
+        object knows no seed)."""
+        if not self.hashed or other is None or not other.hashed:
+            return True
+        return self.config_sha256 == other.config_sha256 and (config_only or self.tiny_seed == other.tiny_seed)
+
+    def __str__(self) -> str:
+        rev = f"@{self.revision}" if self.revision else ""
+        seed = f", tiny_seed {self.tiny_seed}" if self.tiny_seed is not None else ""  # same config, other weights
+        return f"{self.name_or_path}{rev} (config sha256 {str(self.config_sha256)[:12]}{seed})"
+
 
 
 def _is_int(v: Any) -> bool:
@@ -164,42 +213,3 @@ class Manifest:
 
 def read_manifest(directory: Path) -> Manifest | None:
     return Manifest.read(directory)
-
-
-CONFIG_HASHED_SINCE = (0, 2)  # manifests hash adapter_config.json from pvlora 0.2 on
-
-
-def _older_than(version: Any, since: tuple[int, int]) -> bool:
-    try:
-        return tuple(int(x) for x in str(version).split(".")[:2]) < since
-    except ValueError:
-        return False
-
-
-def verify_hashes(directory: Path, manifest: Manifest | None) -> None:
-    """Each file listed in the manifest must hash to what the manifest says, and a manifest that
-    hashes anything must cover every file that decides the math (so dropping an entry from
-    ``weights_sha256`` does not switch the check off for that file)."""
-    if manifest is None or manifest.weights_sha256 is None:
-        return
-    directory = Path(directory)
-    listed = manifest.weights_sha256
-    for name in (ADAPTER_CONFIG, SAFE_WEIGHTS, PICKLE_WEIGHTS):
-        if name not in listed and ((directory / name).exists() or (directory / name).is_symlink()):
-            if name == ADAPTER_CONFIG and _older_than(manifest.pvlora_version, CONFIG_HASHED_SINCE):
-                import warnings
-
-                warnings.warn(f"{directory}: made by pvlora {manifest.pvlora_version}, whose manifests do not "
-                              f"hash {ADAPTER_CONFIG}; its config is unchecked (re-extract to cover it)", stacklevel=3)
-                continue
-            raise ArtifactError(f"{directory / name}: not covered by the sha256 list in {MANIFEST}; the artifact "
-                                "was altered (or made by an older pvlora): re-create or re-download it")
-    for name, expected in listed.items():
-        path = plain_name(directory, name, f"{directory / MANIFEST} (weights_sha256)")
-        if not path.exists() and not path.is_symlink():
-            raise ArtifactError(f"{path}: listed in {MANIFEST} but missing")
-        if sha256_file(path) != expected:
-            raise ArtifactError(
-                f"{path}: sha256 does not match {MANIFEST}; the file was modified or corrupted. "
-                "Re-download or re-create it."
-            )

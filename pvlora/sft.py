@@ -19,10 +19,9 @@ from typing import Any
 from pvlora import runs
 from pvlora.artifacts import read_adapter
 from pvlora.atomic import atomic_dir
-from pvlora.compat import BaseFingerprint
 from pvlora.config import ExperimentConfig
 from pvlora.errors import ArtifactError
-from pvlora.manifest import Manifest
+from pvlora.manifest import BaseFingerprint, Manifest
 
 SFT_DEFAULTS: dict[str, Any] = {
     "report_to": [], "save_strategy": "steps", "save_steps": 100, "logging_steps": 10,

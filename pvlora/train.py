@@ -17,10 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pvlora.compat import BaseFingerprint
 from pvlora.config import ExperimentConfig
 from pvlora.errors import ArtifactError
-from pvlora.manifest import Manifest
+from pvlora.manifest import BaseFingerprint, Manifest
 from pvlora.runs import (  # noqa: F401  (partial_dir, cast_trainable_to_fp32, TrainResult: part of this module's API)
     CostReport,
     TrainResult,

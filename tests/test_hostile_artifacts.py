@@ -364,6 +364,7 @@ def test_killed_anywhere_the_destination_is_the_old_or_the_new_artifact(vec, ran
     import pvlora.artifacts as artifacts
     import pvlora.atomic as atomic
     import pvlora.compose as compose_mod
+    import pvlora.integrity as integrity_mod
     import pvlora.manifest as manifest_mod
     import pvlora.vector as vector_mod
     from pvlora.compose import compose
@@ -371,7 +372,8 @@ def test_killed_anywhere_the_destination_is_the_old_or_the_new_artifact(vec, ran
     if not exchange:
         monkeypatch.setattr(atomic, "_exchange", lambda a, b: False)
     src = vec.parent
-    files = {artifacts.__file__, atomic.__file__, manifest_mod.__file__, vector_mod.__file__, compose_mod.__file__}
+    files = {artifacts.__file__, atomic.__file__, manifest_mod.__file__, integrity_mod.__file__, vector_mod.__file__,
+             compose_mod.__file__}
     for name, write in [
         ("extract", lambda out: extract_vector(src / "pos", src / "neg", out, overwrite=True, preference="harmless")),
         ("compose", lambda out: compose(str(random_base_dir), {str(vec): 0.5}, out, overwrite=True)),
