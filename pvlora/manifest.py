@@ -17,6 +17,8 @@ from pvlora.errors import ArtifactError
 from pvlora.fs import plain_name, read_json, sha256_file
 
 MANIFEST = "pvlora.json"
+# PEFT's own file names (peft.utils.constants CONFIG_NAME, SAFETENSORS_WEIGHTS_NAME, WEIGHTS_NAME),
+# spelled out because importing peft costs seconds; tests/test_manifest.py checks they are PEFT's.
 ADAPTER_CONFIG = "adapter_config.json"
 SAFE_WEIGHTS = "adapter_model.safetensors"
 PICKLE_WEIGHTS = "adapter_model.bin"

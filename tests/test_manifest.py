@@ -79,6 +79,14 @@ def test_each_field_type_is_checked_on_read(vec, tmp_path, field, value, msg):
     assert "pvlora.json" in str(e.value)
 
 
+def test_file_names_are_pefts_own():
+    from peft.utils.constants import CONFIG_NAME, SAFETENSORS_WEIGHTS_NAME, WEIGHTS_NAME
+
+    from pvlora.manifest import ADAPTER_CONFIG, PICKLE_WEIGHTS, SAFE_WEIGHTS
+
+    assert (ADAPTER_CONFIG, SAFE_WEIGHTS, PICKLE_WEIGHTS) == (CONFIG_NAME, SAFETENSORS_WEIGHTS_NAME, WEIGHTS_NAME)
+
+
 def test_builtin_names_resolve_through_one_registry():
     from pvlora.config import FORMAT_NAMES, SFT_FORMATS, ModelConfig
     from pvlora.data.formats import FORMATS
