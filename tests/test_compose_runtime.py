@@ -161,7 +161,7 @@ def test_existing_output_refused_and_kept_unless_overwrite(random_base_dir, vecs
     out = tmp_path / "out"
     out.mkdir()
     (out / "precious.txt").write_text("keep me")
-    with pytest.raises(ArtifactError, match="--overwrite"):
+    with pytest.raises(ArtifactError, match="overwrite=True"):
         compose(str(random_base_dir), {str(vecs / "helpful"): 1.0}, out)
     assert (out / "precious.txt").read_text() == "keep me"
     compose(str(random_base_dir), {str(vecs / "helpful"): 1.0}, out, overwrite=True)
