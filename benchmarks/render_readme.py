@@ -96,7 +96,7 @@ def find(rows, **match):
 
 
 def namespace() -> dict:
-    ns = {"sci": sci, "err": err, "mins": mins, "ok": ok, "find": find, "median": lambda xs: sorted(xs)[len(xs) // 2]}
+    ns = {"sci": sci, "err": err, "mins": mins, "ok": ok, "find": find}
     for path in sorted(RESULTS.glob("*.json")):
         ns[path.stem] = wrap(json.loads(path.read_text()))
     for path in sorted(RESULTS.glob("*/summary.json")):

@@ -59,8 +59,3 @@ def get(kind: str, name: str) -> Any:
         raise ConfigError(f"no built-in {kind.replace('_', ' ')} named {name!r}; built-in: {', '.join(names(kind))}")
     module, attribute = _REGISTRY[kind][name].split(":")
     return getattr(importlib.import_module(module), attribute)
-
-
-def register(kind: str, name: str, reference: str) -> None:
-    """Add a world's entry (``"module:attribute"``), e.g. from a plug-in package's import."""
-    _REGISTRY[kind][name] = reference

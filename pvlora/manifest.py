@@ -84,7 +84,6 @@ class BaseFingerprint:
         return f"{self.name_or_path}{rev} (config sha256 {str(self.config_sha256)[:12]}{seed})"
 
 
-
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -211,7 +210,3 @@ class Manifest:
         self.weights_sha256 = weight_hashes(directory)
         with atomic_file(Path(directory) / MANIFEST) as fh:  # a rewrite never leaves half a manifest
             fh.write(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
-
-
-def read_manifest(directory: Path) -> Manifest | None:
-    return Manifest.read(directory)

@@ -33,8 +33,8 @@ def check_rank(rank: int | None) -> None:
 def finish(factors: lora_math.Factors, rank: int | None) -> tuple[lora_math.Factors, Manifest]:
     """The last step shared by extract and compose: check ``rank``, compress to it when it is below
     the exact rank (a truncated SVD from the factors), and fill the manifest's rank, compression and
-    norm fields. Returns (the factors to write, the manifest so far)."""
-    check_rank(rank)
+    norm fields. Returns (the factors to write, the manifest so far). ``rank`` is checked by the
+    callers before they read anything (:func:`check_rank`)."""
     exact_rank = max(lr.rank for lr in factors.values())
     compression = None
     if rank is not None and rank < exact_rank:
