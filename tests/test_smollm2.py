@@ -39,7 +39,7 @@ def test_smollm2_pipeline_on_real_hh_rows(tmp_path):
 
     vec = tmp_path / "vectors" / "harmless"
     extract_vector(adapter_dir(cfg, "harmless", "positive"), adapter_dir(cfg, "harmless", "negative"), vec)
-    assert compose("smollm2-135m", {str(vec): 1.0}, tmp_path / "composed", rank=4)["rank"] == 4
+    assert compose("smollm2-135m", {str(vec): 1.0}, tmp_path / "composed", rank=4).rank == 4
 
     model, tok = load_composed("smollm2-135m", {str(vec): 1.0})
     prompts = [[{"role": "user", "content": "What is the capital of France?"}]]
