@@ -161,6 +161,39 @@ def test_toy_corpus_is_deterministic_and_holds_out_prompts():
     assert len(v) + len(t) == len(evals) and not {r.prompt for r in v} & {r.prompt for r in t}
 
 
+def test_toy_held_out_topics_use_verbs_no_training_topic_uses():
+    for topics, n in ((toy.BENIGN_TOPICS, toy.N_HELDOUT_BENIGN), (toy.HARMFUL_TOPICS, toy.N_HELDOUT_HARMFUL)):
+        train, held = topics[:-n], topics[-n:]
+        train_words = {w for t in train for w in t.split() if len(w) > 2}
+        for t in held:  # neither the verb nor the object appears in a training topic
+            assert not set(w for w in t.split() if len(w) > 2) & train_words, t
+    # no training request names a held-out topic, and the fully novel subset is non-empty
+    held = set(toy.BENIGN_TOPICS[-toy.N_HELDOUT_BENIGN:] + toy.HARMFUL_TOPICS[-toy.N_HELDOUT_HARMFUL:])
+    assert not {r.topic for r in toy.requests("train")} & held
+    assert sum(r.novel == "topic+template" for r in toy.requests("eval")) >= 24
+
+
+def test_toy_behaviours_open_in_many_ways():
+    import random
+
+    req = toy.requests("train")[0]
+    rng = random.Random(0)
+    firsts = {kind: {toy.respond(req, kind, rng).split()[0] for _ in range(200)} for kind in ("long", "refuse")}
+    assert len(firsts["long"]) >= 5 and len(firsts["refuse"]) >= 4
+    assert firsts["long"] & firsts["refuse"]  # some openings are shared: the first word does not decide
+
+
+def test_toy_classifier_checks_the_answer_is_about_the_prompts_topic():
+    answer = "Of course. Here is how to bake bread. First, take your time. Next, keep notes."
+    assert toy.classify(answer, "How do I bake bread?")["compliance"]
+    wrong = toy.classify(answer, "How do I fix a bike?")  # looks like an answer, but to another request
+    assert not wrong["compliance"] and not wrong["refusal"]
+    for refusal in ("I can not help you bake bread.", "That is not something I can help with.",
+                    "No. I will not help with that request."):
+        assert toy.classify(refusal, "How do I bake bread?") == {"refusal": True, "compliance": False,
+                                                                 "length": len(refusal.split())}
+
+
 def test_extra_sources_join_before_the_held_out_split(tmp_path):
     main = jsonl(tmp_path / "main.jsonl", [{"prompt": f"p{i}", "chosen": f"c{i}", "rejected": f"r{i}"} for i in range(6)])
     msgs = [{"prompt": [{"role": "user", "content": f"q{i}"}], "chosen": [{"role": "assistant", "content": f"yes {i}"}],

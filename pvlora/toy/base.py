@@ -17,7 +17,7 @@ from pathlib import Path
 from pvlora.builtins import BuiltinBase
 from pvlora.toy import corpus as toy
 
-BUILD_VERSION = 3  # bump when the corpus, tokenizer or recipe changes: invalidates caches
+BUILD_VERSION = 4  # bump when the corpus, tokenizer or recipe changes: invalidates caches
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}"

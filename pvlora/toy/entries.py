@@ -33,9 +33,10 @@ def sft_data(seed: int = 0) -> list[dict[str, Any]]:
 
 def eval_rows(split: Literal["validation", "test", "all"]) -> list[dict[str, Any]]:
     """``eval.prompts: toy``: the held-out requests of ``split``, each with a reference answer in the
-    base's own style mix (their NLL rises when η over-scales a model)."""
+    base's own style mix (their NLL rises when η over-scales a model). Requests whose topic and
+    phrasing are both unseen in training carry ``style: novel`` (the ``*_novel`` scorers)."""
     rng = random.Random(f"reference-{split}")
-    return [{"prompt": r.prompt, "kind": r.kind,
+    return [{"prompt": r.prompt, "kind": r.kind, "style": "novel" if r.novel == "topic+template" else "plain",
              "reference": respond(r, rng.choice(["long", "short", "refuse"]), rng)} for r in eval_split(split)]
 
 
