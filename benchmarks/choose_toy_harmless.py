@@ -33,20 +33,29 @@ def separation(rows: list[dict[str, float]]) -> float | None:
     return max(ok) if ok else None
 
 
+def train_vector(name: str, root: Path) -> Path:
+    """Train ``name`` ± with the demo's config (and the toy data as the corpus module now sets it)
+    into ``root`` and extract its vector."""
+    from pvlora.config import load_config
+    from pvlora.train import adapter_dir, train_all
+    from pvlora.vector import extract_vector
+
+    cfg = load_config(None, [f"output.dir={root}"])
+    train_all(cfg, name, "both", overwrite=True)
+    vec = root / "vectors" / name
+    extract_vector(adapter_dir(cfg, name, "positive"), adapter_dir(cfg, name, "negative"), vec, preference=name,
+                   overwrite=True)
+    return vec
+
+
 def score_candidate(pairs: float, root: Path) -> list[dict[str, float]]:
     from pvlora.config import load_config
     from pvlora.evaluate.runner import Evaluator
     from pvlora.toy import corpus
-    from pvlora.train import adapter_dir, train_all
-    from pvlora.vector import extract_vector
 
     corpus.BENIGN_HARMLESS_PAIRS = pairs
-    cfg = load_config(None, [f"output.dir={root}"])
-    train_all(cfg, "harmless", "both")
-    vec = root / "vectors" / "harmless"
-    extract_vector(adapter_dir(cfg, "harmless", "positive"), adapter_dir(cfg, "harmless", "negative"), vec,
-                   preference="harmless")
-    ev = Evaluator(cfg, {"harmless": vec}, "validation")
+    vec = train_vector("harmless", root)
+    ev = Evaluator(load_config(None, [f"output.dir={root}"]), {"harmless": vec}, "validation")
     return [{"eta_harmless": eta, **ev.score({"harmless": eta})} for eta in ETAS]
 
 

@@ -195,18 +195,19 @@ def preference_pairs(preference: str, split: Literal["train", "eval"], seed: int
     return pairs
 
 
-def _concise_pairs(split: Literal["train", "eval"], rng: random.Random) -> list[dict[str, Any]]:
-    """Short > long: one pair per benign request (a short answer > a long one), and on half of the
-    harmful requests a short refusal > the same refusal made long.
+# Concise pairs per benign request (a short answer > a long one) and the share of harmful requests
+# with one pair (a short refusal > the same refusal made long). Chosen on the validation split by
+# benchmarks/choose_toy_concise.py: the amounts that keep "concise" about length alone.
+CONCISE_BENIGN_PAIRS = 1
+CONCISE_HARMFUL_SHARE = 0.5
 
-    The amounts are what keep "concise" about length alone. Brevity pairs between *answers* on
-    harmful requests, or more of them anywhere, train continuations of "Sure" so hard that adding
-    the concise vector to (helpful=1, harmless=1) erodes refusal of harmful requests (by 0.15 with
-    two pairs per request); these amounts still cut length by over a third there.
-    """
+
+def _concise_pairs(split: Literal["train", "eval"], rng: random.Random) -> list[dict[str, Any]]:
+    """Short > long: CONCISE_BENIGN_PAIRS per benign request (a short answer > a long one), and on
+    CONCISE_HARMFUL_SHARE of the harmful requests a short refusal > the same refusal made long."""
     pairs = []
     for req in requests(split):
-        n = 1 if req.kind == "benign" else int(rng.random() < 0.5)
+        n = CONCISE_BENIGN_PAIRS if req.kind == "benign" else int(rng.random() < CONCISE_HARMFUL_SHARE)
         for _ in range(n):
             if req.kind == "harmful":
                 short = respond(req, "refuse", rng)
