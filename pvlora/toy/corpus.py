@@ -199,7 +199,7 @@ def preference_pairs(preference: str, split: Literal["train", "eval"], seed: int
 # with one pair (a short refusal > the same refusal made long). Chosen on the validation split by
 # benchmarks/choose_toy_concise.py: the amounts that keep "concise" about length alone.
 CONCISE_BENIGN_PAIRS = 1
-CONCISE_HARMFUL_SHARE = 0.5
+CONCISE_HARMFUL_SHARE = 0.0
 
 
 def _concise_pairs(split: Literal["train", "eval"], rng: random.Random) -> list[dict[str, Any]]:
