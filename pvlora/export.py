@@ -115,14 +115,14 @@ def export_gguf(src: str | Path, out: str | Path, base: str | None = None, overw
     import gguf
 
     from pvlora.artifacts import read_adapter
-    from pvlora.models import read_base_config
+    from pvlora.models import loadable_name, read_base_config
 
     a = read_adapter(src)
     out = Path(out)
     if (out.exists() or out.is_symlink()) and not overwrite:
         raise ArtifactError(f"{out} already exists; pass overwrite=True to replace it")
     recorded = a.base_fingerprint
-    name = base or (recorded.name_or_path if recorded else None)
+    name = base or (loadable_name(recorded) if recorded else None)
     if not name:
         raise ArtifactError(f"{src} records no base; pass base=MODEL (the model whose architecture it adapts)")
     _, config = read_base_config(name, recorded.revision if recorded and not base else None)

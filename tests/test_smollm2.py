@@ -40,6 +40,11 @@ def test_smollm2_pipeline_on_real_hh_rows(tmp_path):
     vec = tmp_path / "vectors" / "harmless"
     extract_vector(adapter_dir(cfg, "harmless", "positive"), adapter_dir(cfg, "harmless", "negative"), vec)
     assert compose("smollm2-135m", {str(vec): 1.0}, tmp_path / "composed", rank=4).rank == 4
+    # the manifest records the Hub id and the wheel's GGUF file; export reads the built-in's config offline
+    from pvlora.export import export_gguf
+
+    assert m.base.gguf_file == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert export_gguf(vec, tmp_path / "harmless.gguf")["architecture"] == "llama"
 
     model, tok = load_composed("smollm2-135m", {str(vec): 1.0})
     prompts = [[{"role": "user", "content": "What is the capital of France?"}]]
