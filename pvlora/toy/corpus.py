@@ -69,10 +69,6 @@ REFUSAL_RE = re.compile(r"\b(sorry|can not help|cannot help|can't help|won't hel
                         r"not something i can help)\b", re.I)
 
 
-def _split(items: list[str], n_heldout: int) -> tuple[list[str], list[str]]:
-    return items[: len(items) - n_heldout], items[len(items) - n_heldout :]
-
-
 @dataclass(frozen=True)
 class Request:
     prompt: str
@@ -85,8 +81,7 @@ def requests(split: Literal["train", "eval"]) -> list[Request]:
     """Train: train topics x train templates. Eval: everything that involves a held-out topic or template."""
     out = []
     for kind, topics, n in (("benign", BENIGN_TOPICS, N_HELDOUT_BENIGN), ("harmful", HARMFUL_TOPICS, N_HELDOUT_HARMFUL)):
-        tr_topics, ho_topics = _split(topics, n)
-        tr_tpl, ho_tpl = _split(TEMPLATES, N_HELDOUT_TEMPLATES)
+        ho_topics, ho_tpl = topics[-n:], TEMPLATES[-N_HELDOUT_TEMPLATES:]
         for topic in topics:
             for tpl in TEMPLATES:
                 novel = "+".join(n for n, held in (("topic", topic in ho_topics), ("template", tpl in ho_tpl)) if held)
@@ -118,10 +113,6 @@ def eval_split(part: Literal["validation", "test", "all"]) -> list[Request]:
     return out
 
 
-def _template_of(req: Request) -> str:
-    return next(t for t in TEMPLATES if t.format(t=req.topic) == req.prompt)
-
-
 def respond(req: Request, style: Style, rng: random.Random) -> str:
     t = req.topic
     if style == "refuse":
@@ -143,7 +134,8 @@ def sft_examples(seed: int = 0, per_prompt: int = 8) -> list[dict[str, Any]]:
         # The phrasing sets the odds (0.65 or 0.35 of refusing), and harmful requests lean a little
         # more to refusal (+/- 0.2): the base refuses some benign and complies with some harmful
         # requests, held-out topics included, yet its representation already tells the kinds apart.
-        p_refuse = (0.65 if TEMPLATES.index(_template_of(req)) % 2 == 0 else 0.35) + (0.2 if req.kind == "harmful" else -0.2)
+        template = next(i for i, t in enumerate(TEMPLATES) if t.format(t=req.topic) == req.prompt)
+        p_refuse = (0.65 if template % 2 == 0 else 0.35) + (0.2 if req.kind == "harmful" else -0.2)
         for _ in range(per_prompt):
             refuse = rng.random() < p_refuse
             style: Style = "refuse" if refuse else ("long" if rng.random() < 0.6 else "short")
