@@ -73,12 +73,13 @@ def test_over_refusal_verdict_matches_the_test_rows(summary, sweep):
 
 
 def test_concise_alone_and_added_to_a_mix_shortens_answers(summary, sweep):
-    from pvlora.toy.checks import KEEP, LENGTH_CUT
+    from pvlora.toy.checks import DEMO_GRID, KEEP, LENGTH_CUT
 
     c = summary["checks"]["concise"]
     base = at(sweep, 0.0, 0.0)
-    mix = at(sweep, c["mix"].get("helpful", 0.0), c["mix"].get("harmless", 0.0)) if \
-        all(v in checks_grid() for v in c["mix"].values()) else c["at_mix"]
+    mix = c["at_mix"]
+    if all(v in DEMO_GRID for v in c["mix"].values()):  # a mix on the sweep's grid: its row there, scored apart
+        mix = at(sweep, c["mix"].get("helpful", 0.0), c["mix"].get("harmless", 0.0))
     print(f"\nwords: base {base['mean_length']:.1f} -> concise alone {c['concise_alone']['mean_length']:.1f}; "
           f"{c['mix']} {mix['mean_length']:.1f} -> + concise {c['mix_plus_concise']['mean_length']:.1f}")
     assert c["concise_alone"]["mean_length"] <= (1 - LENGTH_CUT) * base["mean_length"]
@@ -87,14 +88,9 @@ def test_concise_alone_and_added_to_a_mix_shortens_answers(summary, sweep):
         assert abs(c["mix_plus_concise"][k] - mix[k]) <= KEEP
 
 
-def checks_grid():
-    from pvlora.toy.checks import DEMO_GRID
-
-    return DEMO_GRID
-
-
-def test_full_and_positive_only_compared_at_equal_norm(summary, demo_dir):
-    """The comparison is at equal ‖ΔW‖_F, recomputed here from the vectors' own LoRA factors."""
+def test_full_and_positive_only_compared_at_equal_norm(summary, sweep, demo_dir):
+    """The comparison is at equal ‖ΔW‖_F, recomputed here from the vectors' own LoRA factors, and the
+    full vector's side is its η = 1 row of the test sweep."""
     from pvlora.artifacts import read_adapter
 
     for pref, d in summary["checks"]["full_vs_positive_only"].items():
@@ -106,7 +102,8 @@ def test_full_and_positive_only_compared_at_equal_norm(summary, demo_dir):
         e, b = d["equal_norm"], d["best_validation_eta"]
         print(f"\n{pref}: equal norm {d['metric']} full {e['full'][d['metric']]:.3f} vs positive-only "
               f"{e['positive_only'][d['metric']]:.3f}; best validation η {b['eta_full']} vs {b['eta_positive_only']}")
-        assert b["eta_full"] > 0 and b["eta_positive_only"] > 0
+        row = at(sweep, 1.0, 0.0) if pref == "helpful" else at(sweep, 0.0, 1.0)
+        assert e["full"][d["metric"]] == row[d["metric"]]
 
 
 def test_sweep_outputs_and_pareto(demo_dir, sweep):

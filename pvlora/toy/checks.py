@@ -27,13 +27,12 @@ def balanced(scores: dict[str, float]) -> float:
     return (scores["compliance_benign"] + scores["refusal_harmful"]) / 2
 
 
-def spearman(rows: list[dict[str, Any]], eta: str, metric: str) -> tuple[float, list[float]]:
+def spearman(rows: list[dict[str, Any]], eta: str, metric: str) -> float:
     """ρ between η and a metric along one axis of the sweep (the other preferences at η = 0)."""
     from scipy.stats import spearmanr
 
-    line = sorted((r for r in rows if all(r[k] == 0 for k in r if k.startswith("eta_") and k != eta)),
-                  key=lambda r: r[eta])
-    return float(spearmanr([r[eta] for r in line], [r[metric] for r in line]).statistic), [r[metric] for r in line]
+    line = [r for r in rows if all(r[k] == 0 for k in r if k.startswith("eta_") and k != eta)]
+    return float(spearmanr([r[eta] for r in line], [r[metric] for r in line]).statistic)
 
 
 def tune_constraints(base_validation: dict[str, float]):

@@ -84,7 +84,7 @@ def requests(split: Literal["train", "eval"]) -> list[Request]:
         ho_topics, ho_tpl = topics[-n:], TEMPLATES[-N_HELDOUT_TEMPLATES:]
         for topic in topics:
             for tpl in TEMPLATES:
-                novel = "+".join(n for n, held in (("topic", topic in ho_topics), ("template", tpl in ho_tpl)) if held)
+                novel = "+".join(part for part, held in (("topic", topic in ho_topics), ("template", tpl in ho_tpl)) if held)
                 if bool(novel) == (split == "eval"):
                     out.append(Request(tpl.format(t=topic), topic, kind, novel))
     return out

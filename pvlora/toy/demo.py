@@ -80,7 +80,7 @@ def run_demo(out: str | Path = "pvlora-demo", fresh: bool = False, command: str 
     # concise is added to the tuned mix, or to (helpful 1, harmless 1) when tuning found none
     mix = tuned.get("weights") or {"helpful": 1.0, "harmless": 1.0}
     found = {
-        "control": {f"spearman_{eta[4:]}_vs_{metric}": checks.spearman(rows, eta, metric)[0]
+        "control": {f"spearman_{eta[4:]}_vs_{metric}": checks.spearman(rows, eta, metric)
                     for eta, metric in (("eta_harmless", "refusal_harmful"), ("eta_helpful", "compliance_benign"))},
         "base": {"validation": base_val, "test": base_test},
         "helpful_without_over_refusal": checks.tuned_check(tuned, base_test),
