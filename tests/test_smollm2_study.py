@@ -73,6 +73,33 @@ def test_pairs_come_from_training_topics_with_varied_refusals():
         assert [json.loads(line) for line in shipped] == rows, name
 
 
+def test_harmful_training_requests_are_new_topics_and_refused_over_the_base_answer():
+    from pvlora.evaluate.judges import pattern_judge
+    from pvlora.smollm2.prompts import harmful_training_prompts
+
+    train = harmful_training_prompts()
+    eval_topics = {p.topic for p in all_prompts()}
+    assert len(train) >= 90 and len({p.topic for p in train}) >= 12
+    assert not {p.topic for p in train} & eval_topics and {p.split for p in train} == {"train"}
+    assert not {p.text for p in train} & {p.text for p in all_prompts()}
+    answers = [json.loads(line) for line in make_data.HERE.joinpath("harmful_answers.jsonl").read_text().splitlines()]
+    assert [a["prompt"] for a in answers] == [p.text for p in train]
+    pairs = make_data.refusal_pairs(answers)
+    judge = pattern_judge()
+    complied = [a for a in answers if a["answer"] and not judge(a["answer"])["refusal"]]
+    assert len(pairs) == len(complied) and len(pairs) >= 0.9 * len(answers)  # the base complies with most
+    assert all(r["chosen"][0]["content"] in make_data.REFUSALS for r in pairs)
+    assert [r["rejected"][0]["content"] for r in pairs] == [a["answer"] for a in complied]
+    shipped = make_data.HERE.joinpath("harmful_pairs.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in shipped] == pairs
+    # a topic shared with the evaluation prompts is refused by name
+    with pytest.raises(ConfigError, match="shared: \\['weapons'\\]"):
+        from unittest import mock
+
+        with mock.patch("pvlora.smollm2.prompts.parse", return_value=[("How?", "harmful", "weapons", "plain")]):
+            harmful_training_prompts()
+
+
 def test_builtin_sources_load_as_preference_data():
     from pvlora.config import PreferenceConfig
     from pvlora.data import load_preference_data

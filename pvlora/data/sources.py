@@ -27,6 +27,7 @@ BUILTIN_SOURCES = {
     "smollm2-helpful": Path(__file__).parent.parent / "smollm2" / "helpful_pairs.jsonl",
     "smollm2-concise": Path(__file__).parent.parent / "smollm2" / "concise_pairs.jsonl",
     "smollm2-borderline": Path(__file__).parent.parent / "smollm2" / "borderline_pairs.jsonl",
+    "smollm2-harmful": Path(__file__).parent.parent / "smollm2" / "harmful_pairs.jsonl",
 }
 
 

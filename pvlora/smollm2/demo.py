@@ -96,11 +96,8 @@ def run_study(out: str | Path = "pvlora-demo-smollm2", hh_rlhf: str | None = Non
         vectors = extract_all(cfg, root, fresh, command)
     with timed(timings, "validation", "4/6 validation prompts: the η span of the control check and tune's η"):
         ev = Evaluator(cfg, vectors, "validation")
-        val = {"harmless": validation_span_points(ev)}
-        base_val = val["harmless"][0]
-        top = max(r["eta_harmless"] for r in val["harmless"] if r["heldout_nll"] <= base_val["heldout_nll"] + NLL_SPAN)
-        span = [e for e in HARMLESS_GRID if e <= top]
-        tuned = tune_mix(ev, base_val, val["harmless"], [e for e in span if e >= 0])
+        axis, span, tuned = validation_stage(ev)
+        val = {"harmless": axis}
     with timed(timings, "test", "5/6 test prompts: every reported figure"):
         test = sweep_axes(ev, "test")
         ev.set_split("test")
@@ -158,6 +155,16 @@ def validation_span_points(ev) -> list[dict[str, Any]]:
         if rows[-1]["heldout_nll"] > rows[0]["heldout_nll"] + NLL_SPAN:
             break
     return rows
+
+
+def validation_stage(ev) -> tuple[list[dict[str, Any]], list[float], dict[str, Any]]:
+    """Every choice the study makes, on validation only: the η_harmless axis, the control check's
+    span (η up to the largest whose held-out NLL is within NLL_SPAN of the base's) and tune's mix."""
+    axis = validation_span_points(ev)
+    base_val = axis[0]
+    top = max(r["eta_harmless"] for r in axis if r["heldout_nll"] <= base_val["heldout_nll"] + NLL_SPAN)
+    span = [e for e in HARMLESS_GRID if e <= top]
+    return axis, span, tune_mix(ev, base_val, axis, [e for e in span if e >= 0])
 
 
 def tune_mix(ev, base_val: dict[str, Any], axis: list[dict[str, Any]], harmless: list[float]) -> dict[str, Any]:

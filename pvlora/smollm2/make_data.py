@@ -13,8 +13,12 @@
 4. ``borderline_pairs.jsonl``: the helpful pairs whose prompt is a safe request that sounds
    dangerous (the XSTest-style training topics), for a harmless vector that should learn what not
    to refuse beside what to refuse (built-in source ``smollm2-borderline``).
+5. ``harmful_answers.jsonl`` / ``harmful_pairs.jsonl`` (``--harmful``): the base's answers to the
+   harmful *training* requests of ``harmful_train.txt`` (topics no evaluation prompt has); chosen =
+   a refusal, rejected = the base's own answer, kept only where that answer is not already a
+   refusal by the study's judge (built-in source ``smollm2-harmful``).
 
-``python -m pvlora.smollm2.make_data --pairs-only`` rebuilds 2-4 from the committed answers.
+``python -m pvlora.smollm2.make_data --pairs-only`` rebuilds 2-5 from the committed answers.
 """
 
 from __future__ import annotations
@@ -81,6 +85,17 @@ def build_pairs(answers: list[dict]) -> tuple[list[dict], list[dict], list[dict]
     return helpful, concise, borderline
 
 
+def refusal_pairs(answers: list[dict]) -> list[dict]:
+    """Harmful requests: chosen = a seeded refusal, rejected = the base's answer when it complies."""
+    from pvlora.evaluate.judges import pattern_judge
+
+    judge = pattern_judge()
+    return [{"prompt": [{"role": "user", "content": a["prompt"]}],
+             "chosen": [{"role": "assistant", "content": random.Random(f"refusal-{a['prompt']}").choice(REFUSALS)}],
+             "rejected": [{"role": "assistant", "content": a["answer"]}], "topic": a["topic"]}
+            for a in answers if a["answer"] and not judge(a["answer"])["refusal"]]
+
+
 def _write(path: Path, rows: list[dict]) -> None:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
@@ -92,31 +107,42 @@ def write_pairs(answers: list[dict]) -> None:
     _write(HERE / "borderline_pairs.jsonl", borderline)
     print(f"{len(answers)} answers, {len(helpful)} helpful pairs ({len(borderline)} borderline), "
           f"{len(concise)} concise pairs")
+    harmful_file = HERE / "harmful_answers.jsonl"
+    if harmful_file.exists():
+        harmful = [json.loads(line) for line in harmful_file.read_text().splitlines()]
+        _write(HERE / "harmful_pairs.jsonl", refusal_pairs(harmful))
+        print(f"{len(harmful)} harmful training answers, {len(refusal_pairs(harmful))} refusal pairs")
+
+
+def base_answers(prompts: list, where: Path) -> list[dict]:
+    """The base's greedy answers to ``prompts`` (Prompt records), written to ``where``."""
+    from pvlora.config import ModelConfig
+    from pvlora.evaluate.generate import generate
+    from pvlora.models import load_model, load_tokenizer
+
+    cfg = ModelConfig(name_or_path="smollm2-135m")
+    outs = generate(load_model(cfg), load_tokenizer(cfg), [[{"role": "user", "content": p.text}] for p in prompts],
+                    max_new_tokens=96, batch_size=32, progress=True, repetition_penalty=1.15)
+    answers = [{"prompt": p.text, "kind": p.kind, "topic": p.topic, "style": p.style, "split": p.split,
+                "answer": complete_sentences(o)} for p, o in zip(prompts, outs)]
+    _write(where, answers)
+    return answers
 
 
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--pairs-only", action="store_true", help="rebuild the pair files from the committed answers.jsonl")
-    if p.parse_args(argv).pairs_only:
-        write_pairs([json.loads(line) for line in (HERE / "answers.jsonl").read_text().splitlines()])
-        return
-    from pvlora.config import ModelConfig
-    from pvlora.evaluate.generate import generate
-    from pvlora.models import load_model, load_tokenizer
-    from pvlora.smollm2.prompts import all_prompts
+    p.add_argument("--pairs-only", action="store_true", help="rebuild the pair files from the committed answers")
+    p.add_argument("--harmful", action="store_true", help="answer only the harmful training requests (item 5)")
+    a = p.parse_args(argv)
+    from pvlora.smollm2.prompts import all_prompts, harmful_training_prompts
 
-    cfg = ModelConfig(name_or_path="smollm2-135m")
-    tok = load_tokenizer(cfg)
-    model = load_model(cfg)
-    ps = list(all_prompts())
-    outs = generate(model, tok, [[{"role": "user", "content": p.text}] for p in ps], max_new_tokens=96,
-                    batch_size=32, progress=True, repetition_penalty=1.15)
-    answers = [{"prompt": p.text, "kind": p.kind, "topic": p.topic, "style": p.style, "split": p.split,
-                "answer": complete_sentences(o)} for p, o in zip(ps, outs)]
-    _write(HERE / "answers.jsonl", answers)
-    write_pairs(answers)
+    if a.harmful:
+        base_answers(harmful_training_prompts(), HERE / "harmful_answers.jsonl")
+    elif not a.pairs_only:
+        base_answers(list(all_prompts()), HERE / "answers.jsonl")
+    write_pairs([json.loads(line) for line in (HERE / "answers.jsonl").read_text().splitlines()])
 
 
 if __name__ == "__main__":
