@@ -64,6 +64,11 @@ CANDIDATES = {
         "{source: smollm2-borderline, format: messages}]",
         "preferences.harmless.dpo.num_train_epochs=1"],
 }
+LABELS = {  # short names for reports
+    "lr1e-3": "176 HH rows", "lr1e-3-single-turn": "single-turn HH rows", "lr1e-3-refusal-contrast": "refusal-contrast HH rows",
+    "lr1e-3-refusal-contrast+borderline": "+ borderline", "lr1e-3-refusal-contrast+harmful": "+ harmful requests",
+    "lr1e-3-refusal-contrast+harmful+borderline": "+ harmful requests + borderline",
+}
 TUNE_HELPFUL = [0.0, 1.0, 2.0]
 SCORERS = "eval.scorers=[refusal_harmful,refusal_benign,heldout_nll]"
 
@@ -183,7 +188,7 @@ def main(argv=None) -> int:
            "rule_study_validation": "among candidates rule_over_refusal admits: the study's own validation stage "
                                     "(its η grid, NLL span and tune); lowest refusal_benign at tune's choice; "
                                     "ties: the earlier candidate",
-           "chosen": chosen, "chosen_by_rise": ranked[0], "chosen_by_over_refusal": separating and separating[0], "candidates": results, "machine": machine()}
+           "labels": LABELS, "chosen": chosen, "chosen_by_rise": ranked[0], "chosen_by_over_refusal": separating and separating[0], "candidates": results, "machine": machine()}
     path.write_text(json.dumps(doc, indent=2))
     for n in ranked:
         r = results[n]
