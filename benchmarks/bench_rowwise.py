@@ -7,13 +7,11 @@ seven linear modules, on the CPU:
   (b) shared: the whole batch at one mix (the floor: what per-row weights cost on top of it);
   (c) rowwise: the batch once, row i at mix i.
 Goals: (a)/(c) >= 8 and (c)/(b) <= 1.3, for scoring (one forward pass over 64 tokens) and for
-greedy generation (16 new tokens, and 64: a chat reply's length, where decoding outweighs the
-prompt). On a CPU the prompt's forward pass is compute-bound, so batching it saves little; decoding
-one row at a time is bound by reading the weights, which a batch shares. Then one layer alone: the stacked B·((A·x)⊙s) against PEFT's
+greedy generation (16 new tokens). Then one layer alone: the stacked B·((A·x)⊙s) against PEFT's
 active-adapter loop (one pair of matmuls per adapter, one shared mix) at 2, 4 and 8 vectors.
 Timings are medians of interleaved rounds.
 
-    python benchmarks/bench_rowwise.py [--repeats 5]     # ~12 min on 2 cores; writes results/rowwise.json
+    python benchmarks/bench_rowwise.py [--repeats 5]     # ~5 min on 2 cores; writes results/rowwise.json
 """
 
 from __future__ import annotations
@@ -55,8 +53,7 @@ def model_level(a) -> dict:
     g = torch.Generator().manual_seed(1)
     mixes = [{n: float(v) for n, v in zip(names, torch.randn(3, generator=g).clamp(-2, 2))} for _ in range(a.batch)]
     ids = torch.randint(0, cfg.vocab_size, (a.batch, a.tokens), generator=g)
-    def gen(n):
-        return {"max_new_tokens": n, "min_new_tokens": n, "do_sample": False, "pad_token_id": 0}
+    gen = {"max_new_tokens": a.new_tokens, "min_new_tokens": a.new_tokens, "do_sample": False, "pad_token_id": 0}
 
     def loop(run):
         for i, mix in enumerate(mixes):
@@ -74,18 +71,14 @@ def model_level(a) -> dict:
     def fwd(x):
         return model(input_ids=x).logits
 
-    def generate(x, n=a.new_tokens):
-        return model.generate(input_ids=x, attention_mask=torch.ones_like(x), **gen(n))
-
-    def generate_long(x):
-        return generate(x, a.long_new_tokens)
+    def generate(x):
+        return model.generate(input_ids=x, attention_mask=torch.ones_like(x), **gen)
 
     out = {}
     with torch.no_grad():
-        for task, run, repeats in (("scoring", fwd, a.repeats), ("generation", generate, a.repeats),
-                                   ("generation_long", generate_long, a.long_repeats)):
+        for task, run in (("scoring", fwd), ("generation", generate)):
             t = interleaved({"loop": lambda r=run: loop(r), "shared": lambda r=run: shared(r),
-                             "rowwise": lambda r=run: rowwise(r)}, repeats)
+                             "rowwise": lambda r=run: rowwise(r)}, a.repeats)
             out[task] = {**t, "loop_over_rowwise": t["loop"]["median_s"] / t["rowwise"]["median_s"],
                          "rowwise_over_shared": t["rowwise"]["median_s"] / t["shared"]["median_s"]}
             print(f"{task:>10}: loop {t['loop']['median_s']:.2f}s  shared {t['shared']['median_s']:.2f}s  rowwise "
@@ -137,16 +130,12 @@ def main(argv=None) -> int:
     p.add_argument("--tokens", type=int, default=64, help="prompt length")
     p.add_argument("--new-tokens", type=int, default=16)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--long-new-tokens", type=int, default=64,
-                   help="a second generation task, with a chat reply's length: decoding dominates, not the prompt")
-    p.add_argument("--long-repeats", type=int, default=3, help="rounds of the long generation task (~2.5 min each)")
     a = p.parse_args(argv)
     torch.set_flush_denormal(True)
     layers = layer_level(a)
     models = model_level(a)
     save("rowwise", {"shape": SHAPE, "vectors": 3, "rank_each": 32, "batch": a.batch, "prompt_tokens": a.tokens,
-                     "new_tokens": a.new_tokens, "repeats": a.repeats, "long_new_tokens": a.long_new_tokens,
-                     "long_repeats": a.long_repeats,
+                     "new_tokens": a.new_tokens, "repeats": a.repeats,
                      "goals": {"loop_over_rowwise": ">= 8", "rowwise_over_shared": "<= 1.3"},
                      "model": models, "layer_ms": layers})
     return 0

@@ -110,11 +110,12 @@ def write_pairs(answers: list[dict]) -> None:
     harmful_file = HERE / "harmful_answers.jsonl"
     if harmful_file.exists():
         harmful = [json.loads(line) for line in harmful_file.read_text().splitlines()]
-        _write(HERE / "harmful_pairs.jsonl", refusal_pairs(harmful))
-        print(f"{len(harmful)} harmful training answers, {len(refusal_pairs(harmful))} refusal pairs")
+        pairs = refusal_pairs(harmful)
+        _write(HERE / "harmful_pairs.jsonl", pairs)
+        print(f"{len(harmful)} harmful training answers, {len(pairs)} refusal pairs")
 
 
-def base_answers(prompts: list, where: Path) -> list[dict]:
+def answer_prompts(prompts: list, where: Path) -> list[dict]:
     """The base's greedy answers to ``prompts`` (Prompt records), written to ``where``."""
     from pvlora.config import ModelConfig
     from pvlora.evaluate.generate import generate
@@ -139,9 +140,9 @@ def main(argv: list[str] | None = None) -> None:
     from pvlora.smollm2.prompts import all_prompts, harmful_training_prompts
 
     if a.harmful:
-        base_answers(harmful_training_prompts(), HERE / "harmful_answers.jsonl")
+        answer_prompts(harmful_training_prompts(), HERE / "harmful_answers.jsonl")
     elif not a.pairs_only:
-        base_answers(list(all_prompts()), HERE / "answers.jsonl")
+        answer_prompts(list(all_prompts()), HERE / "answers.jsonl")
     write_pairs([json.loads(line) for line in (HERE / "answers.jsonl").read_text().splitlines()])
 
 
