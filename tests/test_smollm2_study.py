@@ -93,10 +93,13 @@ def test_harmful_training_requests_are_new_topics_and_refused_over_the_base_answ
     shipped = make_data.HERE.joinpath("harmful_pairs.jsonl").read_text().splitlines()
     assert [json.loads(line) for line in shipped] == pairs
     # a topic shared with the evaluation prompts is refused by name
-    with pytest.raises(ConfigError, match="shared: \\['weapons'\\]"):
-        from unittest import mock
+    from unittest import mock
 
+    with pytest.raises(ConfigError, match="shared: \\['weapons'\\]"):
         with mock.patch("pvlora.smollm2.prompts.parse", return_value=[("How?", "harmful", "weapons", "plain")]):
+            harmful_training_prompts()
+    with pytest.raises(ConfigError, match=r"every section must be \[harmful"):
+        with mock.patch("pvlora.smollm2.prompts.parse", return_value=[("How?", "benign", "kidnapping", "plain")]):
             harmful_training_prompts()
 
 

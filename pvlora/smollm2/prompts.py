@@ -82,8 +82,10 @@ def harmful_training_prompts() -> list[Prompt]:
     """The harmful requests the harmless vector may train on: topics disjoint from every evaluation
     topic (checked here, so a new topic cannot leak into both files)."""
     rows = parse(HARMFUL_TRAIN_FILE.read_text(), str(HARMFUL_TRAIN_FILE))
+    if any(k != "harmful" for _, k, _, _ in rows):
+        raise ConfigError(f"{HARMFUL_TRAIN_FILE}: every section must be [harmful TOPIC plain|xstest]")
     shared = {t for _, _, t, _ in rows} & {p.topic for p in all_prompts()}
-    if shared or any(k != "harmful" for _, k, _, _ in rows):
+    if shared:
         raise ConfigError(f"{HARMFUL_TRAIN_FILE}: harmful training topics must be new; shared: {sorted(shared)}")
     return [Prompt(t, k, topic, s, "train") for t, k, topic, s in rows]
 
