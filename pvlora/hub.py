@@ -8,7 +8,6 @@ is safetensors + JSON.
 
 from __future__ import annotations
 
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,44 +17,12 @@ from pvlora.artifacts import read_adapter
 from pvlora.atomic import atomic_dir
 from pvlora.errors import ArtifactError
 from pvlora.fs import MAX_WEIGHT_BYTES, portable_command, read_json, regular_file
+from pvlora.locate import REPO_RE, parse_repo_spec, resolve_artifact  # noqa: F401  (resolve_artifact: re-exported)
 from pvlora.manifest import ADAPTER_CONFIG, MANIFEST, SAFE_WEIGHTS, Manifest
 
-_REPO_RE = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<rev>[\w./-]+))?$")
 UPLOAD_FILES = (ADAPTER_CONFIG, SAFE_WEIGHTS, MANIFEST, "README.md", "pvlora-config.yaml", "eval.json",
                 "chat_template.jinja")
 TAGS = ["pvlora", "preference-vector", "dpo", "lora"]
-
-
-def parse_repo_spec(spec: str) -> tuple[str, str | None]:
-    m = _REPO_RE.match(spec)
-    if not m:
-        raise ArtifactError(f"{spec}: neither a local directory nor a Hub id (ORG/NAME or ORG/NAME@REVISION)")
-    return m["repo"], m["rev"]
-
-
-def resolve_artifact(spec: str, token: str | None = None) -> Path:
-    """A local directory as is; ``org/name[@revision]`` is downloaded (or found in the HF cache)."""
-    path = Path(spec).expanduser()
-    if path.exists():
-        return path
-    # A Hub id is exactly ORG/NAME; anything that reads as a local path (absolute, relative with
-    # dots, deeper than one slash, or whose first part is a local directory) is a missing directory,
-    # not a download to attempt.
-    first = spec.split("@", 1)[0].split("/")[0]
-    if spec.startswith((".", "/", "~")) or spec.split("@", 1)[0].count("/") != 1 or Path(first).is_dir():
-        raise ArtifactError(f"{spec}: no such directory")
-    repo_id, revision = parse_repo_spec(spec)
-    from huggingface_hub import snapshot_download
-
-    try:
-        local = snapshot_download(repo_id, revision=revision, token=token,
-                                  allow_patterns=[ADAPTER_CONFIG, "*.safetensors", MANIFEST, "*.json", "*.md"])
-    except Exception as exc:  # offline without a cached copy, unknown repo or revision, no access
-        raise ArtifactError(
-            f"cannot get {spec} from the Hugging Face Hub: {exc}. Check the id and revision, your token "
-            "(huggingface-cli login), or unset HF_HUB_OFFLINE"
-        ) from None
-    return Path(local)
 
 
 # ---------------------------------------------------------------- model cards
@@ -72,7 +39,7 @@ def _datasets(manifest: Manifest) -> list[str]:
     sources = []
     for data in [manifest.data, *(s.get("data") for s in manifest.sources.values())]:
         src = data.get("source") if isinstance(data, dict) else None
-        if src and _REPO_RE.match(src) and not Path(src).exists():
+        if src and REPO_RE.match(src) and not Path(src).exists():
             sources.append(src)
     return sorted(set(sources))
 
@@ -100,7 +67,7 @@ def build_card(directory: Path, repo_id: str):
     from pvlora import builtins
 
     made_here = any(base == builtins.get("base", n).recorded_as for n in builtins.names("base"))
-    on_hub = bool(base) and not made_here and bool(_REPO_RE.match(base)) and not Path(base).exists()
+    on_hub = bool(base) and not made_here and bool(REPO_RE.match(base)) and not Path(base).exists()
     data = ModelCardData(
         base_model=base if on_hub else None, library_name="peft",
         tags=TAGS + ([f"preference-{pref}"] if pref else []), datasets=_datasets(manifest) or None,

@@ -35,7 +35,7 @@ def describe(adapter: Adapter) -> dict[str, Any]:
 
 
 def inspect_dirs(paths: list[str | Path], allow_pickle: bool = False) -> dict[str, Any]:
-    from pvlora.hub import resolve_artifact
+    from pvlora.locate import resolve_artifact
 
     adapters = [read_adapter(resolve_artifact(str(p)), allow_pickle) for p in paths]
     cos = [[lora_math.cosine(a.factors, b.factors) for b in adapters] for a in adapters]

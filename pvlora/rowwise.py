@@ -38,7 +38,7 @@ class Stacked:
 
 def stack_layer(layer, names: Sequence[str]) -> Stacked:
     """Stack a PEFT ``LoraLayer``'s adapters ``names`` (those it lacks add no columns)."""
-    from pvlora.runtime import unit_scale
+    from pvlora.weights import unit_scale
 
     As, Bs, blocks = [], [], []
     for p, name in enumerate(names):
@@ -77,7 +77,7 @@ def rowwise_delta(x: torch.Tensor, st: Stacked, eta: torch.Tensor) -> torch.Tens
 
 def weight_matrix(names: Sequence[str], rows: Sequence[Mapping[str, float]]) -> torch.Tensor:
     """[{name: η}, ...] -> (rows, P) float64; a name left out of a row is η = 0 for that row."""
-    from pvlora.runtime import check_eta
+    from pvlora.weights import check_eta
 
     if isinstance(rows, Mapping) or not isinstance(rows, Sequence) or not rows:
         raise ArtifactError("per-row weights must be a non-empty list with one {vector name: η} mapping per row")
@@ -122,9 +122,9 @@ def _layers(model) -> list[tuple[Any, Stacked]]:
 
 def adapter_names(model) -> list[str]:
     """The loaded vectors' adapter names, in load order (the columns of the η matrix)."""
-    from pvlora.runtime import _scale_slots
+    from pvlora.weights import scale_slots
 
-    return list(_scale_slots(model))
+    return list(scale_slots(model))
 
 
 @contextlib.contextmanager

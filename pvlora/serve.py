@@ -57,7 +57,7 @@ def build_app(model, tok, settings: ServeSettings, name: str | None = None):
     from typing import Literal
 
     from pvlora.evaluate.accuracy import prompt_text
-    from pvlora.runtime import get_weights
+    from pvlora.weights import get_weights
 
     default = get_weights(model)  # the server's mix: η per loaded vector name
     served = name or str(settings.base)

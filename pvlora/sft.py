@@ -75,7 +75,7 @@ def _train(cfg: ExperimentConfig, target: Path, part: Path, resume: bool, log,
     from transformers import set_seed
     from trl import SFTConfig, SFTTrainer
 
-    from pvlora.data.sft import load_sft_examples
+    from pvlora.data import load_sft_examples
     from pvlora.models import check_chat_template, load_base, load_tokenizer
 
     s = cfg.sft

@@ -4,8 +4,9 @@ import pytest
 
 from pvlora.cli.grammar import grid
 from pvlora.errors import ConfigError
+from pvlora.evaluate.grid import grid_points, pareto_front
 from pvlora.evaluate.scorers import SCORERS, EvalBatch, EvalContext, get_scorer
-from pvlora.evaluate.sweep import grid_points, pareto_front, plot, write_results
+from pvlora.evaluate.sweep import plot, write_results
 from pvlora.evaluate.tune import Infeasible, parse_constraint, tune
 
 

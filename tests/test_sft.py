@@ -23,7 +23,7 @@ ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS
 
 
 def test_alpaca_rows_become_conversations_and_bad_rows_are_counted(tmp_path):
-    from pvlora.data.sft import load_sft_examples
+    from pvlora.data import load_sft_examples
 
     f = tmp_path / "alpaca.jsonl"
     rows = [{"instruction": "Add the numbers.", "input": "2 and 3", "output": "5"},
@@ -67,7 +67,7 @@ def test_sft_learns_merges_exactly_and_feeds_dpo(tmp_path, tiny_base_dir):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from pvlora.data.sft import load_sft_examples
+    from pvlora.data import load_sft_examples
     from pvlora.sft import run_sft
     from pvlora.train import train_all
 

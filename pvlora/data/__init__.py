@@ -156,3 +156,20 @@ def load_preference_data(pref: PreferenceConfig, direction: str = "positive", se
     if direction == "negative":
         data.train, data.heldout = reverse(data.train), reverse(data.heldout)
     return data
+
+
+def load_sft_examples(source: str, fmt: str, split: str = "train", subset: str | None = None,
+                      limit: int | None = None, seed: int = 0) -> tuple[list[dict[str, Any]], int, Counter]:
+    """(examples, rows read, drop counts) for the configured SFT data."""
+    from pvlora import builtins
+    from pvlora.data.sft import SFT_FORMATS
+
+    world = builtin_world(source, fmt, "sft_data")
+    if world is not None:
+        examples = builtins.get("sft_data", world)(seed)
+        return examples[:limit] if limit else examples, len(examples), Counter()
+    out, n, drops = parse_rows(iter_rows(source, split, subset), SFT_FORMATS[fmt], f"sft {fmt}", limit)
+    if not out:
+        detail = ", ".join(f"{c} {r}" for r, c in drops.items()) or "the source is empty"
+        raise DataError(f"sft data source {source}: no usable example out of {n} rows ({detail})")
+    return out, n, drops

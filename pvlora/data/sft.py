@@ -7,12 +7,10 @@ by reason), :class:`MissingColumn` for a schema problem (the whole source is in 
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 from pvlora.data.formats import EMPTY, EMPTY_PROMPT, Drop, _col, _messages
-from pvlora.errors import DataError
 
 Example = dict[str, Any]
 SFT_FORMATS: dict[str, Callable[[dict[str, Any]], Example]] = {}
@@ -68,22 +66,3 @@ def parse_sft_messages(row: dict[str, Any]) -> Example:
     if not any(m["content"].strip() for m in msgs[:-1] if m["role"] == "user"):
         raise Drop(EMPTY_PROMPT)
     return {"prompt": msgs[:-1], "completion": msgs[-1:]}
-
-
-def load_sft_examples(source: str, fmt: str, split: str = "train", subset: str | None = None,
-                      limit: int | None = None, seed: int = 0) -> tuple[list[Example], int, Counter]:
-    """(examples, rows read, drop counts) for the configured SFT data."""
-    from pvlora import builtins
-    from pvlora.data import builtin_world, parse_rows
-
-    world = builtin_world(source, fmt, "sft_data")
-    if world is not None:
-        examples = builtins.get("sft_data", world)(seed)
-        return examples[:limit] if limit else examples, len(examples), Counter()
-    from pvlora.data.sources import iter_rows
-
-    out, n, drops = parse_rows(iter_rows(source, split, subset), SFT_FORMATS[fmt], f"sft {fmt}", limit)
-    if not out:
-        detail = ", ".join(f"{c} {r}" for r, c in drops.items()) or "the source is empty"
-        raise DataError(f"sft data source {source}: no usable example out of {n} rows ({detail})")
-    return out, n, drops

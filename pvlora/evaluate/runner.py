@@ -73,7 +73,7 @@ class Evaluator:
         self.scorers = [get_scorer(s) for s in cfg.eval.scorers]
         self.model, self.tok = load_composed(cfg.model.name_or_path, {str(p): 0.0 for p in vectors.values()},
                                              revision=cfg.model.revision)
-        from pvlora.runtime import get_weights
+        from pvlora.weights import get_weights
 
         self.names = list(get_weights(self.model))  # adapter names = preference names
         from pvlora import builtins
@@ -105,7 +105,7 @@ class Evaluator:
 
     def score(self, weights: dict[str, float]) -> dict[str, float]:
         from pvlora.evaluate.generate import generate
-        from pvlora.runtime import set_weights
+        from pvlora.weights import set_weights
 
         unknown = set(weights) - set(self.names)
         if unknown:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import itertools
 import json
 import math
 from pathlib import Path
@@ -12,13 +11,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from pvlora.errors import ConfigError
-
-DEFAULT_GRID = [-1.0, -0.5, 0.0, 0.5, 1.0, 1.5]
-
-
-def grid_points(grids: dict[str, list[float]]) -> list[dict[str, float]]:
-    names = list(grids)
-    return [dict(zip(names, combo)) for combo in itertools.product(*(grids[n] for n in names))]
+from pvlora.evaluate.grid import DEFAULT_GRID, grid_points, pareto_front
 
 
 def run_points(evaluator, points: list[dict[str, float]], desc: str = "sweep") -> list[dict[str, Any]]:
@@ -27,22 +20,6 @@ def run_points(evaluator, points: list[dict[str, float]], desc: str = "sweep") -
         scores = evaluator.score(w)
         rows.append({**{f"eta_{k}": v for k, v in w.items()}, **scores})
     return rows
-
-
-def pareto_front(rows: list[dict[str, Any]], metrics: dict[str, bool]) -> list[int]:
-    """Indices of rows no other row dominates (>= on every metric after orienting by
-    higher_is_better, > on at least one)."""
-    def oriented(r):
-        return [r[m] if hib else -r[m] for m, hib in metrics.items()]
-
-    vals = [oriented(r) for r in rows]
-    front = []
-    for i, v in enumerate(vals):
-        dominated = any(all(a >= b for a, b in zip(u, v)) and any(a > b for a, b in zip(u, v))
-                        for j, u in enumerate(vals) if j != i)
-        if not dominated:
-            front.append(i)
-    return front
 
 
 def write_results(out: Path, rows: list[dict[str, Any]], metrics: dict[str, bool], meta: dict[str, Any]) -> dict:

@@ -18,7 +18,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from pvlora.errors import ConfigError, PvloraError
-from pvlora.evaluate.sweep import DEFAULT_GRID, grid_points
+from pvlora.evaluate.grid import DEFAULT_GRID, grid_points
 
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 _CONSTRAINT_RE = re.compile(r"^\s*([A-Za-z_][\w/]*)\s*(>=|<=|>|<)\s*(-?[\d.]+(?:e-?\d+)?)\s*$")
