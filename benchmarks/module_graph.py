@@ -93,7 +93,10 @@ def analyse(root: Path, top_level: bool) -> dict:
 
     depths = {m: depth(m) for m in mods}
     deepest = max(depths, key=depths.get)
-    return {"max_depth": depths[deepest], "deepest": deepest, "cycles": sorted(" -> ".join(c) for c in cycles)}
+    # the longest chain starting in each layer: how deep the library is below the worlds and the CLI
+    by_layer = {name: max((d for m, d in depths.items() if layer(m) == i), default=0) for i, (name, _) in enumerate(LAYERS)}
+    return {"max_depth": depths[deepest], "deepest": deepest, "max_depth_by_layer": by_layer,
+            "cycles": sorted(" -> ".join(c) for c in cycles)}
 
 
 def main(argv=None) -> int:
@@ -110,7 +113,8 @@ def main(argv=None) -> int:
               "lines": sum(n for n, _ in sizes)}
     for view in ("top_level", "all_imports"):
         r = result[view]
-        print(f"{view}: max depth {r['max_depth']} ({r['deepest']}), {len(r['cycles'])} cycle(s)")
+        print(f"{view}: max depth {r['max_depth']} ({r['deepest']}), {len(r['cycles'])} cycle(s); by layer",
+              ", ".join(f"{k} {v}" for k, v in r["max_depth_by_layer"].items()))
         for c in r["cycles"]:
             print("   ", c)
     print(f"upward imports: {len(result['upward_imports'])}", *result["upward_imports"], sep="\n    ")

@@ -101,7 +101,7 @@ def test_builtin_names_resolve_through_one_registry():
     assert fp["name_or_path"] == made.recorded_as and fp["tiny_seed"] == 3
 
 
-def test_layers_hold_no_cycle_and_no_upward_import():
+def test_layers_hold_no_cycle_no_upward_import_and_at_most_8_levels():
     sys.path.insert(0, str(REPO / "benchmarks"))
     try:
         import module_graph
@@ -111,3 +111,8 @@ def test_layers_hold_no_cycle_and_no_upward_import():
     assert [m for m in module_graph.modules(REPO) if m != "pvlora" and module_graph.layer(m) is None] == []
     for top_level in (True, False):
         assert module_graph.analyse(REPO, top_level)["cycles"] == []
+    # At most 8 levels: the whole package over top-level imports, and the library (every layer
+    # below the built-in worlds and the CLI) also counting the imports made inside functions.
+    assert module_graph.analyse(REPO, True)["max_depth"] <= 8
+    lazy = module_graph.analyse(REPO, False)["max_depth_by_layer"]
+    assert max(lazy[name] for name in ("foundation", "contracts and data", "artifacts and bases", "stages")) <= 8
