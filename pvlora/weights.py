@@ -65,8 +65,11 @@ def set_weights(model, weights: dict[str, float]) -> None:
     """Set η for the named adapters in place (only the layers' scale floats change; nothing reloads).
 
     Args:
-        model: from :func:`load_composed` (or any PeftModel with LoRA adapters).
+        model: from :func:`pvlora.load_composed` (or any PeftModel with LoRA adapters).
         weights: {adapter name: η}; adapters not named keep their η.
+
+    Returns:
+        None: the model is changed in place (read the weights back with :func:`get_weights`).
 
     Raises:
         ArtifactError: an unknown name, or an η that is not a finite number of at most 1000 in size;
@@ -89,6 +92,9 @@ def set_weights(model, weights: dict[str, float]) -> None:
 
 def get_weights(model) -> dict[str, float]:
     """Current η of every adapter, read back from the layers' scales.
+
+    Args:
+        model: from :func:`pvlora.load_composed` (or any PeftModel with LoRA adapters).
 
     Returns:
         {adapter name: η}.
