@@ -88,7 +88,7 @@ def build_card(directory: Path, repo_id: str):
         f"| recommended η | {_recommended_eta(manifest)} |",
     ]
     if manifest.vectors:
-        lines.append("| recipe | " + ", ".join(f"{v['preference']}={v['weight']:g}" for v in manifest.vectors) + " |")
+        lines.append("| recipe | " + manifest.recipe() + " |")
     if manifest.compression:
         lines.append(f"| compression error | {manifest.compression['relative_error']:.3g} (relative Frobenius) |")
     evaluation = directory / "eval.json"

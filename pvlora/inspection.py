@@ -30,7 +30,7 @@ def describe(adapter: Adapter) -> dict[str, Any]:
         "base": adapter.base_fingerprint.name_or_path if adapter.base_fingerprint else None,
         "rank": max(lr.rank for lr in adapter.factors.values()), "modules": len(adapter.factors),
         "norm": lora_math.total_norm(adapter.factors), "per_layer_norm": per_layer_norms(adapter),
-        "compression": m.compression, "vectors": m.vectors,
+        "compression": m.compression, "vectors": m.vectors, "recipe": m.recipe(),
     }
 
 
@@ -50,8 +50,8 @@ def render(report: dict[str, Any]) -> str:
         lines.append(f"  base: {it['base'] or '-'}   rank: {it['rank']}   modules: {it['modules']}   ‖ΔW‖_F: {it['norm']:.4g}")
         if it["compression"]:
             lines.append(f"  compressed to rank {it['compression']['rank']}: relative error {it['compression']['relative_error']:.3g}")
-        if it["vectors"]:
-            lines.append("  recipe: " + ", ".join(f"{v['preference']}={v['weight']:g}" for v in it["vectors"]))
+        if it["recipe"]:
+            lines.append(f"  recipe: {it['recipe']}")
         lines.append("  per-layer norm: " + "  ".join(f"{k}:{v:.3g}" for k, v in it["per_layer_norm"].items()))
     if len(report["items"]) > 1:
         names = [Path(it["path"]).name[:12] for it in report["items"]]

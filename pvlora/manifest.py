@@ -6,6 +6,7 @@ those hashes on load is :mod:`pvlora.integrity`."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -89,7 +90,22 @@ def _is_int(v: Any) -> bool:
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_recipe(v: Any) -> bool:
+    """A composition's recipe: [{preference, weight, path?, weights_sha256?}], read by inspect and cards."""
+    return isinstance(v, list) and all(
+        isinstance(x, dict) and isinstance(x.get("preference"), str) and _is_number(x.get("weight"))
+        and isinstance(x.get("path", ""), (str, type(None))) and isinstance(x.get("weights_sha256"), (dict, type(None)))
+        for x in v)
+
+
+def _is_compression(v: Any) -> bool:
+    """{rank, relative_error, per_module_relative_error?}: what a compressed artifact reports."""
+    per_module = v.get("per_module_relative_error", {}) if isinstance(v, dict) else None
+    return (isinstance(v, dict) and _is_int(v.get("rank")) and _is_number(v.get("relative_error"))
+            and isinstance(per_module, dict) and all(_is_number(x) for x in per_module.values()))
 
 
 # field -> (check, what the check wants): every field a manifest may carry, checked on read
@@ -102,10 +118,10 @@ _TYPES: dict[str, tuple[Any, str]] = {
     "data": (lambda v: isinstance(v, dict), "be an object"),
     "training": (lambda v: isinstance(v, dict), "be an object"),
     "sources": (lambda v: isinstance(v, dict) and all(isinstance(x, dict) for x in v.values()), "be an object of objects"),
-    "vectors": (lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v), "be a list of objects"),
+    "vectors": (_is_recipe, "be a list of {preference: string, weight: finite number} objects"),
     "exact_rank": (_is_int, "be an integer"),
     "rank": (_is_int, "be an integer"),
-    "compression": (lambda v: isinstance(v, dict), "be an object"),
+    "compression": (_is_compression, "be an object with an integer rank and a finite relative_error"),
     "norm": (_is_number, "be a number"),
     "positive_norm": (_is_number, "be a number"),
     "negative_norm": (_is_number, "be a number"),
@@ -189,6 +205,10 @@ class Manifest:
             elif value is not None and value != [] and (value != {} or f.name == "metrics"):
                 out[f.name] = value
         return out
+
+    def recipe(self) -> str:
+        """A composition's weights as ``helpful=1, harmless=-0.5`` (empty for other kinds)."""
+        return ", ".join(f"{v['preference']}={v['weight']:g}" for v in self.vectors)
 
     @classmethod
     def read(cls, directory: Path) -> Manifest | None:

@@ -141,12 +141,29 @@ def test_config_fields_of_the_wrong_type(vec, tmp_path, field, value, msg):
                                              r"schema 1: upgrade pvlora"),
     ({"schema": "1"}, "schema must be a positive integer"), ({"kind": "virus"}, "kind 'virus' is not one of adapter"),
     ({"base": {"config_sha256": 5}}, "base.config_sha256 must be a string"),
+    ({"kind": "composition", "vectors": [{"preference": "helpful"}]}, "vectors must be a list of {preference"),
+    ({"kind": "composition", "vectors": [{"preference": "helpful", "weight": "1"}]}, "vectors must be a list of"),
+    ({"kind": "composition", "vectors": [{"preference": "helpful", "weight": float("nan")}]}, "vectors must be a list"),
+    ({"kind": "composition", "vectors": [{"preference": 3, "weight": 1}]}, "vectors must be a list of"),
+    ({"compression": {"rank": 4}}, "compression must be an object with an integer rank and a finite relative_error"),
+    ({"compression": {"rank": 4, "relative_error": 0.1, "per_module_relative_error": {"q": "x"}}}, "compression must be"),
 ])
 def test_malformed_manifests(vec, tmp_path, manifest, msg):
     d = copy(vec, tmp_path)
     (d / "pvlora.json").write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match=msg):
         read_adapter(d)
+
+
+def test_inspect_names_a_malformed_recipe_in_one_line(vec, tmp_path, capsys):
+    from pvlora.cli import main
+
+    d = copy(vec, tmp_path)
+    edit_json(d / "pvlora.json", lambda m: m.update({"kind": "composition", "vectors": [{"preference": "helpful"}]}))
+    assert main(["inspect", str(d)]) == 2
+    err = capsys.readouterr().err
+    assert "pvlora.json: vectors must be a list of {preference: string, weight: finite number}" in err
+    assert "Traceback" not in err and "KeyError" not in err
 
 
 def test_malformed_adapter_config(vec, tmp_path):

@@ -137,3 +137,15 @@ def test_hub_vector_on_a_different_base_is_refused(vector, tmp_path, offline_cac
     with pytest.raises(ArtifactError, match="made on org/base-model.*not on the base given"):
         compose(str(other_base), {"alice/harmless-vec": 1.0}, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_composition_states_its_recipe_in_inspect_and_its_card(random_base_dir, two_vectors, tmp_path):
+    from pvlora.compose import compose
+    from pvlora.inspection import inspect_dirs, render
+
+    out = tmp_path / "mix"
+    compose(str(random_base_dir), {two_vectors["helpful"]: 1.0, two_vectors["harmless"]: -0.5}, out)
+    on_disk = json.loads((out / "pvlora.json").read_text())["vectors"]
+    assert [(v["preference"], v["weight"]) for v in on_disk] == [("helpful", 1.0), ("harmless", -0.5)]
+    assert "  recipe: helpful=1, harmless=-0.5" in render(inspect_dirs([out])).splitlines()
+    assert "| recipe | helpful=1, harmless=-0.5 |" in str(build_card(out, "alice/mix")).splitlines()

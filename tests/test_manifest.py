@@ -65,7 +65,7 @@ def test_an_empty_hash_list_does_not_switch_verification_off(vec, tmp_path):
 
 @pytest.mark.parametrize(("field", "value", "msg"), [
     ("rank", "16", "rank must be an integer"), ("norm", [1.0], "norm must be a number"),
-    ("vectors", {"a": 1}, "vectors must be a list of objects"), ("direction", "sideways", "direction 'sideways' is not one of"),
+    ("vectors", {"a": 1}, "vectors must be a list of {preference: string, weight: finite number} objects"), ("direction", "sideways", "direction 'sideways' is not one of"),
     ("metrics", 3, "metrics must be an object"), ("unverified", [1], "unverified must be a list of strings"),
 ])
 def test_each_field_type_is_checked_on_read(vec, tmp_path, field, value, msg):

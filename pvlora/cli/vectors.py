@@ -60,7 +60,7 @@ def cmd_compose(a) -> int:
     for path in m.unverified:
         print(f"[pvlora] note: {path} has no pvlora.json, so no integrity check of its files was possible",
               file=sys.stderr)
-    recipe = ", ".join(f"{v['preference']}={v['weight']:g}" for v in m.vectors)
+    recipe = m.recipe()
     print(f"[pvlora] composition {recipe}: rank {m.rank} ({m.method}) -> {a.out}")
     return 0
 
