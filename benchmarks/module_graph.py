@@ -55,7 +55,7 @@ LAYERS = [
                              "pvlora.runtime", "pvlora.vector",
                              "pvlora.compose", "pvlora.inspection", "pvlora.export", "pvlora.hub"]),
     ("stages", ["pvlora.runs", "pvlora.train", "pvlora.sft", "pvlora.evaluate", "pvlora.rowwise", "pvlora.batching",
-                "pvlora.serve"]),
+                "pvlora.streaming", "pvlora.serve"]),
     ("built-in worlds", ["pvlora.toy", "pvlora.smollm2"]),
     ("command line", ["pvlora.cli"]),
 ]

@@ -12,6 +12,7 @@ import concurrent.futures
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ class Job:
     top_p: float
     seed: int | None
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
+    stream: Callable[[str], None] | None = None  # gets the reply's new text while the batch generates
 
     @property
     def key(self) -> tuple:  # rows batched together must decode the same way
@@ -52,6 +54,10 @@ def complete(model, tok, jobs: list[Job]) -> list[dict[str, Any]]:
         kw.update(temperature=j0.temperature, top_p=j0.top_p)
         if j0.seed is not None:
             torch.manual_seed(j0.seed)
+    if any(j.stream for j in jobs):  # streaming and plain requests share a batch
+        from pvlora.streaming import RowStreamer
+
+        kw["streamer"] = RowStreamer(tok, [j.stream for j in jobs])
     with torch.no_grad(), row_weights(model, [j.weights for j in jobs]):
         ids = model.generate(**enc.to(next(model.parameters()).device), **kw)
     new = ids[:, enc["input_ids"].shape[1]:]  # (batch, ≤ max_tokens)

@@ -4,7 +4,9 @@ The base and the vectors are loaded once, at start, from the command line; a req
 only by their loaded names (``preference_weights: {name: η}``), so no request can make the server
 read a file. Requests that arrive together are batched (up to ``max_batch``, waiting at most
 ``max_wait_ms`` for company) and generated in one pass with per-row weights
-(:mod:`pvlora.rowwise`): each row at its own request's mix, exactly as if it ran alone.
+(:mod:`pvlora.rowwise`): each row at its own request's mix, exactly as if it ran alone. A request
+with ``stream: true`` gets its text as server-sent events while the batch generates
+(:mod:`pvlora.streaming`).
 
 FastAPI + uvicorn: the stack vLLM's and SGLang's OpenAI-compatible servers use, so clients and
 proxies behave as they expect; pydantic validates the body (a malformed one is a 400 naming the
@@ -78,6 +80,7 @@ def build_app(model, tok, settings: ServeSettings, name: str | None = None):
         seed: int | None = None
         n: int = 1
         stream: bool = False
+        stream_options: dict[str, Any] | None = None  # {"include_usage": true}: a last chunk with usage
         preference_weights: dict[str, Any] | None = None
 
     app = FastAPI(title="pvlora serve", version=_version())
@@ -108,8 +111,6 @@ def build_app(model, tok, settings: ServeSettings, name: str | None = None):
 
     @app.post("/v1/chat/completions")
     async def chat(req: ChatRequest):
-        if req.stream:
-            return error(400, "stream is not supported by pvlora serve; send stream: false", "stream")
         if req.n != 1:
             return error(400, f"n must be 1, got {req.n}", "n")
         weights = dict(default)
@@ -133,10 +134,18 @@ def build_app(model, tok, settings: ServeSettings, name: str | None = None):
                          f"{settings.max_prompt_tokens}", "messages")
         temperature = settings.temperature if req.temperature is None else req.temperature
         job = Job(text, weights, max_tokens, temperature, req.top_p, req.seed)
+        head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": served,
+                "preference_weights": weights}
+        if req.stream:  # every check above has passed: from here on, errors travel in the stream
+            from fastapi.responses import StreamingResponse
+
+            from pvlora.streaming import chat_chunks
+
+            usage = bool((req.stream_options or {}).get("include_usage"))
+            return StreamingResponse(chat_chunks(batcher.submit, job, head, usage), media_type="text/event-stream")
         out = await asyncio.wrap_future(batcher.submit(job))
         return {
-            "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
-            "model": served, "preference_weights": weights,
+            **head, "object": "chat.completion",
             "choices": [{"index": 0, "message": {"role": "assistant", "content": out["text"]},
                          "finish_reason": out["finish_reason"]}],
             "usage": {"prompt_tokens": out["prompt_tokens"], "completion_tokens": out["completion_tokens"],

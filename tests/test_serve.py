@@ -1,5 +1,6 @@
-"""`pvlora serve` over real HTTP on loopback: concurrent requests at different mixes return what
-offline generation at each mix returns, and bad requests get a 400 that leaves the others alone."""
+"""`pvlora serve` over real HTTP on loopback: concurrent requests at different mixes, streamed or not,
+return what offline generation at each mix returns, and bad requests get a 400 that leaves the others
+alone."""
 
 import json
 import urllib.error
@@ -76,7 +77,7 @@ def test_concurrent_requests_at_different_mixes_match_offline_generation(server)
     (lambda: {"messages": [{"role": "wizard", "content": "hi"}]}, 400, "messages.0.role"),
     (lambda: body("hi", max_tokens=9), 400, "max_tokens 9 is over this server's limit of 8"),
     (lambda: body("word " * 60), 400, "over this server's limit of 40"),
-    (lambda: body("hi", stream=True), 400, "stream is not supported"),
+    (lambda: body("hi", {"helpfull": 1.0}, stream=True), 400, "unknown vector 'helpfull'"),  # checked before streaming
     (lambda: body("hi", {"/etc/passwd": 1.0}), 400, "unknown vector '/etc/passwd'"),
 ])
 def test_bad_requests_get_a_400_and_leave_others_alone(server, make, status, needle):
@@ -97,6 +98,45 @@ def test_a_bad_request_in_a_concurrent_burst_does_not_touch_the_good_ones(server
     want = pvlora.generate(model, tok, [[{"role": "user", "content": "a b c"}]], [{"helpful": 2.0, "harmless": 0.5}],
                            max_new_tokens=8)
     assert r1["choices"][0]["message"]["content"] == want[0]
+
+
+def stream(url: str, body: dict) -> list:
+    """A streamed reply's server-sent events, parsed (the last one is the "[DONE]" string)."""
+    req = urllib.request.Request(f"{url}/v1/chat/completions", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        assert r.headers["Content-Type"].startswith("text/event-stream")
+        events = [e for e in r.read().decode().split("\n\n") if e]
+    assert all(e.startswith("data: ") for e in events), events
+    return [e[6:] if e == "data: [DONE]" else json.loads(e[6:]) for e in events]
+
+
+def test_streamed_replies_equal_plain_replies_and_offline_generation(server):
+    url, model, tok, app = server
+    mixes = [{"helpful": 2.0, "harmless": -1.0}, {"helpful": -1.0}, {"harmless": 1.5}]
+    prompts = ["a b c d", "hello there", "z z"]
+    before = len(app.state.batcher.batches)
+    with ThreadPoolExecutor(6) as pool:  # streamed and plain requests arrive together and share batches
+        streamed = pool.map(lambda pm: stream(url, body(*pm, stream=True, stream_options={"include_usage": True})),
+                            zip(prompts, mixes))
+        plain = pool.map(lambda pm: post(url, body(*pm)), zip(prompts, mixes))
+        streamed, plain = list(streamed), list(plain)
+    assert max(app.state.batcher.batches[before:]) > 1
+    pieces_seen = 0
+    for prompt, mix, events, (code, reply) in zip(prompts, mixes, streamed, plain):
+        want = {"helpful": 1.0, "harmless": 0.5, **mix}
+        alone = pvlora.generate(model, tok, [[{"role": "user", "content": prompt}]], [want], max_new_tokens=8)[0]
+        *chunks, usage, done = events
+        assert done == "[DONE]" and code == 200
+        assert all(c["object"] == "chat.completion.chunk" and c["id"] == chunks[0]["id"] for c in chunks + [usage])
+        assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+        pieces = [c["choices"][0]["delta"]["content"] for c in chunks[1:-1]]
+        assert all(pieces) and "".join(pieces) == alone == reply["choices"][0]["message"]["content"], (prompt, pieces)
+        pieces_seen += len(pieces)
+        assert chunks[-1]["choices"][0] == {"index": 0, "delta": {}, "finish_reason": reply["choices"][0]["finish_reason"]}
+        assert usage["choices"] == [] and usage["usage"] == reply["usage"]
+        assert chunks[0]["preference_weights"] == pytest.approx(want)
+    assert pieces_seen > len(prompts)  # text arrives in pieces, not as one block at the end
 
 
 def test_models_lists_the_default_mix(server):

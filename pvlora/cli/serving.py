@@ -38,7 +38,8 @@ COMMANDS = [
                 "Load a base and vectors once and serve POST /v1/chat/completions. A request may add\n"
                 "\"preference_weights\": {\"harmless\": 1.0, ...} (vector names as loaded; names it leaves out keep\n"
                 "the server's η from --vector). Requests that arrive together are generated in one batch, each row\n"
-                "at its own mix, exactly. Needs: pip install 'pvlora[serve]'.",
+                "at its own mix, exactly; \"stream\": true sends the text as server-sent events while it is made.\n"
+                "Needs: pip install 'pvlora[serve]'.",
                 "example:\n  pvlora serve --base tiny --vector runs/tiny-demo/vectors/helpful=1 "
                 "--vector runs/tiny-demo/vectors/harmless=0.5\n  curl localhost:8000/v1/chat/completions -H "
                 "'Content-Type: application/json' -d '{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], "
