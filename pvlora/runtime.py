@@ -1,8 +1,9 @@
-"""Runtime composition: every vector its own PEFT adapter, all active at once, re-weighted in place.
+"""Runtime composition: every vector loaded as its own PEFT adapter, all active at once.
 
-θ = θ_base + Σ_p η_p·φ_p is evaluated as base(x) + Σ_p η_p·B_p·A_p·x in each LoRA layer. Changing
-η only rewrites each layer's ``scaling`` entry (a Python float): no weight is copied, nothing is
-reloaded, so a sweep over η costs one model load.
+θ = θ_base + Σ_p η_p·φ_p is evaluated as base(x) + Σ_p η_p·B_p·A_p·x in each LoRA layer. This module
+loads (the base, the vectors, every check before they meet); changing η afterwards is
+:mod:`pvlora.weights`, which only rewrites each layer's ``scaling`` entry (a Python float): no weight
+is copied, nothing is reloaded, so a sweep over η costs one model load.
 """
 
 from __future__ import annotations
