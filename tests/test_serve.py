@@ -139,6 +139,23 @@ def test_streamed_replies_equal_plain_replies_and_offline_generation(server):
     assert pieces_seen > len(prompts)  # text arrives in pieces, not as one block at the end
 
 
+def test_a_client_that_leaves_mid_stream_leaves_the_server_answering(server):
+    import http.client
+    from urllib.parse import urlparse
+
+    url, *_ = server
+    u = urlparse(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+    conn.request("POST", "/v1/chat/completions", json.dumps(body("a b c", stream=True)),
+                 {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    assert resp.status == 200 and resp.readline().startswith(b"data: {")  # the first event, then gone
+    conn.close()
+    code, r = post(url, body("one two", {"harmless": 1.0}))
+    assert code == 200 and r["choices"][0]["message"]["content"] is not None
+    assert stream(url, body("x", stream=True))[-1] == "[DONE]"
+
+
 def test_models_lists_the_default_mix(server):
     url, *_ = server
     with urllib.request.urlopen(f"{url}/v1/models", timeout=10) as r:
