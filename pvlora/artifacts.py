@@ -27,9 +27,11 @@ from pvlora.manifest import (
     SAFE_WEIGHTS,
     BaseFingerprint,
     Manifest,
+    is_number,
 )
 
 _KEY_RE = re.compile(r"^(?P<module>.+)\.lora_(?P<ab>[AB])(?:\.[^.]+)?\.weight$")
+MAX_ALPHA = 1e6  # lora_alpha and alpha_pattern values: real adapters use up to about 1e3
 
 
 def check_finite(tensors: dict[str, torch.Tensor], file: Path) -> None:
@@ -170,12 +172,12 @@ def read_adapter(path: str | Path, allow_pickle: bool = False, verify: bool = Tr
 def check_config_types(config: dict[str, Any], path: Path) -> None:
     """The fields that scale or place ΔW must have the types PEFT writes (``lora_alpha: "16"`` is refused,
     not multiplied as a string)."""
-    def number(v):
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    def number(v):  # finite, non-zero and at most MAX_ALPHA in size: a larger alpha/r overflows the factors
+        return is_number(v) and v != 0 and abs(v) <= MAX_ALPHA
 
     checks = {
         "r": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
-        "lora_alpha": lambda v: number(v) and v != 0,
+        "lora_alpha": number,
         "use_rslora": lambda v: isinstance(v, bool),
         "target_modules": lambda v: v is None or isinstance(v, str) or (
             isinstance(v, list) and all(isinstance(x, str) for x in v)),
@@ -187,8 +189,8 @@ def check_config_types(config: dict[str, Any], path: Path) -> None:
     }
     for key, ok in checks.items():
         if key in config and not ok(config[key]):
-            raise ArtifactError(f"{path}: {key} has the wrong type or value ({config[key]!r}); "
-                                "PEFT writes a non-zero number here (r: a positive integer)")
+            raise ArtifactError(f"{path}: {key} has the wrong type or value ({config[key]!r:.60}); PEFT writes a "
+                                f"non-zero number of at most {MAX_ALPHA:g} in size here (r: a positive integer)")
 
 
 def _peft_config(config: dict[str, Any], path: Path):

@@ -18,7 +18,7 @@ from pvlora.atomic import atomic_dir
 from pvlora.errors import ArtifactError
 from pvlora.fs import MAX_WEIGHT_BYTES, portable_command, read_json, regular_file
 from pvlora.locate import REPO_RE, parse_repo_spec, resolve_artifact  # noqa: F401  (resolve_artifact: re-exported)
-from pvlora.manifest import ADAPTER_CONFIG, MANIFEST, SAFE_WEIGHTS, Manifest
+from pvlora.manifest import ADAPTER_CONFIG, MANIFEST, SAFE_WEIGHTS, Manifest, is_number
 
 UPLOAD_FILES = (ADAPTER_CONFIG, SAFE_WEIGHTS, MANIFEST, "README.md", "pvlora-config.yaml", "eval.json",
                 "chat_template.jinja")
@@ -96,11 +96,11 @@ def build_card(directory: Path, repo_id: str):
         ev = read_json(evaluation)
         lines += ["", "## Evaluation", "", "| metric | value |", "|---|---|"]
         scores = ev.get("scores") if isinstance(ev.get("scores"), dict) else ev
-        lines += [f"| {k} | {v:.4g} |" for k, v in scores.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        lines += [f"| {k} | {v:.4g} |" for k, v in scores.items() if is_number(v)]
     metrics = manifest.metrics
     if metrics:
         lines += ["", "## Training metrics", "", "| metric | value |", "|---|---|"]
-        lines += [f"| {k} | {v:.4g} |" for k, v in metrics.items() if isinstance(v, (int, float))]
+        lines += [f"| {k} | {v:.4g} |" for k, v in metrics.items() if is_number(v)]
     lines += ["", "## How it was made", "", "```bash", _command(manifest.command), "```", "",
               "## Usage", "", "```python", "import pvlora", "",
               f'model, tokenizer = pvlora.load_composed("{base or "BASE_MODEL"}", {{"{repo_id}": 1.0}})',

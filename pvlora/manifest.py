@@ -89,14 +89,18 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+def is_number(v: Any) -> bool:
+    """A finite number that converts to a float (a 400-digit JSON integer does not)."""
+    try:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+    except OverflowError:
+        return False
 
 
 def _is_recipe(v: Any) -> bool:
     """A composition's recipe: [{preference, weight, path?, weights_sha256?}], read by inspect and cards."""
     return isinstance(v, list) and all(
-        isinstance(x, dict) and isinstance(x.get("preference"), str) and _is_number(x.get("weight"))
+        isinstance(x, dict) and isinstance(x.get("preference"), str) and is_number(x.get("weight"))
         and isinstance(x.get("path", ""), (str, type(None))) and isinstance(x.get("weights_sha256"), (dict, type(None)))
         for x in v)
 
@@ -104,8 +108,8 @@ def _is_recipe(v: Any) -> bool:
 def _is_compression(v: Any) -> bool:
     """{rank, relative_error, per_module_relative_error?}: what a compressed artifact reports."""
     per_module = v.get("per_module_relative_error", {}) if isinstance(v, dict) else None
-    return (isinstance(v, dict) and _is_int(v.get("rank")) and _is_number(v.get("relative_error"))
-            and isinstance(per_module, dict) and all(_is_number(x) for x in per_module.values()))
+    return (isinstance(v, dict) and _is_int(v.get("rank")) and is_number(v.get("relative_error"))
+            and isinstance(per_module, dict) and all(is_number(x) for x in per_module.values()))
 
 
 # field -> (check, what the check wants): every field a manifest may carry, checked on read
@@ -122,9 +126,9 @@ _TYPES: dict[str, tuple[Any, str]] = {
     "exact_rank": (_is_int, "be an integer"),
     "rank": (_is_int, "be an integer"),
     "compression": (_is_compression, "be an object with an integer rank and a finite relative_error"),
-    "norm": (_is_number, "be a number"),
-    "positive_norm": (_is_number, "be a number"),
-    "negative_norm": (_is_number, "be a number"),
+    "norm": (is_number, "be a number"),
+    "positive_norm": (is_number, "be a number"),
+    "negative_norm": (is_number, "be a number"),
     "unverified": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "be a list of strings"),
     "dtype": (lambda v: isinstance(v, str), "be a string"),
     "export": (lambda v: isinstance(v, dict), "be an object"),

@@ -124,6 +124,9 @@ def test_target_modules_must_select_every_module_that_has_weights(vec, tmp_path)
     ("lora_alpha", "16", "lora_alpha has the wrong type"), ("r", "16", "r has the wrong type"),
     ("r", 0, "r has the wrong type"), ("lora_alpha", True, "lora_alpha has the wrong type"),
     ("target_modules", 5, "target_modules has the wrong type"),
+    ("lora_alpha", 10**400, "lora_alpha has the wrong type"),  # a JSON integer too long for a float
+    ("lora_alpha", 1e300, "non-zero number of at most 1e\\+06 in size"),  # alpha/r would overflow the factors
+    ("alpha_pattern", {"q_proj": 10**400}, "alpha_pattern has the wrong type"),
 ])
 def test_config_fields_of_the_wrong_type(vec, tmp_path, field, value, msg):
     d = copy(vec, tmp_path)
@@ -145,6 +148,8 @@ def test_config_fields_of_the_wrong_type(vec, tmp_path, field, value, msg):
     ({"kind": "composition", "vectors": [{"preference": "helpful", "weight": "1"}]}, "vectors must be a list of"),
     ({"kind": "composition", "vectors": [{"preference": "helpful", "weight": float("nan")}]}, "vectors must be a list"),
     ({"kind": "composition", "vectors": [{"preference": 3, "weight": 1}]}, "vectors must be a list of"),
+    ({"kind": "composition", "vectors": [{"preference": "helpful", "weight": 10**400}]}, "vectors must be a list of"),
+    ({"norm": 10**400}, "norm must be a number"),
     ({"compression": {"rank": 4}}, "compression must be an object with an integer rank and a finite relative_error"),
     ({"compression": {"rank": 4, "relative_error": 0.1, "per_module_relative_error": {"q": "x"}}}, "compression must be"),
 ])
@@ -473,3 +478,12 @@ def test_a_model_object_from_another_base_is_refused(vec, random_base_dir, tmp_p
     other.config.rope_theta = 1234.0  # same shapes, another model
     with pytest.raises(ArtifactError, match="not on the model object given"):
         pvlora.load_composed(other, {str(d): 1.0})
+
+
+def test_a_card_leaves_out_metrics_no_float_can_hold(vec, tmp_path):
+    d = copy(vec, tmp_path)
+    edit_json(d / "pvlora.json", lambda m: m.update({"metrics": {"huge": 10**400, "loss": 0.25}}))
+    (d / "eval.json").write_text('{"scores": {"refusal": 1' + "0" * 400 + ', "compliance": 0.5}}')
+    card = str(build_card(d, "alice/vec"))
+    assert "| loss | 0.25 |" in card and "| compliance | 0.5 |" in card
+    assert "huge" not in card and "| refusal |" not in card

@@ -87,6 +87,8 @@ def test_huge_or_odd_weights_are_refused_by_value(tmp_path):
     with pytest.raises(ArtifactError, match="must be finite"):
         check_eta("h", "nan")
     assert check_eta("h", "-2.5") == -2.5
+    with pytest.raises(ArtifactError, match=r"weight for 'h' is too large; \|η\| must be at most 1000"):
+        check_eta("h", 10**400)  # a JSON integer literal too long for a float
 
 
 def test_eval_vectors_with_a_broken_manifest_name_the_file(tmp_path):

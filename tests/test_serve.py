@@ -73,6 +73,8 @@ def test_concurrent_requests_at_different_mixes_match_offline_generation(server)
     (lambda: body("hi", {"helpful": "lots"}), 400, "must be a number"),
     (lambda: b'{"messages": [{"role": "user", "content": "hi"}], "preference_weights": {"helpful": NaN}}', 400, "must be finite"),
     (lambda: b'{"messages": [', 400, "JSON"),
+    (lambda: b'{"messages": [{"role": "user", "content": "hi"}], "preference_weights": {"helpful": 1' + b"0" * 400 + b"}}",
+     400, "too large"),
     (lambda: {"messages": []}, 400, "messages"),
     (lambda: {"messages": [{"role": "wizard", "content": "hi"}]}, 400, "messages.0.role"),
     (lambda: body("hi", max_tokens=9), 400, "max_tokens 9 is over this server's limit of 8"),
