@@ -64,6 +64,8 @@ def test_cli_override_wins_over_yaml(tmp_path):
         load_config(p, ["model.nam=x"])
     with pytest.raises(ConfigError, match="no preference named 'nope'"):
         load_config(p, ["preferences.nope.limit=3"])
+    with pytest.raises(ConfigError, match=r"preferences\[0\]\.heldout_fraction: 1{20}\.\.\. is too large for a float"):
+        load_config(p, ["preferences.helpful.heldout_fraction=" + "1" * 400])
 
 
 def test_missing_file_and_bad_yaml(tmp_path):

@@ -50,9 +50,13 @@ def _coerce(tp: Any, value: Any, path: str, file: str | None) -> Any:
         return None
     base = args[0] if origin is not None and args and origin not in (list, dict) else tp
     if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        if not math.isfinite(float(value)):
+        try:
+            number = float(value)
+        except OverflowError:  # an integer with hundreds of digits
+            raise ConfigError(f"{path}: {str(value)[:20]}... is too large for a float{in_file}") from None
+        if not math.isfinite(number):
             raise ConfigError(f"{path}: must be finite, got {value}{in_file}")
-        return float(value)
+        return number
     if base is int and (not isinstance(value, int) or isinstance(value, bool)):
         raise ConfigError(f"{path}: expected an integer, got {value!r}{in_file}")
     if base is bool and not isinstance(value, bool):
