@@ -77,7 +77,7 @@ def build_app(model, tok, settings: ServeSettings, name: str | None = None):
         max_completion_tokens: int | None = Field(None, ge=1)
         temperature: float | None = Field(None, ge=0, le=2)
         top_p: float = Field(1.0, gt=0, le=1)
-        seed: int | None = None
+        seed: int | None = Field(None, ge=-2**63, lt=2**64)  # what torch.manual_seed takes
         n: int = 1
         stream: bool = False
         stream_options: dict[str, Any] | None = None  # {"include_usage": true}: a last chunk with usage
@@ -87,8 +87,9 @@ def build_app(model, tok, settings: ServeSettings, name: str | None = None):
     app.state.batcher = batcher
 
     def error(status: int, message: str, param: str | None = None) -> JSONResponse:
-        return JSONResponse({"error": {"message": message, "type": "invalid_request_error", "param": param,
-                                       "code": None}}, status_code=status)
+        kind = "invalid_request_error" if status < 500 else "server_error"
+        return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": None}},
+                            status_code=status)
 
     @app.exception_handler(RequestValidationError)
     async def bad_body(request: Request, exc: RequestValidationError):
@@ -143,7 +144,10 @@ def build_app(model, tok, settings: ServeSettings, name: str | None = None):
 
             usage = bool((req.stream_options or {}).get("include_usage"))
             return StreamingResponse(chat_chunks(batcher.submit, job, head, usage), media_type="text/event-stream")
-        out = await asyncio.wrap_future(batcher.submit(job))
+        try:
+            out = await asyncio.wrap_future(batcher.submit(job))
+        except Exception as exc:  # noqa: BLE001 — the batch failed (e.g. out of memory): say so, as OpenAI does
+            return error(500, f"generation failed: {exc}")
         return {
             **head, "object": "chat.completion",
             "choices": [{"index": 0, "message": {"role": "assistant", "content": out["text"]},

@@ -78,6 +78,7 @@ def test_concurrent_requests_at_different_mixes_match_offline_generation(server)
     (lambda: {"messages": []}, 400, "messages"),
     (lambda: {"messages": [{"role": "wizard", "content": "hi"}]}, 400, "messages.0.role"),
     (lambda: body("hi", max_tokens=9), 400, "max_tokens 9 is over this server's limit of 8"),
+    (lambda: body("hi", seed=2**70, temperature=0.7), 400, "seed: Input should be less than"),
     (lambda: body("word " * 60), 400, "over this server's limit of 40"),
     (lambda: body("hi", {"helpfull": 1.0}, stream=True), 400, "unknown vector 'helpfull'"),  # checked before streaming
     (lambda: body("hi", {"/etc/passwd": 1.0}), 400, "unknown vector '/etc/passwd'"),
@@ -156,6 +157,24 @@ def test_a_client_that_leaves_mid_stream_leaves_the_server_answering(server):
     code, r = post(url, body("one two", {"harmless": 1.0}))
     assert code == 200 and r["choices"][0]["message"]["content"] is not None
     assert stream(url, body("x", stream=True))[-1] == "[DONE]"
+
+
+def test_a_failed_batch_is_a_json_500_or_an_error_event(server, monkeypatch):
+    import pvlora.batching
+
+    url, *_ = server
+
+    def fail(model, tok, jobs):
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(pvlora.batching, "complete", fail)
+    code, r = post(url, body("a b c"))
+    assert code == 500 and r["error"] == {"message": "generation failed: CUDA out of memory", "type": "server_error",
+                                          "param": None, "code": None}
+    events = stream(url, body("a b c", stream=True))
+    assert events[1]["error"]["message"] == "CUDA out of memory" and events[-1] == "[DONE]"
+    monkeypatch.undo()
+    assert post(url, body("a b c"))[0] == 200  # the server lives on
 
 
 def test_models_lists_the_default_mix(server):
