@@ -29,6 +29,9 @@ from pvlora.batching import Batcher, Job, complete  # noqa: F401  (complete: par
 from pvlora.errors import ArtifactError, PvloraError
 
 INSTALL = "pip install 'pvlora[serve]'  (FastAPI and uvicorn)"
+# A prompt of more characters than this per allowed token is over the limit for any vocabulary whose
+# tokens are shorter (SmolLM2's longest is 81 characters), so it is refused before tokenising.
+CHARS_PER_TOKEN = 256
 
 
 @dataclass
@@ -129,6 +132,9 @@ def build_app(model, tok, settings: ServeSettings, name: str | None = None):
             return error(400, f"max_tokens {max_tokens} is over this server's limit of {settings.max_tokens}",
                          "max_tokens")
         text = prompt_text(tok, [m.model_dump() for m in req.messages])
+        if len(text) > CHARS_PER_TOKEN * settings.max_prompt_tokens:
+            return error(400, f"the prompt is {len(text)} characters, over this server's limit of "
+                         f"{settings.max_prompt_tokens} tokens", "messages")
         n_prompt = len(tok(text, add_special_tokens=False)["input_ids"])
         if n_prompt > settings.max_prompt_tokens:
             return error(400, f"the prompt is {n_prompt} tokens, over this server's limit of "

@@ -80,6 +80,7 @@ def test_concurrent_requests_at_different_mixes_match_offline_generation(server)
     (lambda: body("hi", max_tokens=9), 400, "max_tokens 9 is over this server's limit of 8"),
     (lambda: body("hi", seed=2**70, temperature=0.7), 400, "seed: Input should be less than"),
     (lambda: body("word " * 60), 400, "over this server's limit of 40"),
+    (lambda: body("w" * 2_000_000), 400, "characters, over this server's limit of 40 tokens"),
     (lambda: body("hi", {"helpfull": 1.0}, stream=True), 400, "unknown vector 'helpfull'"),  # checked before streaming
     (lambda: body("hi", {"/etc/passwd": 1.0}), 400, "unknown vector '/etc/passwd'"),
 ])
