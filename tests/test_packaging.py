@@ -1,7 +1,8 @@
-"""A built wheel works without the source tree: its package data (configs, the study's prompts and
-pairs) is inside it, so a non-editable install runs the default commands."""
+"""A built wheel works without the source tree: installed into a fresh venv, its `pvlora` command runs
+the default commands, since its package data (configs, the study's prompts and pairs) is inside it."""
 
 import shutil
+import site as sitelib
 import subprocess
 import sys
 from pathlib import Path
@@ -23,17 +24,23 @@ def test_built_wheel_runs_the_default_commands(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
                     str(tmp_path / "dist"), str(src)], check=True, capture_output=True)
     wheel = next((tmp_path / "dist").glob("pvlora-*.whl"))
-    site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
-                   check=True, capture_output=True)
-    # the wheel's package, not this checkout's: PYTHONPATH comes before any editable install
-    env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HOME": str(tmp_path)}
-    where = subprocess.run([sys.executable, "-c", "import pvlora; print(pvlora.__file__)"], env=env,
+    # A fresh venv with the wheel installed in it; the dependencies (torch, transformers, ...) come from
+    # this environment's site-packages, added as a plain path so its editable pvlora is not picked up.
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
+    py = venv / "bin" / "python"
+    site = Path(subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               check=True, capture_output=True, text=True).stdout.strip())
+    (site / "zz_dependencies.pth").write_text("\n".join(sitelib.getsitepackages()) + "\n")
+    subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True,
+                   capture_output=True)
+    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HOME": str(tmp_path)}
+    where = subprocess.run([py, "-c", "import pvlora; print(pvlora.__file__)"], env=env,
                            capture_output=True, text=True, cwd=tmp_path, check=False)
-    assert where.stdout.startswith(str(site)), where
+    assert where.stdout.startswith(str(site)), where  # the wheel's package, not this checkout's
 
-    def run(*argv):
-        return subprocess.run([sys.executable, "-m", "pvlora.cli", *argv], env=env, capture_output=True, text=True, check=False,
+    def run(*argv):  # the console script the wheel installed
+        return subprocess.run([venv / "bin" / "pvlora", *argv], env=env, capture_output=True, text=True, check=False,
                               cwd=tmp_path)
 
     assert run("--help").returncode == 0
