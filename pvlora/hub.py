@@ -17,7 +17,7 @@ from pvlora.artifacts import read_adapter
 from pvlora.atomic import atomic_dir
 from pvlora.errors import ArtifactError
 from pvlora.fs import MAX_WEIGHT_BYTES, portable_command, read_json, regular_file
-from pvlora.locate import REPO_RE, parse_repo_spec, resolve_artifact  # noqa: F401  (resolve_artifact: re-exported)
+from pvlora.locate import REPO_RE, parse_repo_spec, resolve_artifact
 from pvlora.manifest import ADAPTER_CONFIG, MANIFEST, SAFE_WEIGHTS, Manifest, is_number
 
 UPLOAD_FILES = (ADAPTER_CONFIG, SAFE_WEIGHTS, MANIFEST, "README.md", "pvlora-config.yaml", "eval.json",
