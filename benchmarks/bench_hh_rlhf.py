@@ -1,4 +1,4 @@
-"""Real preference data: harmless+ and harmless− DPO adapters on the 1,800 shared HH-RLHF
+"""Real preference data: harmless+ and harmless− DPO adapters on the 1,800 shipped HH-RLHF
 harmless-base pairs (10% held out), on the built-in tiny base, and the held-out preference accuracy
 of base, +, and − (mean log-probability per response token; see pvlora.evaluate.accuracy).
 
@@ -7,7 +7,7 @@ never seen English outside the toy corpus, so what it can learn from HH-RLHF is 
 (length, refusal wording); the check is that the two directions move accuracy apart, not that
 the model understands harm.
 
-    python benchmarks/bench_hh_rlhf.py [--data ../shared/data/hh-rlhf/harmless-base-test-dev.jsonl.gz]
+    python benchmarks/bench_hh_rlhf.py [--data FILE]   # default: the rows shipped in pvlora/data/shipped/hh-rlhf
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from pathlib import Path
 
 from _common import save
 
-DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "hh-rlhf" / "harmless-base-test-dev.jsonl.gz"
+from pvlora.data.sources import BUILTIN_SOURCES
+
+DEFAULT = BUILTIN_SOURCES["hh-rlhf-harmless-base"]
 
 
 def main(argv=None) -> int:

@@ -101,7 +101,7 @@ def main(argv=None) -> int:
     from pvlora.config import load_config
     from pvlora.models import resolve_base_path
 
-    hh = os.environ.get("PVLORA_HH_RLHF_FILE") or Path(__file__).resolve().parents[2] / "shared/data/hh-rlhf/harmless-base-test-dev.jsonl.gz"
+    hh = os.environ.get("PVLORA_HH_RLHF_FILE") or "hh-rlhf-harmless-base"  # the rows shipped with pvlora
     # the harmless preference only (the study lists three), exactly steps × 8 training pairs (10% of
     # the limit is held out)
     prefs = (f"preferences=[{{name: harmless, source: {hh}, format: hh_rlhf, "

@@ -4,7 +4,7 @@ table, plot and every scored generation copied to benchmarks/results/smollm2_stu
     python benchmarks/bench_smollm2_study.py                 # runs the study (under an hour on 2 cores)
     python benchmarks/bench_smollm2_study.py --from DIR      # copies a finished run's outputs
 
-The HH-RLHF harmless-base rows come from $PVLORA_HH_RLHF_FILE or ../shared/data/hh-rlhf/.
+The HH-RLHF harmless-base rows come from $PVLORA_HH_RLHF_FILE or the copy shipped with pvlora.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -31,10 +30,9 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     src = Path(a.src or a.out)
     if not a.src:
-        hh = os.environ.get("PVLORA_HH_RLHF_FILE") or str(Path(__file__).resolve().parents[2] / "shared/data/hh-rlhf/harmless-base-test-dev.jsonl.gz")
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "pvlora.cli", "demo", "--base", "smollm2", "--out", str(src),
-                        "--hh-rlhf", hh, "--fresh"], check=True)
+        t = time.perf_counter()  # the HH rows: $PVLORA_HH_RLHF_FILE, read by the study itself, or the shipped copy
+        subprocess.run([sys.executable, "-m", "pvlora.cli", "demo", "--base", "smollm2", "--out", str(src), "--fresh"],
+                       check=True)
         print(f"wall {time.perf_counter() - t:.0f}s")
     summary = json.loads((src / "summary.json").read_text())
     OUT.mkdir(parents=True, exist_ok=True)

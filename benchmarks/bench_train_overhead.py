@@ -108,8 +108,8 @@ def main(argv=None) -> int:
         from pvlora.config import load_config
         from pvlora.models import resolve_base_path
 
-        hh = Path(__file__).resolve().parents[2] / "shared/data/hh-rlhf/harmless-base-test-dev.jsonl.gz"
-        config = [SMOLLM2[0], f"preferences.harmless.source={os.environ.get('PVLORA_HH_RLHF_FILE', hh)}", *SMOLLM2[1:]]
+        hh = os.environ.get("PVLORA_HH_RLHF_FILE") or "hh-rlhf-harmless-base"  # the rows shipped with pvlora
+        config = [SMOLLM2[0], f"preferences.harmless.source={hh}", *SMOLLM2[1:]]
         resolve_base_path(load_config(config[0], config[1:]).model)  # convert the GGUF once, outside the timings
         variants, name = SMOLLM2_VARIANTS, "train_speed_smollm2"
     else:

@@ -161,8 +161,7 @@ def main(argv=None) -> int:
     p.add_argument("--helpful", default="runs/smollm2-study/vectors/helpful",
                    help="the helpful vector tune mixes with (from a study run)")
     a = p.parse_args(argv)
-    hh = os.environ.get("PVLORA_HH_RLHF_FILE") or str(
-        Path(__file__).resolve().parents[2] / "shared/data/hh-rlhf/harmless-base-test-dev.jsonl.gz")
+    hh = os.environ.get("PVLORA_HH_RLHF_FILE") or "hh-rlhf-harmless-base"  # the rows shipped with pvlora
     path = RESULTS / "smollm2_harmless_choice.json"
     results = json.loads(path.read_text())["candidates"] if path.exists() else {}
     for name, overrides in CANDIDATES.items():

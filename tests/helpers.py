@@ -7,10 +7,11 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-# 1,800 real HH-RLHF pairs kept beside the repository (not shipped in it); override the location
-# with $PVLORA_HH_RLHF_FILE.
-HH_FILE = Path(os.environ.get("PVLORA_HH_RLHF_FILE") or SHARED / "data" / "hh-rlhf" / "harmless-base-test-dev.jsonl.gz")
+from pvlora.data.sources import BUILTIN_SOURCES
+
+# The 1,800 real HH-RLHF pairs shipped in the package; $PVLORA_HH_RLHF_FILE points the tests at
+# other rows (the only way tests take external data; nothing outside the repository is read).
+HH_FILE = Path(os.environ.get("PVLORA_HH_RLHF_FILE") or BUILTIN_SOURCES["hh-rlhf-harmless-base"])
 
 
 def make_adapter(base_dir, out, seed, **lora_kw):

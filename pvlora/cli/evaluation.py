@@ -37,8 +37,8 @@ def _demo_args(p) -> None:
     p.add_argument("--base", choices=["tiny", "smollm2"], default="tiny", help="which built-in study (default: tiny)")
     p.add_argument("--out", help="output directory (default: ./pvlora-demo, or ./pvlora-demo-smollm2); "
                    "re-runs reuse finished adapters and vectors (and the tiny demo's sweep)")
-    p.add_argument("--hh-rlhf", metavar="FILE", help="smollm2 only: HH-RLHF harmless-base rows "
-                   "(.jsonl/.jsonl.gz; default $PVLORA_HH_RLHF_FILE)")
+    p.add_argument("--hh-rlhf", metavar="FILE", help="smollm2 only: other HH-RLHF harmless-base rows "
+                   "(.jsonl/.jsonl.gz; default $PVLORA_HH_RLHF_FILE, else the 1,800 rows shipped with pvlora)")
     p.add_argument("--fresh", action="store_true", help="ignore finished stages in --out and recompute everything")
 
 

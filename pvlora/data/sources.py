@@ -21,9 +21,14 @@ def _suffix(path: Path) -> str | None:
     return next((s for s in LOCAL_SUFFIXES if name.endswith(s)), None)
 
 
-# Built-in sources shipped with the package (the SmolLM2 study's pairs, built from the base's own
-# answers by pvlora/smollm2/make_data.py); a name here never goes to the Hub.
+SHIPPED = Path(__file__).parent / "shipped"
+
+# Built-in sources shipped with the package; a name here never goes to the Hub. The HH-RLHF rows
+# (MIT, Anthropic; licence and source beside the file) ship so the SmolLM2 study runs from a bare
+# clone or a wheel, offline; the SmolLM2 study's own pairs were built from the base's answers by
+# pvlora/smollm2/make_data.py.
 BUILTIN_SOURCES = {
+    "hh-rlhf-harmless-base": SHIPPED / "hh-rlhf" / "harmless-base-test-dev.jsonl.gz",
     "smollm2-helpful": Path(__file__).parent.parent / "smollm2" / "helpful_pairs.jsonl",
     "smollm2-concise": Path(__file__).parent.parent / "smollm2" / "concise_pairs.jsonl",
     "smollm2-borderline": Path(__file__).parent.parent / "smollm2" / "borderline_pairs.jsonl",

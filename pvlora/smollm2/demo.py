@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pvlora.config import ExperimentConfig, load_config, save_config
+from pvlora.data.sources import BUILTIN_SOURCES
 from pvlora.errors import ConfigError
 
 STUDY_CONFIG = Path(__file__).with_name("study.yaml")
@@ -64,11 +65,14 @@ def study_config(out: Path, hh_rlhf: str | None, overrides: list[str] = ()) -> E
     cfg = load_config(STUDY_CONFIG, [f"output.dir={out}", *overrides])
     if hh:
         cfg.preference("harmless").source = str(hh)
-    src = Path(cfg.preference("harmless").source)
-    if not src.exists():
+    src = cfg.preference("harmless").source
+    # The default is the copy shipped in the package (a built-in source); only a file the user
+    # names can be missing.
+    if src not in BUILTIN_SOURCES and not Path(src).exists():
         raise ConfigError(
             f"HH-RLHF harmless-base rows not found at {src}: pass hh_rlhf=FILE (a .jsonl/.jsonl.gz of "
-            "Anthropic/hh-rlhf harmless-base rows with 'chosen' and 'rejected' transcripts) or set PVLORA_HH_RLHF_FILE")
+            "Anthropic/hh-rlhf harmless-base rows with 'chosen' and 'rejected' transcripts), set "
+            "PVLORA_HH_RLHF_FILE, or leave both unset to use the rows shipped with pvlora")
     return cfg
 
 
