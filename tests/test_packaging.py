@@ -50,3 +50,21 @@ def test_built_wheel_runs_the_default_commands(tmp_path):
     # the study's built-in sources ship in the wheel too
     r = run("data", "--config", str(site / "pvlora" / "smollm2" / "study.yaml"), "--preference", "helpful", "--limit", "1")
     assert r.returncode == 0 and "smollm2-helpful" in r.stdout, r.stderr
+    # and the HH-RLHF rows with their licence: the study's harmless preference needs nothing outside the wheel
+    r = run("data", "--config", str(site / "pvlora" / "smollm2" / "study.yaml"), "--preference", "harmless", "--limit", "1")
+    assert r.returncode == 0 and "hh-rlhf-harmless-base" in r.stdout and "1955 rows read" in r.stdout, r.stderr
+    assert "MIT License" in (site / "pvlora" / "data" / "shipped" / "hh-rlhf" / "LICENSE").read_text()
+
+
+def test_nothing_reads_a_sibling_directory_of_the_checkout():
+    # A user's clone has nothing beside it: code, configs, tests and scripts reach data only inside
+    # the repository or through a documented environment variable (PVLORA_HH_RLHF_FILE).
+    root = Path(__file__).resolve().parents[1]
+    tracked = subprocess.run(["git", "ls-files", "pvlora", "configs", "tests", "benchmarks", ".ci"], cwd=root,
+                             capture_output=True, text=True, check=False).stdout.split()
+    if not tracked:
+        pytest.skip("not a git checkout")
+    needles = ("../" + "shared", '/ "' + 'shared"', "shared" + "/data")  # spelled apart so this file is not a hit
+    offenders = [f for f in tracked if not f.startswith("benchmarks/results/") and f.endswith((".py", ".yaml", ".yml", "run"))
+                 and (root / f).is_file() and any(n in (root / f).read_text(errors="replace") for n in needles)]
+    assert offenders == []
