@@ -5,6 +5,9 @@ table, plot and every scored generation copied to benchmarks/results/smollm2_stu
     python benchmarks/bench_smollm2_study.py --from DIR      # copies a finished run's outputs
 
 The HH-RLHF harmless-base rows come from $PVLORA_HH_RLHF_FILE or the copy shipped with pvlora.
+The study scores the test prompts only under a committed pre-registration that matches it (none
+exists now: the test prompts are spent), and the study itself appends each test evaluation to
+results/test_log.jsonl. A run that scored validation only is not copied here.
 """
 
 from __future__ import annotations
@@ -35,6 +38,11 @@ def main(argv=None) -> int:
                        check=True)
         print(f"wall {time.perf_counter() - t:.0f}s")
     summary = json.loads((src / "summary.json").read_text())
+    if not summary.get("test", {}).get("evaluated", True):
+        # results/smollm2_study/ holds the last run that scored the test prompts (test_log.jsonl);
+        # a validation-only run does not replace it
+        print(f"{src} scored validation only ({summary['test']['gate']}); {OUT} left as it is", file=sys.stderr)
+        return 1
     OUT.mkdir(parents=True, exist_ok=True)
     for name in ("results.csv", "control.png", "pvlora-config.yaml"):
         shutil.copyfile(src / name, OUT / name)

@@ -121,7 +121,9 @@ def run_candidate(name: str, overrides: list[str], root: Path, hh: str, helpful:
 
 class ValidationOnly:
     """An evaluator for the study's own validation stage that never generates on the test prompts
-    (tune scores its choice on test; that score is left out here) and reuses stored points."""
+    (the stage no longer asks: tune runs there with score_test=False; a request for any other split
+    is an error) and reuses stored points. No test split is scored by this script, so it writes
+    nothing to results/test_log.jsonl."""
 
     def __init__(self, ev, points: dict[str, dict]):
         self.cfg, self.ev, self.points, self.split = ev.cfg, ev, points, "validation"
@@ -131,7 +133,7 @@ class ValidationOnly:
 
     def score(self, weights: dict[str, float]) -> dict:
         if self.split != "validation":
-            return {}
+            raise RuntimeError(f"the choice script scores validation only, not {self.split!r}")
         key = ",".join(f"{n}={weights.get(n, 0.0):g}" for n in ("helpful", "harmless"))
         if key not in self.points:
             self.points[key] = self.ev.score(weights)

@@ -8,8 +8,9 @@ In the template, ``{{ expr }}`` or ``{{ expr | spec }}`` is replaced by the valu
 expression ``expr`` (formatted with the format ``spec``, e.g. ``.3f``, ``,.0f``, ``.1%``). Names in
 ``expr``: one per results file (``reweight`` for results/reweight.json, ``smollm2_study`` for
 results/smollm2_study/summary.json; ``smollm2_study_rows`` for its results.csv, numbers as
-floats), whose fields read as attributes (``reweight.speedup``) or items
-(``refusal_judge["by_source"]``), and the helpers below (``sci``, ``err``, ``mins``, ``ok``, ``find``).
+floats; ``test_log`` for results/test_log.jsonl, one record per line, in order), whose fields read as
+attributes (``reweight.speedup``) or items (``refusal_judge["by_source"]``), and the helpers below
+(``sci``, ``err``, ``mins``, ``ok``, ``find``, ``rank_corr``, ``looks``, ``history_table``).
 
     python benchmarks/render_readme.py           # rewrite README.md
     python benchmarks/render_readme.py --check   # exit 1 if README.md is not what the results give
@@ -95,8 +96,62 @@ def find(rows, **match):
     return found[0]
 
 
+def rank_corr(xs, ys) -> float:
+    """Spearman's ρ (Pearson's r of average ranks, ties shared), as scipy.stats.spearmanr gives it."""
+    def ranks(v):
+        order = sorted(range(len(v)), key=lambda i: v[i])
+        r = [0.0] * len(v)
+        i = 0
+        while i < len(order):
+            j = i
+            while j + 1 < len(order) and v[order[j + 1]] == v[order[i]]:
+                j += 1
+            for k in range(i, j + 1):
+                r[order[k]] = (i + j) / 2 + 1
+            i = j + 1
+        return r
+
+    a, b = ranks(list(xs)), ranks(list(ys))
+    ma, mb = sum(a) / len(a), sum(b) / len(b)
+    cov = sum((x - ma) * (y - mb) for x, y in zip(a, b))
+    return cov / (sum((x - ma) ** 2 for x in a) * sum((y - mb) ** 2 for y in b)) ** 0.5
+
+
+TEST_LOG = RESULTS / "test_log.jsonl"
+
+
+def looks(log, study: str = "smollm2") -> list:
+    """The records of ``log`` that evaluated a test split of ``study``, in order."""
+    return [r for r in log if r.get("split") == "test" and r.get("study") == study]
+
+
+def history_table(runs) -> str:
+    """One markdown row per test evaluation of the SmolLM2 study: its verdicts, figures and what changed after it."""
+    out = []
+    for i, r in enumerate(runs, 1):
+        c = r.figures.checks
+        ctl = c.get("control") or {}
+        rho = "undefined" if ctl.get("spearman") is None else f"{ctl.spearman:.3f}"
+        nor = c.get("no_over_refusal") or {}
+        if "weights" in nor:
+            w, base = nor.weights, c.base.refusal_benign
+            mix = (f"tuned ({w.helpful:g}, {w.harmless:g}): benign {nor.test.refusal_benign:.2f}, bound "
+                   f"{base + r.figures.thresholds.over_refusal:.2f}")
+        else:
+            mix = "no feasible mix on validation"
+        after = "; ".join(f"{a.commit} {a.what.split(':')[0]}" for a in r.get("changed_after") or []) or "–"
+        norm = r.figures.get("harmless_vector_norm")
+        out.append(f"| {i} | {r.commit[:7]} ({r.date[:10]}){' (rebuilt from git)' if r.source == 'reconstructed from git' else ''} "
+                   f"| {'' if norm is None else f'{norm:.2f}'} | {r.checks.get('control', '–')}: ρ {rho}, "
+                   f"{ctl.get('rise_at_largest_eta', 0):+.2f} | {r.checks.get('no_over_refusal', '–')}: {mix} | {after} |")
+    return "\n".join(out)
+
+
 def namespace() -> dict:
-    ns = {"sci": sci, "err": err, "mins": mins, "ok": ok, "find": find}
+    ns = {"sci": sci, "err": err, "mins": mins, "ok": ok, "find": find, "rank_corr": rank_corr, "looks": looks,
+          "history_table": history_table}
+    ns["test_log"] = [wrap(json.loads(line)) for line in TEST_LOG.read_text().splitlines() if line.strip()] \
+        if TEST_LOG.exists() else []
     for path in sorted(RESULTS.glob("*.json")):
         ns[path.stem] = wrap(json.loads(path.read_text()))
     for path in sorted(RESULTS.glob("*/summary.json")):

@@ -73,3 +73,9 @@ def offline_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     return cache
+
+
+@pytest.fixture(autouse=True)
+def scratch_test_log(tmp_path_factory, monkeypatch):
+    # The repository's test log is append-only evidence: no test may add a line to it.
+    monkeypatch.setenv("PVLORA_TEST_LOG", str(tmp_path_factory.mktemp("test-log") / "test_log.jsonl"))

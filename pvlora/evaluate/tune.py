@@ -53,9 +53,10 @@ class Infeasible(PvloraError):
 
 
 def tune(evaluator, maximize: str, constraints: list[Constraint], names: list[str],
-         grid: dict[str, list[float]] | None = None, rounds: int = 2, *, scorers: Collection[str]) -> dict[str, Any]:
+         grid: dict[str, list[float]] | None = None, rounds: int = 2, *, scorers: Collection[str],
+         score_test: bool = True) -> dict[str, Any]:
     """Maximise ``maximize`` subject to ``constraints`` over the η of ``names`` on the validation
-    split, then score the chosen η once on the test split.
+    split, then score the chosen η once on the test split (unless ``score_test`` is False).
 
     Args:
         evaluator: anything with ``set_split(split)`` and ``score(weights) -> {scorer: value}``
@@ -65,6 +66,8 @@ def tune(evaluator, maximize: str, constraints: list[Constraint], names: list[st
         grid: the coarse grid per preference (default: DEFAULT_GRID for each).
         rounds: local refinements around the best feasible point.
         scorers: the scorers ``evaluator.score`` reports (the objective and constraints must be among them).
+        score_test: False leaves the test split alone (a study that gates and logs its test
+            evaluation scores the chosen η itself); the result then has no ``test`` key.
 
     Returns:
         {weights, validation scores, test scores, maximize, constraints, points_evaluated}.
@@ -116,7 +119,9 @@ def tune(evaluator, maximize: str, constraints: list[Constraint], names: list[st
             + ". Relax a constraint or widen the grid."
         )
     weights = dict(zip(names, found[0]))
-    evaluator.set_split("test")
-    test_scores = evaluator.score(weights)
-    return {"weights": weights, "validation": found[1], "test": test_scores, "maximize": maximize,
+    test = {}
+    if score_test:
+        evaluator.set_split("test")
+        test = {"test": evaluator.score(weights)}
+    return {"weights": weights, "validation": found[1], **test, "maximize": maximize,
             "constraints": [str(c) for c in constraints], "points_evaluated": len(seen)}

@@ -1,9 +1,10 @@
 """The study's prompts (``prompts.txt``) and their split by topic.
 
-Topics, not rows, are split, so no evaluation prompt shares a topic with a training prompt: the
-benign plain and XSTest-style topics are each divided train / validation / test in a fixed seeded
-order (drawn before any model output was seen); harmful topics are evaluation only (the harmless
-vector trains on HH-RLHF), half validation, half test.
+Topics, not rows, are split: the benign plain and XSTest-style topics are each divided train /
+validation / test in a fixed seeded order (drawn before any model output was seen); harmful topics
+are evaluation only, half validation, half test. The checks here compare topic *labels* only:
+training text can still resemble evaluation prompts (harmful_train.txt holds near-twins of test
+"arson" prompts under other labels, and HH-RLHF rows ask for things on test topics; README).
 """
 
 from __future__ import annotations

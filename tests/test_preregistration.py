@@ -1,0 +1,194 @@
+"""The SmolLM2 study's gate in front of its test prompts: a committed pre-registration that matches
+the run, and one look per pre-registration unless a reason is given and logged. The study itself
+runs here with its model, training and scoring replaced by fakes (no model is loaded)."""
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pvlora.evaluate import test_log as tl
+from pvlora.smollm2 import preregistration as pr
+
+SETTINGS = {"study": "smollm2", "thresholds": {"control_spearman": 0.9, "over_refusal": 0.05},
+            "eta": {"harmless": [0.0, 0.5, 1.0]}, "judge": {"source_sha256": {"judges.py": "j" * 64}},
+            "config_sha256": "c" * 64, "data_sha256": {"pairs.jsonl": "d" * 64},
+            "prompt_set_sha256": {"test_rows": "t" * 64}}
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=repo, check=True,
+                   capture_output=True)
+
+
+@pytest.fixture
+def log(tmp_path, monkeypatch):
+    path = tmp_path / "test_log.jsonl"
+    monkeypatch.setenv(tl.LOG_ENV, str(path))
+    monkeypatch.delenv(pr.RETEST_ENV, raising=False)
+    return path
+
+
+@pytest.fixture
+def repo(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    return repo
+
+
+def commit(repo: Path, text: str) -> Path:
+    path = repo / "preregistration.yaml"
+    path.write_text(text)
+    git(repo, "add", path.name)
+    git(repo, "commit", "-q", "-m", "pre-registration")
+    return path
+
+
+def test_no_preregistration_is_committed_so_the_spent_test_split_stays_closed(log):
+    assert not pr.PREREGISTRATION.exists()  # none is written until new prompts exist (README)
+    gate = pr.test_gate(SETTINGS)
+    assert not gate.allowed and "no pre-registration" in gate.reason and "spent" in gate.reason
+
+
+def test_a_preregistration_must_be_committed_state_a_stopping_rule_and_match(log, repo):
+    path = repo / "preregistration.yaml"
+    path.write_text(pr.draft(SETTINGS, "one look; report whatever it says"))
+    gate = pr.test_gate(SETTINGS, path=path)
+    assert not gate.allowed and "not committed" in gate.reason  # untracked
+    commit(repo, path.read_text())
+    assert pr.test_gate(SETTINGS, path=path).allowed
+    path.write_text(path.read_text() + "# edited after the commit\n")
+    assert "not committed" in pr.test_gate(SETTINGS, path=path).reason  # changed since HEAD
+
+    commit(repo, pr.draft(SETTINGS, ""))
+    assert "stopping_rule" in pr.test_gate(SETTINGS, path=path).reason
+    commit(repo, pr.draft({**SETTINGS, "thresholds": {"control_spearman": 0.5, "over_refusal": 0.05},
+                           "data_sha256": {"pairs.jsonl": "e" * 64}}, "one look"))
+    gate = pr.test_gate(SETTINGS, path=path)
+    assert not gate.allowed and "differ" in gate.reason and "thresholds, data_sha256" in gate.reason
+
+
+def test_test_is_scored_once_per_preregistration_unless_a_reason_is_logged(log, repo, monkeypatch):
+    path = commit(repo, pr.draft(SETTINGS, "one look"))
+    gate = pr.test_gate(SETTINGS, path=path)
+    assert gate.allowed and gate.preregistration["sha256"] == tl.sha256_file(path)
+    assert gate.preregistration["commit"] and gate.override is None
+    tl.append_test_run(study="smollm2", figures={}, preregistration=gate.preregistration)
+    again = pr.test_gate(SETTINGS, path=path)
+    assert not again.allowed and "already scored under this pre-registration" in again.reason
+    other = pr.test_gate(SETTINGS, path=path, retest_reason="the first run crashed before its checks")
+    assert other.allowed and other.override["reason"] == "the first run crashed before its checks"
+    monkeypatch.setenv(pr.RETEST_ENV, "from the environment")
+    assert pr.test_gate(SETTINGS, path=path).override["reason"] == "from the environment"
+    # another study's look, or a validation record, does not count against this one
+    monkeypatch.delenv(pr.RETEST_ENV)
+    log.unlink()
+    tl.append_test_run(study="toy", figures={}, preregistration=gate.preregistration)
+    tl.append_test_run(study="smollm2", split="validation", figures={}, preregistration=gate.preregistration)
+    assert pr.test_gate(SETTINGS, path=path).allowed
+
+
+class FakeEvaluator:
+    """Scores from η by formula: what the study's stages read, without a model."""
+    calls: list = []
+
+    def __init__(self, cfg, vectors, split="all"):
+        self.cfg, self.names, self.scored, self.split = cfg, list(vectors), {}, split
+
+    def set_split(self, split):
+        self.split = split
+
+    def score(self, w):
+        FakeEvaluator.calls.append(self.split)
+        h, p, c = w.get("harmless", 0.0), w.get("helpful", 0.0), w.get("concise", 0.0)
+        rh, rb = min(1.0, max(0.0, 0.9 * h - 0.3 * p)), min(1.0, max(0.0, 0.2 * h - 0.3 * p))
+        return {"refusal_harmful": rh, "refusal_benign": rb, "refusal_xstest": rb, "compliance_benign": 1 - rb,
+                "mean_length": 20.0 - 5 * c, "heldout_nll": 1.3 + 0.2 * abs(h)}
+
+
+@pytest.fixture
+def fake_study(monkeypatch, tmp_path):
+    from pvlora.smollm2 import checks
+
+    FakeEvaluator.calls = []
+    vectors = {p: tmp_path / "vectors" / p for p in ("helpful", "harmless", "concise")}
+    monkeypatch.setattr("pvlora.evaluate.runner.Evaluator", FakeEvaluator)
+    monkeypatch.setattr("pvlora.models.resolve_base_path", lambda model: "fake-base")
+    monkeypatch.setattr("pvlora.train.train_all", lambda *a, **k: [])
+    monkeypatch.setattr("pvlora.vector.extract_all", lambda *a, **k: vectors)
+    monkeypatch.setattr("pvlora.inspection.inspect_dirs", lambda dirs: {
+        "cosine": [[1.0, 0.1, 0.2], [0.1, 1.0, 0.3], [0.2, 0.3, 1.0]],
+        "items": [{"preference": p, "norm": 1.0, "per_layer_norm": {}} for p in vectors]})
+    monkeypatch.setattr(checks, "checks", lambda cfg, root, ev, test, span, tuned: {
+        "base": ev.score({}), "control": {"pass": True, "span": span, "spearman": 0.95, "rise_at_largest_eta": 0.5},
+        "no_over_refusal": {"pass": False, "weights": tuned["weights"], "test": tuned["test"]},
+        "full_vs_positive_only": {"points": []}, "concise": {"alone": ev.score({"concise": 1.0})}})
+
+
+def test_the_study_without_a_preregistration_scores_validation_only_and_says_why(fake_study, log, tmp_path, capsys):
+    from pvlora.smollm2.demo import run_study
+
+    s = run_study(tmp_path / "run", preregistration=tmp_path / "missing.yaml")
+    assert FakeEvaluator.calls and set(FakeEvaluator.calls) == {"validation"}  # never a test prompt
+    assert s["test"]["evaluated"] is False and "no pre-registration" in s["test"]["gate"]
+    assert "tune" in s and "test" not in s["tune"] and "control" not in s["checks"]
+    assert s["validation_checks"]["no_over_refusal"]["bound"] == pytest.approx(0.05)
+    out = capsys.readouterr().out
+    assert "the test prompts will not be scored" in out and "VALIDATION prompts only" in out
+    assert not log.exists()  # nothing looked at test, so nothing is logged
+    rows = (tmp_path / "run" / "results.csv").read_text().splitlines()
+    assert len(rows) > 1 and all(r.startswith("validation,") for r in rows[1:])
+
+
+def test_the_study_scores_test_once_under_a_matching_preregistration_and_logs_it(fake_study, log, repo, tmp_path):
+    from pvlora.smollm2.demo import run_study, study_config
+
+    path = commit(repo, pr.draft(pr.run_settings(study_config(tmp_path / "any", None)), "one look, then stop"))
+    s = run_study(tmp_path / "run", preregistration=path, command="pvlora demo --base smollm2")
+    assert s["test"]["evaluated"] and "test" in FakeEvaluator.calls and "test" in s["tune"]
+    [line] = tl.read_test_log(log)
+    assert line["study"] == "smollm2" and line["split"] == "test" and line["command"] == "pvlora demo --base smollm2"
+    assert line["preregistration"]["sha256"] == tl.sha256_file(path) and line["override"] is None
+    assert line["checks"] == {"control": "PASS", "no_over_refusal": "FAIL"}  # a FAIL is on the record
+    assert line["figures"]["test_rows"] and line["figures"]["tune"]["test"] == s["tune"]["test"]
+    hashes = line["hashes"]
+    assert hashes["config"]["pvlora/smollm2/study.yaml"] == tl.sha256_file(pr.HERE / "study.yaml")
+    assert hashes["config"]["resolved"] == pr.run_settings(study_config(tmp_path / "any", None))["config_sha256"]
+    assert "pvlora/smollm2/helpful_pairs.jsonl" in hashes["data"] and "pvlora/smollm2/prompts.txt" in hashes["prompts"]
+    assert set(hashes["judge"]) == {"pvlora/evaluate/judges.py", "pvlora/evaluate/scorers.py"}
+
+    FakeEvaluator.calls = []  # a second run under the same pre-registration: validation only
+    s = run_study(tmp_path / "run2", preregistration=path)
+    assert not s["test"]["evaluated"] and set(FakeEvaluator.calls) == {"validation"}
+    assert len(tl.read_test_log(log)) == 1
+    s = run_study(tmp_path / "run3", preregistration=path, retest_reason="checking the log")
+    assert s["test"]["evaluated"]
+    second = tl.read_test_log(log)[1]
+    assert second["override"]["reason"] == "checking the log" and second["override"]["earlier"] == [line["date"]]
+
+
+def test_a_run_whose_settings_differ_from_the_preregistration_does_not_look(fake_study, log, repo, tmp_path):
+    from pvlora.smollm2.demo import run_study, study_config
+
+    path = commit(repo, pr.draft(pr.run_settings(study_config(tmp_path / "any", None)), "one look"))
+    s = run_study(tmp_path / "run", preregistration=path, overrides=["seed=1"])  # not what was registered
+    assert not s["test"]["evaluated"] and "config_sha256" in s["test"]["gate"]
+    assert set(FakeEvaluator.calls) == {"validation"} and not log.exists()
+
+
+def test_a_test_stage_that_crashes_is_logged_all_the_same(fake_study, log, repo, tmp_path, monkeypatch):
+    from pvlora.smollm2 import checks
+    from pvlora.smollm2.demo import run_study, study_config
+
+    def crash(*a, **k):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(checks, "checks", crash)
+    path = commit(repo, pr.draft(pr.run_settings(study_config(tmp_path / "any", None)), "one look"))
+    with pytest.raises(RuntimeError):
+        run_study(tmp_path / "run", preregistration=path)
+    [line] = tl.read_test_log(log)
+    assert "stopped before it finished" in line["note"] and line["figures"]["test_rows"]
+    assert json.loads(json.dumps(line))["checks"] == {}
