@@ -27,6 +27,7 @@ from pvlora.manifest import (
     SAFE_WEIGHTS,
     BaseFingerprint,
     Manifest,
+    check_kind,
     is_number,
 )
 
@@ -103,8 +104,11 @@ def load_weights(directory: Path, allow_pickle: bool = False) -> tuple[dict[str,
     raise ArtifactError(f"{directory}: no {SAFE_WEIGHTS} (or {PICKLE_WEIGHTS}) found")
 
 
-def read_adapter(path: str | Path, allow_pickle: bool = False, verify: bool = True) -> Adapter:
-    """Read any PEFT LoRA adapter directory, with or without ``pvlora.json``."""
+def read_adapter(path: str | Path, allow_pickle: bool = False, verify: bool = True,
+                 kinds: tuple[str, ...] | None = None, role: str = "this input") -> Adapter:
+    """Read any PEFT LoRA adapter directory, with or without ``pvlora.json``. ``kinds``: the manifest
+    kinds the caller takes (:func:`pvlora.manifest.check_kind`, checked before any weight is read;
+    ``role`` says what the directory was given as); None takes any."""
     from peft.utils.other import get_pattern_key
 
     directory = Path(path)
@@ -124,6 +128,8 @@ def read_adapter(path: str | Path, allow_pickle: bool = False, verify: bool = Tr
                                 "would be lost in a vector. Train plain LoRA")
     check_config_types(config, cfg_path)
     manifest = Manifest.read(directory)
+    if kinds is not None:
+        check_kind(manifest, directory, kinds, role)
     if verify:
         verify_hashes(directory, manifest)
     tensors, file = load_weights(directory, allow_pickle)

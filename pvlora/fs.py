@@ -13,12 +13,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
+import sys
 from pathlib import Path
 from typing import Any
 
-from pvlora.errors import ArtifactError
+from pvlora.errors import ArtifactError, PvloraError
 
+MAX_JSON_DEPTH = 100  # manifests, adapter configs and data rows nest a few levels; Python recurses at ~1000
 MAX_JSON_BYTES = 16 << 20  # manifests, adapter configs, eval reports: kilobytes in practice
 MAX_TEXT_BYTES = 16 << 20  # chat templates, model cards
 MAX_WEIGHT_BYTES = 256 << 30  # adapter weights: the largest LoRA of a 400B-parameter base is far below
@@ -80,12 +83,75 @@ def read_text(path: Path, max_bytes: int = MAX_TEXT_BYTES) -> str:
         raise ArtifactError(f"{path}: not UTF-8 text") from None
 
 
-def read_json(path: Path, expect: type = dict, max_bytes: int = MAX_JSON_BYTES) -> Any:
-    """Parse a bounded JSON file and check its top-level type (a manifest that is a list is refused)."""
+def parse_json(text: str, where: Any, error: type[PvloraError] = ArtifactError, line: int | None = None,
+               fix: str = "") -> Any:
+    """``json.loads`` for text from a stranger: anything Python's parser cannot hold becomes one
+    ``error`` naming ``where`` (a file) and the line, instead of an exception from deep inside.
+
+    Refused besides invalid JSON: nesting past :data:`MAX_JSON_DEPTH` (200,000 levels overflow the
+    parser's recursion check; a few hundred parse, then overflow whatever recursive step meets them
+    next, depending on how deep that caller already is), an integer over Python's digit limit, and a
+    lone UTF-16 surrogate escape (a string no encoder can write back out). ``line``: ``text`` is that
+    line of ``where`` (a JSON Lines row); otherwise positions are given as lines of ``text``.
+    ``fix`` ends every message (what to do)."""
+    def fail(what: str, detail: str = "", pos: int | None = None) -> PvloraError:
+        if line is None and pos is not None:
+            detail = f"{detail} at line {text.count(chr(10), 0, pos) + 1}".strip()
+        return error(f"{where}{'' if line is None else f':{line}'}: {what}{f' ({detail})' if detail else ''}{fix}")
+
+    deep = f"JSON nested more than {MAX_JSON_DEPTH} levels deep"
     try:
-        value = json.loads(read_text(path, max_bytes))
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        raise fail("not valid JSON", exc.msg, exc.pos) from None
+    except RecursionError:
+        raise fail(deep, pos=_too_deep(text)) from None
+    except ValueError:  # int(): "Exceeds the limit (4300 digits) for integer string conversion"
+        digits = sys.get_int_max_str_digits()
+        m = re.search(rf"\d{{{digits + 1},}}", text)
+        raise fail(f"a JSON integer with more than {digits} digits", pos=m.start() if m else None) from None
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _depth(value) > MAX_JSON_DEPTH:
+        raise fail(deep, pos=_too_deep(text))
+    if re.search(r"\\u[dD][89a-fA-F]", text):  # a surrogate escape: fine in a pair, not alone
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            esc = f"\\u{ord(exc.object[exc.start]):04x}"
+            m = re.search(re.escape(esc), text, re.IGNORECASE)
+            raise fail("a string holds a lone UTF-16 surrogate", esc, m.start() if m else None) from None
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests lists and objects, without recursing (it may be hostile)."""
+    deepest, stack = 0, [(value, 1)] if isinstance(value, (list, dict)) else []
+    while stack:
+        v, d = stack.pop()
+        deepest = max(deepest, d)
+        if deepest > MAX_JSON_DEPTH:
+            return deepest
+        stack.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v) if isinstance(x, (list, dict)))
+    return deepest
+
+
+def _too_deep(text: str) -> int | None:
+    """Where in ``text`` nesting first passes :data:`MAX_JSON_DEPTH` (strings skipped), or None."""
+    depth = 0
+    for m in re.finditer(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', text):
+        c = m.group()
+        if c in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return m.start()
+        elif c in "]}":
+            depth -= 1
+    return None
+
+
+def read_json(path: Path, expect: type = dict, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """Parse a bounded JSON file (:func:`parse_json`) and check its top-level type (a manifest that
+    is a list is refused)."""
+    value = parse_json(read_text(path, max_bytes), path)
     if not isinstance(value, expect):
         raise ArtifactError(f"{path}: expected a JSON {'object' if expect is dict else expect.__name__}, "
                             f"got {type(value).__name__}")

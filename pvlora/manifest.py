@@ -27,6 +27,12 @@ PICKLE_WEIGHTS = "adapter_model.bin"
 # written by a newer pvlora and may mean things this one would misread: refused, never guessed at.
 SCHEMA = 1
 KINDS = ("adapter", "vector", "composition")
+# What each command takes, by kind (check_kind). A composition is a vector-shaped adapter (scaling 1,
+# holding Σ η_p·φ_p; the README's "Files"), so whatever applies vectors at a weight applies it exactly.
+# A trained adapter holds ΔW+ (or ΔW−) alone: applied as a vector it would silently be the positive-only
+# ablation under the preference's name, which extract writes only when asked to (positive_only).
+ADAPTER_KINDS = ("adapter",)
+VECTOR_KINDS = ("vector", "composition")
 
 
 def weight_hashes(directory: Path) -> dict[str, str]:
@@ -226,6 +232,17 @@ class Manifest:
             plain_name(Path(directory), name, f"{path} (weights_sha256)")
         return manifest
 
+    def describe(self) -> str:
+        """What the artifact is, in words, for errors (``a trained LoRA adapter, preference helpful,
+        direction positive``)."""
+        if self.kind == "composition":
+            what = "a composition" + (f" of {self.recipe()}" if self.vectors else "")
+            extras = ["merged into a full model"] if self.method == "merged" else []
+        else:
+            what = {"adapter": "a trained LoRA adapter", "vector": "a preference vector"}.get(self.kind, self.kind)
+            extras = [f"{k} {v}" for k, v in (("preference", self.preference), ("direction", self.direction)) if v]
+        return ", ".join([what, *extras])
+
     def write(self, directory: Path, command: str | None = None) -> None:
         """Write ``pvlora.json`` with this version, ``command`` (when the manifest has none yet) and
         the sha256 of every file that changes the math (this manifest's fields are updated to match)."""
@@ -234,3 +251,24 @@ class Manifest:
         self.weights_sha256 = weight_hashes(directory)
         with atomic_file(Path(directory) / MANIFEST) as fh:  # a rewrite never leaves half a manifest
             fh.write(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+
+
+# kind a command needs -> what to do instead, for the error that refuses another kind
+_INSTEAD = {
+    "adapter": "extract takes the two adapters that `pvlora train` (or PEFT's training) wrote, one trained on the "
+               "preference data and one on the reversed data, not something already made from them",
+    "vector": "make the vector from the preference's positive and negative adapters first (pvlora extract, "
+              "pvlora.extract_vector), and give that",
+}
+
+
+def check_kind(manifest: Manifest | None, directory: Path, accepted: tuple[str, ...], role: str) -> None:
+    """Refuse an artifact whose ``pvlora.json`` says it is a kind that ``role`` does not take, naming
+    the kind it is and the kind needed. A plain PEFT adapter (no manifest) says nothing, so it passes;
+    callers report it as unverified. The one place every command's kind rule is applied."""
+    if manifest is None or manifest.kind in accepted:
+        return
+    need = " or ".join(f"'{k}'" for k in accepted)
+    instead = _INSTEAD["adapter" if "adapter" in accepted else "vector"]
+    raise ArtifactError(f"{directory}: its {MANIFEST} says kind '{manifest.kind}' ({manifest.describe()}), but "
+                        f"{role} must be kind {need}; {instead}")

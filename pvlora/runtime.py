@@ -17,10 +17,13 @@ from pvlora.weights import check_eta, get_weights, set_weights  # noqa: F401  (r
 
 
 def read_vectors(specs: dict[str, Any], allow_pickle: bool = False) -> list[tuple[Any, float]]:
-    """{path or Hub id: η} -> [(adapter, η)], validating every η and every file before any write."""
+    """{path or Hub id: η} -> [(adapter, η)], validating every η and every file before any write.
+    Each must be a vector or a composition by its manifest (a trained adapter is refused: see
+    :data:`pvlora.manifest.VECTOR_KINDS`); a plain PEFT adapter without one is taken as it is."""
     from pvlora.artifacts import read_adapter
     from pvlora.compat import check_compatible
     from pvlora.locate import resolve_artifact
+    from pvlora.manifest import VECTOR_KINDS
 
     items, seen = [], {}
     for spec, eta in specs.items():
@@ -31,7 +34,7 @@ def read_vectors(specs: dict[str, Any], allow_pickle: bool = False) -> list[tupl
             raise ArtifactError(f"{spec!r} and {seen[key]!r} are the same vector ({key}); give each vector once, "
                                 "with its total weight")
         seen[key] = spec
-        items.append((read_adapter(where, allow_pickle), value))
+        items.append((read_adapter(where, allow_pickle, kinds=VECTOR_KINDS, role="a vector to apply"), value))
     if not items:
         raise ArtifactError("no vector given: name at least one vector and its η")
     check_compatible([a for a, _ in items])
@@ -65,8 +68,9 @@ def load_composed(base: Any, vectors: dict[str, float], revision: str | None = N
         names, the keys of :func:`set_weights`); the tokenizer is None when ``base`` is a model object.
 
     Raises:
-        ArtifactError: a bad η, a missing or altered file, vectors from different bases or from
-            another base than ``base``, shapes that do not fit, the same vector twice.
+        ArtifactError: a bad η, a missing or altered file, a trained adapter given as a vector,
+            vectors from different bases or from another base than ``base``, shapes that do not
+            fit, the same vector twice.
     """
     from peft import PeftModel
 

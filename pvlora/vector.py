@@ -12,7 +12,7 @@ from pvlora.chat_templates import carry_template
 from pvlora.compat import check_compatible
 from pvlora.errors import ArtifactError
 from pvlora.fs import portable
-from pvlora.manifest import Manifest
+from pvlora.manifest import ADAPTER_KINDS, Manifest
 
 
 def _source_summary(a: Adapter) -> dict[str, Any]:
@@ -84,7 +84,8 @@ def extract_vector(
         The vector's :class:`~pvlora.manifest.Manifest` (as written to ``pvlora.json``).
 
     Raises:
-        ArtifactError: swapped or mixed roles, adapters from different bases, a bad rank or name,
+        ArtifactError: swapped or mixed roles, a vector or composition given as an adapter,
+            adapters from different bases, a bad rank or name,
             an existing ``out`` without ``overwrite``, or anything :func:`read_adapter` refuses.
     """
     check_rank(rank)
@@ -92,8 +93,9 @@ def extract_vector(
         from pvlora.names import check_name
 
         check_name(preference, "preference")
-    pos = read_adapter(positive, allow_pickle)
-    neg = None if positive_only else read_adapter(negative, allow_pickle)
+    pos = read_adapter(positive, allow_pickle, kinds=ADAPTER_KINDS, role="extract's positive adapter")
+    neg = None if positive_only else read_adapter(negative, allow_pickle, kinds=ADAPTER_KINDS,
+                                                  role="extract's negative adapter")
     adapters = [pos] + ([neg] if neg else [])
     check_roles(pos, neg)
     check_compatible(adapters)

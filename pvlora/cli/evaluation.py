@@ -19,11 +19,11 @@ def _setup(a):
 
 
 def _check_out(a) -> None:
-    """``--out FILE``: refused before any work when it exists, unless ``--overwrite``."""
-    if a.out and Path(a.out).is_dir():
-        raise ConfigError(f"--out {a.out} is a directory; name a JSON file")
-    if a.out and (Path(a.out).exists() or Path(a.out).is_symlink()) and not a.overwrite:
-        raise ConfigError(f"--out {a.out} already exists; pass --overwrite to replace it")
+    """``--out FILE``: the output rule (:func:`pvlora.atomic.check_output`), before any work."""
+    from pvlora.atomic import check_output
+
+    if a.out:
+        check_output(a.out, a.overwrite, "file", flag="--out")
 
 
 def _write_json(path: str, obj) -> None:
@@ -43,16 +43,20 @@ def _demo_args(p) -> None:
 
 
 def cmd_demo(a) -> int:
+    from pvlora.atomic import check_output
+
+    if a.hh_rlhf and a.base != "smollm2":
+        raise ConfigError("--hh-rlhf belongs to --base smollm2 (the tiny demo uses its own toy data)")
+    out = a.out or ("pvlora-demo-smollm2" if a.base == "smollm2" else "pvlora-demo")
+    check_output(out, kind="into", flag="--out" if a.out else None)  # re-runs write into it
     if a.base == "smollm2":
         from pvlora.smollm2.demo import run_study
 
-        run_study(a.out or "pvlora-demo-smollm2", a.hh_rlhf, fresh=a.fresh, command=a.recorded)
+        run_study(out, a.hh_rlhf, fresh=a.fresh, command=a.recorded)
         return 0
-    if a.hh_rlhf:
-        raise ConfigError("--hh-rlhf belongs to --base smollm2 (the tiny demo uses its own toy data)")
     from pvlora.toy.demo import run_demo
 
-    run_demo(a.out or "pvlora-demo", fresh=a.fresh, command=a.recorded)
+    run_demo(out, fresh=a.fresh, command=a.recorded)
     return 0
 
 
@@ -92,12 +96,14 @@ def _sweep_args(p) -> None:
 
 
 def cmd_sweep(a) -> int:
+    from pvlora.atomic import check_output
     from pvlora.cli.grammar import grid
     from pvlora.evaluate.sweep import render_table, sweep
 
     grids = grid(a.grid)
     cfg, vectors = _setup(a)
     out = Path(a.out or Path(cfg.output.dir) / "sweep")
+    check_output(out, a.overwrite, "dir", flag="--out" if a.out else None)
     result = sweep(cfg, vectors, grids, out, a.split, a.overwrite)
     print(render_table(result["rows"]))
     print(f"\n{len(result['pareto'])} Pareto-optimal of {len(result['rows'])} points; "

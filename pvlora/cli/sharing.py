@@ -35,8 +35,11 @@ def _pull_args(p) -> None:
 
 
 def cmd_pull(a) -> int:
+    from pvlora.atomic import check_output
     from pvlora.hub import pull
 
+    if a.out:  # before the download
+        check_output(a.out, a.overwrite, "dir", flag="--out")
     print(f"[pvlora] {a.repo_id} -> {pull(a.repo_id, a.out, a.token, overwrite=a.overwrite)}")
     return 0
 

@@ -19,13 +19,14 @@ def _data_args(p) -> None:
 
 
 def cmd_data(a) -> int:
+    from pvlora.atomic import check_output
     from pvlora.config import load_config
     from pvlora.data import load_preference_data
 
     cfg = load_config(a.config, a.overrides)
     pref = cfg.preference(a.preference)
-    if a.export and Path(a.export).exists() and not a.overwrite:
-        raise UsageError(f"{a.export} already exists; pass --overwrite to replace it")
+    if a.export:
+        check_output(a.export, a.overwrite, "file", flag="--export")
     src = Path(pref.source).expanduser()
     if a.export and src.exists() and (Path(a.export).resolve() == src.resolve()
                                       or Path(a.export).resolve().is_relative_to(src.resolve())):
@@ -61,10 +62,18 @@ def _sft_args(p) -> None:
 
 
 def cmd_sft(a) -> int:
+    from pvlora.atomic import check_output
     from pvlora.config import load_config
-    from pvlora.sft import run_sft
+    from pvlora.sft import run_sft, sft_dirs
 
-    run_sft(load_config(a.config, a.overrides), a.out, resume=a.resume, overwrite=a.overwrite, command=a.recorded)
+    cfg = load_config(a.config, a.overrides)
+    target, merged = sft_dirs(cfg, a.out)
+    # only where they go is checked here (overwrite=True): whether existing ones are redone, resumed or
+    # kept is run_sft's decision. Checked now, not when the finished run is saved.
+    check_output(target, True, "dir", flag="--out" if a.out else None)
+    if cfg.sft.merge:
+        check_output(merged, True, "dir")
+    run_sft(cfg, a.out, resume=a.resume, overwrite=a.overwrite, command=a.recorded)
     return 0
 
 
@@ -79,10 +88,13 @@ def _train_args(p) -> None:
 
 
 def cmd_train(a) -> int:
+    from pvlora.atomic import check_output
     from pvlora.config import load_config
     from pvlora.train import train_all
 
     cfg = load_config(a.config, a.overrides)
+    # the folder the adapters go into, checked before training rather than when the first one is saved
+    check_output(a.out or Path(cfg.output.dir) / "adapters", kind="into", flag="--out" if a.out else None)
     train_all(cfg, a.preference, a.direction, a.out, resume=a.resume, overwrite=a.overwrite, command=a.recorded)
     return 0
 

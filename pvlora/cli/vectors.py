@@ -20,10 +20,12 @@ def _extract_args(p) -> None:
 
 
 def cmd_extract(a) -> int:
+    from pvlora.atomic import check_output
     from pvlora.vector import extract_vector
 
     if not a.negative and not a.positive_only:
         raise UsageError("--negative is required (or pass --positive-only for φ = ΔW+)")
+    check_output(a.out, a.overwrite, "dir", flag="--out")
     m = extract_vector(a.positive, a.negative, a.out, rank=a.rank, positive_only=a.positive_only,
                        overwrite=a.overwrite, allow_pickle=a.allow_pickle, preference=a.preference,
                        command=a.recorded)
@@ -49,11 +51,13 @@ def _compose_args(p) -> None:
 
 
 def cmd_compose(a) -> int:
+    from pvlora.atomic import check_output
     from pvlora.cli.grammar import vector_specs
     from pvlora.compose import compose
 
     if a.dtype and not a.merge:
         raise UsageError("--dtype applies to --merge only (an adapter is always written in float32)")
+    check_output(a.out, a.overwrite, "dir", flag="--out")
     m = compose(a.base, vector_specs(a.vector), a.out, rank=a.rank, merge=a.merge,
                 overwrite=a.overwrite, allow_pickle=a.allow_pickle, revision=a.revision, dtype=a.dtype,
                 command=a.recorded)
@@ -89,7 +93,11 @@ def _export_args(p) -> None:
 
 
 def cmd_export(a) -> int:
+    from pvlora.atomic import check_output
     from pvlora.export import export_gguf, export_vllm
+
+    # gguf: one file, written by export_gguf itself; checked here before the base config is read
+    check_output(a.out, a.overwrite, "file" if a.format == "gguf" else "dir", inputs=(a.src,), flag="--out")
 
     if a.format == "vllm":
         if a.base:

@@ -6,12 +6,12 @@ Yields ``(where, row)`` so every later error can name the file and the row.
 from __future__ import annotations
 
 import gzip
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pvlora.errors import DataError
+from pvlora.fs import parse_json
 
 LOCAL_SUFFIXES = (".jsonl.gz", ".jsonl", ".json", ".parquet")
 
@@ -84,10 +84,7 @@ def _iter_jsonl(path: Path, gz: bool) -> Iterator[tuple[str, dict[str, Any]]]:
                 if not line.strip():
                     continue
                 where = f"{path}:{lineno}"
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{where}: not valid JSON ({exc.msg}); fix or remove that line") from None
+                row = parse_json(line, path, DataError, line=lineno, fix="; fix or remove that line")
                 if not isinstance(row, dict):
                     raise DataError(f"{where}: expected a JSON object per line, got {type(row).__name__}")
                 yield where, row
@@ -97,11 +94,10 @@ def _iter_jsonl(path: Path, gz: bool) -> Iterator[tuple[str, dict[str, Any]]]:
 
 def _iter_json_array(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read {path}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    data = parse_json(text, path, DataError)
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]
     if not isinstance(data, list):
