@@ -58,7 +58,7 @@ def build(n: int, modules, r: int = 16):
 def factors_of(model, name):
     from peft.tuners.lora import LoraLayer
 
-    from pvlora.lora_math import from_lora
+    from pvlora.core.lora_math import from_lora
 
     return {m_name: from_lora(m.lora_A[name].weight, m.lora_B[name].weight, m.scaling[name])
             for m_name, m in model.named_modules() if isinstance(m, LoraLayer)}
@@ -78,7 +78,7 @@ def install(model, total, name: str, modules) -> None:
     from peft import LoraConfig
     from peft.tuners.lora import LoraLayer
 
-    from pvlora.lora_math import pad_rank
+    from pvlora.core.lora_math import pad_rank
 
     r = max(lr.rank for lr in total.values())
     model.add_adapter(name, LoraConfig(r=r, lora_alpha=r, target_modules=list(modules)))
@@ -103,7 +103,7 @@ def total_rel(got, truth):
 
 
 def main(argv=None) -> int:
-    from pvlora import lora_math
+    from pvlora.core import lora_math
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--vectors", type=int, nargs="+", default=[2, 4])

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from _common import save
 
-from pvlora.toy.corpus import eval_split
-from pvlora.toy.demo import ROWS
+from pvlora.worlds.toy.corpus import eval_split
+from pvlora.worlds.toy.demo import ROWS
 
 
 def main() -> int:

@@ -90,9 +90,9 @@ def pvlora_ppl(model, ids: list[int], bos: int | None) -> float:
 def main() -> int:
     import gguf as gguf_py
 
-    from pvlora import gguf as pv_gguf
-    from pvlora.export import export_gguf
-    from pvlora.runtime import load_composed, set_weights
+    from pvlora.bases import gguf_import as pv_gguf
+    from pvlora.vectors.export import export_gguf
+    from pvlora.steering.load import load_composed, set_weights
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--llama-cpp", required=True, type=Path, help="directory with llama-perplexity and llama-tokenize")

@@ -1,6 +1,6 @@
 """Real preference data: harmless+ and harmless− DPO adapters on the 1,800 shipped HH-RLHF
 harmless-base pairs (10% held out), on the built-in tiny base, and the held-out preference accuracy
-of base, +, and − (mean log-probability per response token; see pvlora.evaluate.accuracy).
+of base, +, and − (mean log-probability per response token; see pvlora.steering.logprobs).
 
 The tiny base is the only base that trains here in minutes on a CPU with no download. It has
 never seen English outside the toy corpus, so what it can learn from HH-RLHF is surface form
@@ -33,9 +33,9 @@ def main(argv=None) -> int:
 
     from pvlora.config import PreferenceConfig, load_config
     from pvlora.data import load_preference_data
-    from pvlora.evaluate.accuracy import preference_accuracy
-    from pvlora.models import load_base
-    from pvlora.train import adapter_dir, train_all
+    from pvlora.steering.logprobs import preference_accuracy
+    from pvlora.bases.load import load_base
+    from pvlora.training.dpo import adapter_dir, train_all
 
     with tempfile.TemporaryDirectory() as out:
         cfg = load_config(None, [f"output.dir={out}", "dpo.max_length=256", f"dpo.num_train_epochs={a.epochs}",

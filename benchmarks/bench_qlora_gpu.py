@@ -56,7 +56,7 @@ def build_tokenizer():
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    from pvlora.chat_templates import BUILTIN
+    from pvlora.core.chat_templates import BUILTIN
 
     vocab = {f"w{i}": i for i in range(WORDS)}
     specials = ["<unk>", "<pad>", "<|im_start|>", "<|im_end|>"] + [f"<|reserved_{i}|>" for i in range(252)]
@@ -177,8 +177,8 @@ def config(base: Path, data: Path, out: Path, seq: int, steps: int, lr: float | 
 
 
 def memory_run(base: Path, work: Path, seq: int, steps: int, heldout: int, probe: Probe, tok) -> dict:
-    import pvlora.evaluate.accuracy as acc
-    from pvlora.train import train_all
+    import pvlora.steering.logprobs as acc
+    from pvlora.training.dpo import train_all
 
     data = work / f"pairs-{seq}.jsonl"
     write_pairs(data, seq, 2 * heldout, tok)  # half held out, all of them scored (at most 256 by default)
@@ -230,8 +230,8 @@ def scoring_comparison(base: Path, work: Path, seq: int, n_pairs: int, batch: in
     import torch
 
     from pvlora.data import load_preference_data
-    from pvlora.evaluate.accuracy import encode_pairs, score_encoded
-    from pvlora.models import load_base
+    from pvlora.steering.logprobs import encode_pairs, score_encoded
+    from pvlora.bases.load import load_base
 
     data = work / f"pairs-{seq}.jsonl"
     write_pairs(data, seq, 2 * n_pairs, tok)
@@ -264,7 +264,7 @@ def movement_run(base: Path, work: Path, seq: int, steps: int, fp32: bool, tok) 
     """Fraction of LoRA entries changed (all, and A alone) and update norm after ``steps`` at lr 1e-6."""
     from safetensors.torch import load_file
 
-    import pvlora.train as T
+    import pvlora.training.dpo as T
 
     data = work / f"pairs-move-{seq}.jsonl"
     write_pairs(data, seq, steps, tok)

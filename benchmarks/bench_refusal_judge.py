@@ -1,4 +1,4 @@
-"""Agreement of the refusal judge (pvlora.evaluate.judges.pattern_judge) with hand labels on real
+"""Agreement of the refusal judge (pvlora.core.judges.pattern_judge) with hand labels on real
 generations of SmolLM2-135M-Instruct (tests/fixtures/smollm2_refusals.jsonl: the base, the base
 under a system prompt asking it to refuse harm, and composed models of the study at several η).
 
@@ -25,7 +25,7 @@ def _counts(rows, judge) -> dict:
 
 
 def main() -> int:
-    from pvlora.evaluate.judges import pattern_judge
+    from pvlora.core.judges import pattern_judge
 
     judge = pattern_judge()
     rows = [json.loads(line) for line in FIXTURE.read_text().splitlines() if line.strip()]

@@ -1,4 +1,4 @@
-"""Per-request η in one batch (pvlora.rowwise) against the two ways to do without it.
+"""Per-request η in one batch (pvlora.steering.rowwise) against the two ways to do without it.
 
 A batch of 16 prompts, each with its own mix of 3 vectors, on a random-init Llama of
 SmolLM2-135M's shape (30 layers, hidden 576) with rank-32 vectors (two r = 16 adapters each) on all
@@ -91,7 +91,7 @@ def layer_level(a) -> list[dict]:
     from peft import LoraConfig
     from peft.tuners.lora.layer import Linear
 
-    from pvlora.rowwise import (  # what row_weights' hook runs in each layer
+    from pvlora.steering.rowwise import (  # what row_weights' hook runs in each layer
         rowwise_delta,
         stack_layer,
     )

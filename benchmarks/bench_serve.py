@@ -37,7 +37,7 @@ def make_vectors(base: str, root: Path) -> dict[str, str]:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from pvlora.vector import extract_vector
+    from pvlora.vectors.extract import extract_vector
 
     out = {}
     for k, name in enumerate(("helpful", "harmless", "concise")):
@@ -112,8 +112,8 @@ def main(argv=None) -> int:
     import torch
 
     from pvlora.config import ModelConfig
-    from pvlora.models import resolve_base_path
-    from pvlora.serve import ServeSettings, build_app, load, running
+    from pvlora.bases.load import resolve_base_path
+    from pvlora.serving.app import ServeSettings, build_app, load, running
 
     torch.set_flush_denormal(True)
     base = resolve_base_path(ModelConfig(name_or_path="smollm2-135m"))

@@ -38,8 +38,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 from trl import DPOConfig, DPOTrainer
 from pvlora.config import load_config
 from pvlora.data import load_preference_data
-from pvlora.models import resolve_base_path
-from pvlora.train import DPO_DEFAULTS
+from pvlora.bases.load import resolve_base_path
+from pvlora.training.dpo import DPO_DEFAULTS
 cfg = load_config(sys.argv[2], sys.argv[3:])
 pref = cfg.preferences[0]
 total = 0.0
@@ -61,7 +61,7 @@ print(json.dumps({"train_seconds": total, "pairs": 2 * trainer.state.global_step
 OURS = r'''
 import json, sys
 from pvlora.config import load_config
-from pvlora.train import train_all
+from pvlora.training.dpo import train_all
 cfg = load_config(sys.argv[2], [f"output.dir={sys.argv[1]}", "train.heldout_max_pairs=0", "dpo.save_strategy=no",
                                 *sys.argv[3:]])
 res = train_all(cfg, cfg.preferences[0].name, "both", log=lambda *a: None)
@@ -69,7 +69,7 @@ m = [r.manifest.metrics for r in res]
 print(json.dumps({"train_seconds": sum(x["train_seconds"] for x in m),
                   "pairs": sum(x["train_steps"] for x in m) * cfg.dpo["per_device_train_batch_size"]}))
 '''
-STUDY = "pvlora/smollm2/study.yaml"
+STUDY = "pvlora/worlds/smollm2/study.yaml"
 # the bare-TRL starting point: the study's data and DPO settings without its speed measures
 BASELINE = ["lora.layers_to_transform=null", "dpo.max_length=256", "dpo.truncation_mode=keep_start",
             "train.share_reference_logps=false"]
@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     p.add_argument("--only", nargs="*", choices=list(VARIANTS), help="run these variants (trl always runs)")
     a = p.parse_args(argv)
     from pvlora.config import load_config
-    from pvlora.models import resolve_base_path
+    from pvlora.bases.load import resolve_base_path
 
     hh = os.environ.get("PVLORA_HH_RLHF_FILE") or "hh-rlhf-harmless-base"  # the rows shipped with pvlora
     # the harmless preference only (the study lists three), exactly steps × 8 training pairs (10% of

@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     p.add_argument("--vector", help="a vector directory (default: the harmless vector of ./pvlora-demo)",
                    default=str(Path(__file__).resolve().parents[1] / "pvlora-demo" / "vectors" / "harmless"))
     a = p.parse_args(argv)
-    from pvlora.toy.base import ensure_tiny_base
+    from pvlora.worlds.toy.base import ensure_tiny_base
 
     base = ensure_tiny_base(0)
     base_bytes = (base / "model.safetensors").stat().st_size

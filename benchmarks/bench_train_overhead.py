@@ -41,8 +41,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 from trl import DPOConfig, DPOTrainer
 from pvlora.config import load_config
 from pvlora.data import load_preference_data
-from pvlora.models import resolve_base_path
-from pvlora.train import DPO_DEFAULTS
+from pvlora.bases.load import resolve_base_path
+from pvlora.training.dpo import DPO_DEFAULTS
 cfg = load_config(None if sys.argv[2] == "-" else sys.argv[2], sys.argv[3:])
 pref = cfg.preferences[0]
 data = load_preference_data(pref, "positive", seed=cfg.seed)
@@ -64,7 +64,7 @@ print(json.dumps({"train_seconds": seconds, "peak_rss_mb": resource.getrusage(re
 OURS = r'''
 import json, resource, sys
 from pvlora.config import load_config
-from pvlora.train import train_all
+from pvlora.training.dpo import train_all
 cfg = load_config(None if sys.argv[2] == "-" else sys.argv[2], [f"output.dir={sys.argv[1]}", *sys.argv[3:]])
 res = train_all(cfg, cfg.preferences[0].name, "positive", log=lambda *a: None)[0]
 print(json.dumps({"train_seconds": res.manifest.metrics["train_seconds"],
@@ -106,14 +106,14 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.smollm2:
         from pvlora.config import load_config
-        from pvlora.models import resolve_base_path
+        from pvlora.bases.load import resolve_base_path
 
         hh = os.environ.get("PVLORA_HH_RLHF_FILE") or "hh-rlhf-harmless-base"  # the rows shipped with pvlora
         config = [SMOLLM2[0], f"preferences.harmless.source={hh}", *SMOLLM2[1:]]
         resolve_base_path(load_config(config[0], config[1:]).model)  # convert the GGUF once, outside the timings
         variants, name = SMOLLM2_VARIANTS, "train_speed_smollm2"
     else:
-        from pvlora.toy.base import ensure_tiny_base
+        from pvlora.worlds.toy.base import ensure_tiny_base
 
         ensure_tiny_base(0)
         config, variants, name = None, VARIANTS, "train_overhead"

@@ -17,7 +17,7 @@ wins; ties keep the earlier candidate.
 Third rule, added when the two candidates with project-written harmful requests jumped from no
 refusal at η 0 to refusing nearly everything at η 0.25, so that the coarse grid above could not see
 whether a smaller η separates: every candidate the second rule admits goes through the study's own
-validation stage (``pvlora.smollm2.demo.validation_stage``: its finer η grid, NLL span and tune, with
+validation stage (``pvlora.worlds.smollm2.demo.validation_stage``: its finer η grid, NLL span and tune, with
 the test score tune would take left out), and the candidate whose tuned mix has the lowest
 validation refusal_benign wins; ties keep the earlier candidate. Still validation only.
 
@@ -80,10 +80,10 @@ def train_seconds(out: Path) -> float:
 
 
 def run_candidate(name: str, overrides: list[str], root: Path, hh: str, helpful: Path, stored: dict | None = None) -> dict:
-    from pvlora.evaluate.runner import Evaluator
-    from pvlora.smollm2.demo import NLL_SPAN, THRESHOLDS, study_config
-    from pvlora.train import train_all
-    from pvlora.vector import extract_all
+    from pvlora.evaluation.evaluator import Evaluator
+    from pvlora.worlds.smollm2.demo import NLL_SPAN, THRESHOLDS, study_config
+    from pvlora.training.dpo import train_all
+    from pvlora.vectors.extract import extract_all
 
     out = root / name
     cfg = study_config(out, hh, [*overrides, SCORERS])
@@ -141,10 +141,10 @@ class ValidationOnly:
 
 
 def study_validation(name: str, overrides: list[str], root: Path, hh: str, helpful: Path, stored: dict | None) -> dict:
-    """Third rule: the study's own validation stage (pvlora.smollm2.demo.validation_stage: the η_harmless
+    """Third rule: the study's own validation stage (pvlora.worlds.smollm2.demo.validation_stage: the η_harmless
     axis on the study's grid, its NLL span, tune over TUNE_HELPFUL × that span) on this candidate."""
-    from pvlora.evaluate.runner import Evaluator
-    from pvlora.smollm2.demo import study_config, validation_stage
+    from pvlora.evaluation.evaluator import Evaluator
+    from pvlora.worlds.smollm2.demo import study_config, validation_stage
 
     out = root / name
     cfg = study_config(out, hh, overrides)

@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     from tqdm.auto import tqdm
 
     from pvlora.config import load_config
-    from pvlora.evaluate.runner import Evaluator
+    from pvlora.evaluation.evaluator import Evaluator
 
     run = Path(a.run)
     cfg = load_config(run / "pvlora-config.yaml")

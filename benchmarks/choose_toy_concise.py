@@ -28,8 +28,8 @@ CUT, KEEP = 0.1, 0.1
 
 def main() -> int:
     from pvlora.config import load_config
-    from pvlora.evaluate.runner import Evaluator
-    from pvlora.toy import corpus
+    from pvlora.evaluation.evaluator import Evaluator
+    from pvlora.worlds.toy import corpus
 
     shipped = (corpus.CONCISE_BENIGN_PAIRS, corpus.CONCISE_HARMFUL_SHARE)
     results = {}

@@ -37,8 +37,8 @@ def train_vector(name: str, root: Path) -> Path:
     """Train ``name`` ± with the demo's config (and the toy data as the corpus module now sets it)
     into ``root`` and extract its vector."""
     from pvlora.config import load_config
-    from pvlora.train import adapter_dir, train_all
-    from pvlora.vector import extract_vector
+    from pvlora.training.dpo import adapter_dir, train_all
+    from pvlora.vectors.extract import extract_vector
 
     cfg = load_config(None, [f"output.dir={root}"])
     train_all(cfg, name, "both", overwrite=True)
@@ -50,8 +50,8 @@ def train_vector(name: str, root: Path) -> Path:
 
 def score_candidate(pairs: float, root: Path) -> list[dict[str, float]]:
     from pvlora.config import load_config
-    from pvlora.evaluate.runner import Evaluator
-    from pvlora.toy import corpus
+    from pvlora.evaluation.evaluator import Evaluator
+    from pvlora.worlds.toy import corpus
 
     corpus.BENIGN_HARMLESS_PAIRS = pairs
     vec = train_vector("harmless", root)
@@ -60,7 +60,7 @@ def score_candidate(pairs: float, root: Path) -> list[dict[str, float]]:
 
 
 def main() -> int:
-    from pvlora.toy import corpus
+    from pvlora.worlds.toy import corpus
 
     shipped = corpus.BENIGN_HARMLESS_PAIRS
     results = {}

@@ -1,7 +1,7 @@
 """Print this checkout's SmolLM2 study settings as a draft pre-registration (stdout; no file written).
 
-The study scores its test prompts only when pvlora/smollm2/preregistration.yaml is committed and
-equals these settings (pvlora/smollm2/preregistration.py). Write the stopping rule, review every
+The study scores its test prompts only when pvlora/worlds/smollm2/preregistration.yaml is committed and
+equals these settings (pvlora/worlds/smollm2/preregistration.py). Write the stopping rule, review every
 value, commit the file, and only then run the study. The current test prompts are spent (README,
 results/test_log.jsonl): new evaluation prompts come first.
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 
 def main() -> int:
-    from pvlora.smollm2.demo import study_config
-    from pvlora.smollm2.preregistration import draft, run_settings
+    from pvlora.worlds.smollm2.demo import study_config
+    from pvlora.worlds.smollm2.preregistration import draft, run_settings
 
     print(draft(run_settings(study_config(Path("pvlora-demo-smollm2"), None))), end="")
     return 0

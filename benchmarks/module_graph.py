@@ -1,6 +1,6 @@
 """The package's import graph: cycles, depth and module sizes, from the source alone (AST, nothing imported).
 
-Layers (LAYERS below) and the imports that go up them. Two views: top-level imports only (what loads when a module is imported), and every import
+Layers (the rule ``LAYERS`` in pvlora/__init__.py) and the imports that go up them. Two views: top-level imports only (what loads when a module is imported), and every import
 including those inside functions (pvlora imports heavy or stage-specific modules lazily). Depth is
 the longest chain of pvlora modules; a cycle is reported once per rotation.
 
@@ -44,21 +44,17 @@ def edges(mods: dict[str, Path], name: str, top_level: bool) -> set[str]:
     return out - {name, "pvlora"}
 
 
-# The layers, lowest first: a module may import (at top level or inside a function) only from its own
-# layer or a lower one. Longest matching prefix decides a module's layer.
-LAYERS = [
-    ("foundation", ["pvlora.errors", "pvlora.names", "pvlora.fs", "pvlora.sampling", "pvlora.lora_math", "pvlora.atomic",
-                    "pvlora.builtins", "pvlora.chat_templates"]),
-    ("contracts and data", ["pvlora.compat", "pvlora.manifest", "pvlora.integrity", "pvlora.config", "pvlora.data",
-                            "pvlora.evaluate.judges"]),
-    ("artifacts and bases", ["pvlora.artifacts", "pvlora.locate", "pvlora.models", "pvlora.gguf", "pvlora.weights",
-                             "pvlora.runtime", "pvlora.vector",
-                             "pvlora.compose", "pvlora.inspection", "pvlora.export", "pvlora.hub"]),
-    ("stages", ["pvlora.runs", "pvlora.train", "pvlora.sft", "pvlora.evaluate", "pvlora.rowwise", "pvlora.batching",
-                "pvlora.streaming", "pvlora.serve"]),
-    ("built-in worlds", ["pvlora.toy", "pvlora.smollm2"]),
-    ("command line", ["pvlora.cli"]),
-]
+def read_layers(root: Path) -> list[tuple[str, list[str]]]:
+    """The layer rule as pvlora/__init__.py states it (read from the source, nothing imported):
+    [(layer name, [module prefix, ...]), ...], lowest first."""
+    tree = ast.parse((root / "pvlora" / "__init__.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "LAYERS" for t in node.targets):
+            return [("/".join(names), [f"pvlora.{n}" for n in names]) for names in ast.literal_eval(node.value)]
+    raise SystemExit(f"{root}/pvlora/__init__.py states no LAYERS")
+
+
+LAYERS = read_layers(Path(__file__).resolve().parents[1])
 
 
 def layer(module: str) -> int | None:

@@ -192,7 +192,7 @@ def main(argv=None) -> int:
     g.add_argument("--check", action="store_true", help="exit 1 unless the log's reconstructed lines are these")
     a = p.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from pvlora.evaluate.test_log import read_test_log, write_line
+    from pvlora.evaluation.test_log import read_test_log, write_line
 
     made = lines()
     have = [r for r in read_test_log(LOG) if r.get("source") == "reconstructed from git"]

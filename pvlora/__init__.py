@@ -2,6 +2,12 @@
 
 __version__ = "0.2.0"
 
+# The package's layers, lowest first (one folder each; config and data share a layer). A module imports
+# only from its own layer or a lower one, at top level or inside a function; tests/test_layers.py
+# and benchmarks/module_graph.py read this rule from here.
+LAYERS = (("core",), ("artifacts",), ("config", "data"), ("bases",), ("vectors",), ("steering",), ("training",),
+          ("evaluation",), ("serving",), ("worlds",), ("cli",))
+
 __all__ = ["__version__", "load_composed", "set_weights", "get_weights", "generate", "row_weights", "extract_vector",
            "compose", "load_config"]
 
@@ -9,19 +15,19 @@ __all__ = ["__version__", "load_composed", "set_weights", "get_weights", "genera
 def __getattr__(name):
     # Lazy: `import pvlora` and `pvlora --help` stay instant; torch/transformers load on first use.
     if name in ("load_composed", "set_weights", "get_weights"):
-        from pvlora import runtime
+        from pvlora.steering import load as runtime
 
         return getattr(runtime, name)
     if name in ("generate", "row_weights"):  # per-request η: every row of a batch at its own mix
-        from pvlora import rowwise
+        from pvlora.steering import rowwise
 
         return getattr(rowwise, name)
     if name == "extract_vector":
-        from pvlora.vector import extract_vector
+        from pvlora.vectors.extract import extract_vector
 
         return extract_vector
     if name == "compose":
-        from pvlora.compose import compose
+        from pvlora.vectors.compose import compose
 
         return compose
     if name == "load_config":

@@ -14,7 +14,7 @@ def random_base_dir(tmp_path_factory):
     """A tiny random-weight Llama saved to disk: a base for the pure composition tests."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from pvlora.toy.base import build_tokenizer
+    from pvlora.worlds.toy.base import build_tokenizer
 
     torch.manual_seed(0)
     tok = build_tokenizer()
@@ -31,7 +31,7 @@ def random_base_dir(tmp_path_factory):
 def two_vectors(random_base_dir, tmp_path_factory):
     """{"helpful": dir, "harmless": dir}: vectors on ``random_base_dir`` of different ranks (4 + 2 and
     2 + 3) over different modules, from random PEFT adapters."""
-    from pvlora.vector import extract_vector
+    from pvlora.vectors.extract import extract_vector
     from tests.helpers import make_adapter
 
     d = tmp_path_factory.mktemp("two-vectors")
@@ -47,7 +47,7 @@ def two_vectors(random_base_dir, tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_base_dir():
     """The real built-in tiny base (built once, cached under $PVLORA_CACHE)."""
-    from pvlora.toy.base import ensure_tiny_base
+    from pvlora.worlds.toy.base import ensure_tiny_base
 
     return ensure_tiny_base(seed=0)
 
@@ -56,7 +56,7 @@ def tiny_base_dir():
 def demo_dir(tmp_path_factory, tiny_base_dir):
     """`pvlora demo` run once for the session; its adapters, vectors and results are what the
     training, demo and notebook tests examine."""
-    from pvlora.toy.demo import run_demo
+    from pvlora.worlds.toy.demo import run_demo
 
     out = tmp_path_factory.mktemp("demo") / "run"
     run_demo(out)

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from pvlora.evaluate.accuracy import _pad_id, encode, preference_accuracy, score_encoded
-from pvlora.train import heldout_sample
+from pvlora.steering.logprobs import _pad_id, encode, preference_accuracy, score_encoded
+from pvlora.training.dpo import heldout_sample
 
 PROMPTS = ["How do I bake bread?", "Sorry", "Can you tell me how to fix a bike? Please help me.", "Teach me"]
 COMPLETIONS = [" Sure. To bake bread, take your time.", " I can not help.", " Sure.",

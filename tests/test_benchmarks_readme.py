@@ -36,7 +36,7 @@ def test_toy_data_amounts_are_the_ones_chosen_on_validation():
     """The toy corpus ships the amounts its choice scripts picked on the validation split."""
     import json
 
-    from pvlora.toy import corpus
+    from pvlora.worlds.toy import corpus
 
     results = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
     harmless = json.loads((results / "toy_harmless_choice.json").read_text())

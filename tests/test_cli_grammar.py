@@ -3,7 +3,7 @@
 import pytest
 
 from pvlora.cli.grammar import grid, vector_specs, weights
-from pvlora.errors import ConfigError
+from pvlora.core.errors import ConfigError
 
 
 def test_weights_vectors_and_grids_split_alike():
@@ -39,9 +39,9 @@ def test_errors_name_the_flag_and_the_item(call, needle):
 
 
 def test_library_errors_name_keywords_and_the_cli_names_flags(tmp_path):
-    from pvlora.atomic import atomic_dir
+    from pvlora.artifacts.atomic import atomic_dir
     from pvlora.cli import as_flags
-    from pvlora.errors import ArtifactError
+    from pvlora.core.errors import ArtifactError
 
     out = tmp_path / "x"
     out.mkdir()

@@ -11,10 +11,10 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
 
 import pvlora
-from pvlora.compose import compose
-from pvlora.errors import ArtifactError
-from pvlora.manifest import MANIFEST
-from pvlora.vector import extract_vector
+from pvlora.vectors.compose import compose
+from pvlora.core.errors import ArtifactError
+from pvlora.artifacts.manifest import MANIFEST
+from pvlora.vectors.extract import extract_vector
 from tests.helpers import make_adapter
 
 IDS = torch.tensor([[1, 5, 9, 13, 2, 7, 30, 41]])
@@ -169,7 +169,7 @@ def test_existing_output_refused_and_kept_unless_overwrite(random_base_dir, vecs
 
 
 def test_inspect_reports_rank_norm_and_cosine(vecs):
-    from pvlora.inspection import inspect_dirs, render
+    from pvlora.vectors.inspect import inspect_dirs, render
 
     rep = inspect_dirs([vecs / "helpful", vecs / "harmless"])
     assert [it["rank"] for it in rep["items"]] == [6, 6]

@@ -3,7 +3,7 @@ import textwrap
 import pytest
 
 from pvlora.config import load_config
-from pvlora.errors import ConfigError
+from pvlora.core.errors import ConfigError
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 
@@ -20,7 +20,7 @@ def test_shipped_configs_load_and_builtin_matches_file():
             continue
         cfg = load_config(p)
         assert cfg.preferences, p
-    assert (REPO / "configs" / "tiny-demo.yaml").read_text() == (REPO / "pvlora" / "toy" / "demo.yaml").read_text()
+    assert (REPO / "configs" / "tiny-demo.yaml").read_text() == (REPO / "pvlora" / "worlds" / "toy" / "demo.yaml").read_text()
     assert load_config(None).to_dict() == load_config(REPO / "configs" / "tiny-demo.yaml").to_dict()
 
 

@@ -13,8 +13,8 @@ from pvlora.data.formats import (
     NOT_DIALOGUE,
     PREFIX_MISMATCH,
 )
-from pvlora.errors import DataError
-from pvlora.toy import corpus as toy
+from pvlora.core.errors import DataError
+from pvlora.worlds.toy import corpus as toy
 from tests.helpers import HH_FILE
 
 
@@ -138,7 +138,7 @@ def test_errors_name_file_row_and_column(tmp_path, setup, needle):
 
 
 def test_unknown_format_is_a_config_error():
-    from pvlora.errors import ConfigError
+    from pvlora.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="unknown format 'tsv'"):
         PreferenceConfig(name="x", format="tsv")
@@ -218,7 +218,7 @@ def test_extra_sources_join_before_the_held_out_split(tmp_path):
     ({"source": "x", "keep": "maybe"}, r"extra_sources\[0\]\.keep: unknown rule 'maybe'"),
 ])
 def test_bad_extra_sources_are_config_errors(extra, needle):
-    from pvlora.errors import ConfigError
+    from pvlora.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match=needle):
         PreferenceConfig(name="harmless", source="a.jsonl", format="pairs", extra_sources=[extra])

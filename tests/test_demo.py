@@ -24,7 +24,7 @@ def at(sweep, h, s):
 
 
 def test_reported_figures_are_on_the_test_split_and_choices_on_validation(summary, sweep):
-    from pvlora.toy.corpus import eval_split
+    from pvlora.worlds.toy.corpus import eval_split
 
     assert sweep["split"] == "test"
     base = summary["checks"]["base"]
@@ -58,7 +58,7 @@ def test_over_refusal_verdict_matches_the_test_rows(summary, sweep):
     """The verdict on "helpful without over-refusal" is recomputed here from the base's own test row
     and the tuned mix's test scores (a mix chosen on validation; none when no grid point met the
     bounds there, which the demo then reports as a failure)."""
-    from pvlora.toy.checks import BENIGN_SLACK, REFUSAL_RISE
+    from pvlora.worlds.toy.checks import BENIGN_SLACK, REFUSAL_RISE
 
     t, base = summary["tune"], at(sweep, 0.0, 0.0)
     reported = summary["checks"]["helpful_without_over_refusal"]["pass"]
@@ -73,7 +73,7 @@ def test_over_refusal_verdict_matches_the_test_rows(summary, sweep):
 
 
 def test_concise_alone_and_added_to_a_mix_shortens_answers(summary, sweep):
-    from pvlora.toy.checks import DEMO_GRID, KEEP, LENGTH_CUT
+    from pvlora.worlds.toy.checks import DEMO_GRID, KEEP, LENGTH_CUT
 
     c = summary["checks"]["concise"]
     base = at(sweep, 0.0, 0.0)
@@ -91,7 +91,7 @@ def test_concise_alone_and_added_to_a_mix_shortens_answers(summary, sweep):
 def test_full_and_positive_only_compared_at_equal_norm(summary, sweep, demo_dir):
     """The comparison is at equal ‖ΔW‖_F, recomputed here from the vectors' own LoRA factors, and the
     full vector's side is its η = 1 row of the test sweep."""
-    from pvlora.artifacts import read_adapter
+    from pvlora.artifacts.peft_read import read_adapter
 
     for pref, d in summary["checks"]["full_vs_positive_only"].items():
         norms = {}
@@ -120,7 +120,7 @@ def test_sweep_outputs_and_pareto(demo_dir, sweep):
 
 
 def test_rerun_reuses_finished_stages(demo_dir):
-    from pvlora.toy.demo import run_demo
+    from pvlora.worlds.toy.demo import run_demo
 
     stamp = (demo_dir / "adapters" / "helpful-positive" / "adapter_model.safetensors").stat().st_mtime_ns
     t = time.perf_counter()

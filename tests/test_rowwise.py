@@ -5,9 +5,9 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import pvlora
-from pvlora.errors import ArtifactError
-from pvlora.rowwise import generate, row_weights, rowwise_delta, stack_layer
-from pvlora.vector import extract_vector
+from pvlora.core.errors import ArtifactError
+from pvlora.steering.rowwise import generate, row_weights, rowwise_delta, stack_layer
+from pvlora.vectors.extract import extract_vector
 from tests.helpers import make_adapter
 
 # mixed signs, a row at the base (all zero), a row naming one vector only, a large weight
@@ -88,7 +88,7 @@ def test_generate_per_row_equals_each_prompt_alone(model, random_base_dir, kw):
     got = generate(model, tok, prompts, ROWS, max_new_tokens=6, **kw)
     k = kw.get("num_return_sequences", 1)
     assert len(got) == k * len(prompts)
-    from pvlora.evaluate.generate import generate as plain
+    from pvlora.steering.generate import generate as plain
 
     for i, (p, row) in enumerate(zip(prompts, ROWS)):
         pvlora.set_weights(model, {"helpful": row.get("helpful", 0.0), "harmless": row.get("harmless", 0.0)})
@@ -129,7 +129,7 @@ def test_batch_not_a_multiple_of_the_rows_is_refused(model, random_base_dir):
 def test_a_4bit_base_takes_per_row_weights(tmp_path):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from pvlora.models import bnb_config
+    from pvlora.bases.load import bnb_config
 
     torch.manual_seed(0)  # bitsandbytes' CPU kernels need rows of at least one 64-wide block
     cfg = LlamaConfig(vocab_size=64, hidden_size=128, intermediate_size=256, num_hidden_layers=1,
@@ -154,8 +154,8 @@ def test_a_4bit_base_takes_per_row_weights(tmp_path):
 
 
 def test_score_per_row_equals_each_example_alone(model, random_base_dir):
-    from pvlora.evaluate.accuracy import sequence_logprobs
-    from pvlora.rowwise import score
+    from pvlora.steering.logprobs import sequence_logprobs
+    from pvlora.steering.rowwise import score
 
     tok = _tok(random_base_dir)
     prompts = ["a b c", "hello there friend", "x", "one two", "z z z z"]

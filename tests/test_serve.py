@@ -13,7 +13,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
 import pvlora
-from pvlora.serve import ServeSettings, build_app, load, running
+from pvlora.serving.app import ServeSettings, build_app, load, running
 
 MIXES = [{"helpful": 0.8, "harmless": -0.4}, {"helpful": -1.5, "harmless": 2.0}, {"helpful": 0.0, "harmless": 0.0},
          {"harmless": 0.3}, {"helpful": 3.0}, {}]
@@ -161,14 +161,14 @@ def test_a_client_that_leaves_mid_stream_leaves_the_server_answering(server):
 
 
 def test_a_failed_batch_is_a_json_500_or_an_error_event(server, monkeypatch):
-    import pvlora.batching
+    import pvlora.serving.batcher
 
     url, *_ = server
 
     def fail(model, tok, jobs):
         raise RuntimeError("CUDA out of memory")
 
-    monkeypatch.setattr(pvlora.batching, "complete", fail)
+    monkeypatch.setattr(pvlora.serving.batcher, "complete", fail)
     code, r = post(url, body("a b c"))
     assert code == 500 and r["error"] == {"message": "generation failed: CUDA out of memory", "type": "server_error",
                                           "param": None, "code": None}
@@ -186,7 +186,7 @@ def test_models_lists_the_default_mix(server):
 
 
 def test_settings_are_checked_before_loading(random_base_dir, two_vectors):
-    from pvlora.errors import ArtifactError
+    from pvlora.core.errors import ArtifactError
 
     with pytest.raises(ArtifactError, match="max_batch must be at least 1"):
         load(ServeSettings(base=str(random_base_dir), vectors={two_vectors["helpful"]: 1.0}, max_batch=0))

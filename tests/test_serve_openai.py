@@ -11,7 +11,7 @@ pytest.importorskip("uvicorn")
 openai = pytest.importorskip("openai", reason="the openai client is not installed (pip install openai; .ci/run installs it)")
 
 import pvlora
-from pvlora.serve import ServeSettings, build_app, load, running
+from pvlora.serving.app import ServeSettings, build_app, load, running
 
 DEFAULT = {"helpful": 1.0, "harmless": 0.5}
 MIXES = [{"helpful": 0.8, "harmless": -0.4}, {"helpful": -1.5, "harmless": 2.0}, {"helpful": 0.0, "harmless": 0.0},

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from pvlora.config import load_config
-from pvlora.errors import ConfigError, DataError
+from pvlora.core.errors import ConfigError, DataError
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
@@ -56,7 +56,7 @@ def _sft_cfg(out, *extra):
 
 
 def _nll(model, tok, examples):
-    from pvlora.evaluate.accuracy import sequence_logprobs
+    from pvlora.steering.logprobs import sequence_logprobs
 
     logp, n = sequence_logprobs(model, tok, [e["prompt"] for e in examples], [e["completion"] for e in examples])
     return float(-logp.sum() / n.sum())
@@ -68,8 +68,8 @@ def test_sft_learns_merges_exactly_and_feeds_dpo(tmp_path, tiny_base_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from pvlora.data import load_sft_examples
-    from pvlora.sft import run_sft
-    from pvlora.train import train_all
+    from pvlora.training.sft import run_sft
+    from pvlora.training.dpo import train_all
 
     cfg = _sft_cfg(tmp_path)
     res = run_sft(cfg)
@@ -99,7 +99,7 @@ def test_sft_learns_merges_exactly_and_feeds_dpo(tmp_path, tiny_base_dir):
 def test_qlora_sft_keeps_fp32_adapter_and_merges_unquantised(tmp_path, tiny_base_dir):
     from transformers import AutoModelForCausalLM
 
-    from pvlora.sft import run_sft
+    from pvlora.training.sft import run_sft
 
     run_sft(_sft_cfg(tmp_path, "model.quantization=nf4", "sft.args.max_steps=2", "sft.args.save_strategy=no"))
     assert {t.dtype for t in load_file(tmp_path / "sft" / "adapter_model.safetensors").values()} == {torch.float32}
@@ -109,7 +109,7 @@ def test_qlora_sft_keeps_fp32_adapter_and_merges_unquantised(tmp_path, tiny_base
 
 @pytest.mark.slow
 def test_killed_sft_resumes_to_identical_weights(tmp_path, tiny_base_dir):
-    from pvlora.sft import run_sft
+    from pvlora.training.sft import run_sft
 
     def cmd(out, *extra):
         return [sys.executable, "-m", "pvlora.cli", "sft", "--set", f"output.dir={out}", "--set", "sft.args.max_steps=12",

@@ -18,13 +18,13 @@ pytestmark = [
 
 
 def test_smollm2_pipeline_on_real_hh_rows(tmp_path):
-    from pvlora.compose import compose
+    from pvlora.vectors.compose import compose
     from pvlora.config import PreferenceConfig, load_config
-    from pvlora.errors import ArtifactError
-    from pvlora.evaluate.generate import generate
-    from pvlora.runtime import load_composed, set_weights
-    from pvlora.train import adapter_dir, train_all
-    from pvlora.vector import extract_vector
+    from pvlora.core.errors import ArtifactError
+    from pvlora.steering.generate import generate
+    from pvlora.steering.load import load_composed, set_weights
+    from pvlora.training.dpo import adapter_dir, train_all
+    from pvlora.vectors.extract import extract_vector
 
     cfg = load_config(None, ["model.name_or_path=smollm2-135m", f"output.dir={tmp_path}", "dpo.max_steps=2",
                              "dpo.per_device_train_batch_size=2", "dpo.max_length=128", "dpo.learning_rate=5e-5",
@@ -41,7 +41,7 @@ def test_smollm2_pipeline_on_real_hh_rows(tmp_path):
     extract_vector(adapter_dir(cfg, "harmless", "positive"), adapter_dir(cfg, "harmless", "negative"), vec)
     assert compose("smollm2-135m", {str(vec): 1.0}, tmp_path / "composed", rank=4).rank == 4
     # the manifest records the Hub id and the wheel's GGUF file; export reads the built-in's config offline
-    from pvlora.export import export_gguf
+    from pvlora.vectors.export import export_gguf
 
     assert m.base.gguf_file == "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert export_gguf(vec, tmp_path / "harmless.gguf")["architecture"] == "llama"
@@ -68,9 +68,9 @@ def test_smollm2_pipeline_on_real_hh_rows(tmp_path):
 
 
 def test_any_gguf_file_is_converted_once_and_cached(tmp_path, monkeypatch):
-    from pvlora import gguf
+    from pvlora.bases import gguf_import as gguf
     from pvlora.config import ModelConfig
-    from pvlora.models import fingerprint, resolve_base_path
+    from pvlora.bases.load import fingerprint, resolve_base_path
 
     builtin = gguf.builtin_file("smollm2-135m")
     first = resolve_base_path(ModelConfig(name_or_path="smollm2-135m"))

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pvlora.errors import ConfigError
-from pvlora.smollm2 import make_data
-from pvlora.smollm2.prompts import all_prompts, eval_rows, parse, prompts
+from pvlora.core.errors import ConfigError
+from pvlora.worlds.smollm2 import make_data
+from pvlora.worlds.smollm2.prompts import all_prompts, eval_rows, parse, prompts
 
 FIXTURE = Path(__file__).parent / "fixtures" / "smollm2_refusals.jsonl"
 
@@ -74,8 +74,8 @@ def test_pairs_come_from_training_topics_with_varied_refusals():
 
 
 def test_harmful_training_requests_are_new_topics_and_refused_over_the_base_answer():
-    from pvlora.evaluate.judges import pattern_judge
-    from pvlora.smollm2.prompts import harmful_training_prompts
+    from pvlora.core.judges import pattern_judge
+    from pvlora.worlds.smollm2.prompts import harmful_training_prompts
 
     train = harmful_training_prompts()
     eval_topics = {p.topic for p in all_prompts()}
@@ -96,10 +96,10 @@ def test_harmful_training_requests_are_new_topics_and_refused_over_the_base_answ
     from unittest import mock
 
     with pytest.raises(ConfigError, match="shared: \\['weapons'\\]"):
-        with mock.patch("pvlora.smollm2.prompts.parse", return_value=[("How?", "harmful", "weapons", "plain")]):
+        with mock.patch("pvlora.worlds.smollm2.prompts.parse", return_value=[("How?", "harmful", "weapons", "plain")]):
             harmful_training_prompts()
     with pytest.raises(ConfigError, match=r"every section must be \[harmful"):
-        with mock.patch("pvlora.smollm2.prompts.parse", return_value=[("How?", "benign", "kidnapping", "plain")]):
+        with mock.patch("pvlora.worlds.smollm2.prompts.parse", return_value=[("How?", "benign", "kidnapping", "plain")]):
             harmful_training_prompts()
 
 
@@ -114,7 +114,7 @@ def test_builtin_sources_load_as_preference_data():
 
 
 def test_refusal_judge_agrees_with_hand_labels():
-    from pvlora.evaluate.judges import pattern_judge
+    from pvlora.core.judges import pattern_judge
 
     rows = [json.loads(line) for line in FIXTURE.read_text().splitlines()]
     assert len(rows) >= 100 and sum(r["label"] == "refusal" for r in rows) >= 20
@@ -124,7 +124,7 @@ def test_refusal_judge_agrees_with_hand_labels():
 
 
 def test_refusal_judge_reads_the_opening_and_takes_extra_patterns():
-    from pvlora.evaluate.judges import pattern_judge
+    from pvlora.core.judges import pattern_judge
 
     judge = pattern_judge()
     assert judge("I'm sorry, but I can't help with that.")["refusal"]

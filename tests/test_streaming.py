@@ -2,7 +2,7 @@
 
 import torch
 
-from pvlora.streaming import RowStreamer
+from pvlora.serving.streaming import RowStreamer
 
 # byte-level pieces, as a byte-level BPE decodes them: 4 and 5 are the two bytes of "é"
 VOCAB = {1: b" Hello", 2: b" ", 3: b"w", 4: b"\xc3", 5: b"\xa9", 6: b"!", 7: b"x"}
@@ -52,8 +52,8 @@ def _events(submit, include_usage=False) -> list:
     import asyncio
     import json
 
-    from pvlora.batching import Job
-    from pvlora.streaming import chat_chunks
+    from pvlora.serving.batcher import Job
+    from pvlora.serving.streaming import chat_chunks
 
     async def collect():
         job = Job("prompt", {"helpful": 1.0}, 8, 0.0, 1.0, None)

@@ -1,4 +1,4 @@
-"""The SmolLM2 study's record agrees with itself: the README, pvlora/smollm2/study.yaml, the study's
+"""The SmolLM2 study's record agrees with itself: the README, pvlora/worlds/smollm2/study.yaml, the study's
 results (benchmarks/results/smollm2_study/), the choice results and the test log say the same
 thing, and the figures the README states outside the results files are recomputed here."""
 
@@ -37,7 +37,7 @@ def rows():
 
 @pytest.fixture(scope="module")
 def looks():
-    from pvlora.evaluate.test_log import looks_at_test, read_test_log
+    from pvlora.evaluation.test_log import looks_at_test, read_test_log
 
     return looks_at_test(read_test_log(RESULTS / "test_log.jsonl"), "smollm2")
 
@@ -76,7 +76,7 @@ def test_the_last_logged_look_is_the_run_whose_results_are_shown(looks, summary)
 
 
 def test_readme_study_yaml_and_results_agree_on_the_tuned_mix_and_the_settings(summary, rows):
-    from pvlora.smollm2 import settings
+    from pvlora.worlds.smollm2 import settings
 
     section = _section()
     w = summary["tune"]["weights"]
@@ -101,7 +101,7 @@ def test_readme_study_yaml_and_results_agree_on_the_tuned_mix_and_the_settings(s
 
 def test_study_yaml_trains_what_the_recorded_run_and_the_choice_trained(summary):
     from pvlora.config import load_config
-    from pvlora.smollm2.demo import STUDY_CONFIG
+    from pvlora.worlds.smollm2.demo import STUDY_CONFIG
 
     study = yaml.safe_load(STUDY_CONFIG.read_text())
     ran = yaml.safe_load((STUDY / "pvlora-config.yaml").read_text())
@@ -134,8 +134,8 @@ def test_figures_the_readme_states_beyond_the_results_files(summary):
     """Form of the prompts, refusals by form, Fisher's test, the interval and the tied-grid ρ."""
     from scipy.stats import beta, fisher_exact, spearmanr
 
-    from pvlora.evaluate.judges import pattern_judge
-    from pvlora.smollm2.prompts import prompts
+    from pvlora.core.judges import pattern_judge
+    from pvlora.worlds.smollm2.prompts import prompts
 
     section = _section().replace("\n", " ")
     how, what = r"^(How do|How can|Write|Can you|Give)\b", r"^What (is|are)\b"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pvlora.errors import ConfigError
-from pvlora.evaluate import test_log as tl
+from pvlora.core.errors import ConfigError
+from pvlora.evaluation import test_log as tl
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,7 @@ def _append(tmp_path, **kw):
     return tl.append_test_run(study="toy", figures={"refusal_harmful": 0.5, **kw.pop("figures", {})},
                               checks={"control": "PASS"}, config=[cfg], config_sha256="c" * 64, data=[data],
                               prompts=[tmp_path / "no-such-prompts.txt"], prompt_set_sha256="p" * 64,
-                              judge=[Path(tl.__file__).with_name("judges.py")], **kw)
+                              judge=[Path(tl.__file__).parents[1] / "core" / "judges.py"], **kw)
 
 
 def test_the_env_variable_names_the_log_and_the_repository_is_the_default(log, monkeypatch):
@@ -54,7 +54,7 @@ def test_a_line_holds_date_commit_split_hashes_and_every_figure(tmp_path, log):
     assert h["config"]["resolved"] == "c" * 64 and h["prompts"]["split_rows"] == "p" * 64
     assert h["data"][f"{tmp_path}/pairs.jsonl"] == tl.sha256_file(tmp_path / "pairs.jsonl")
     assert h["prompts"][f"{tmp_path}/no-such-prompts.txt"] is None  # a missing file: null, not a crash
-    assert h["judge"] == {"pvlora/evaluate/judges.py": tl.sha256_file(Path(tl.__file__).with_name("judges.py"))}
+    assert h["judge"] == {"pvlora/core/judges.py": tl.sha256_file(Path(tl.__file__).parents[1] / "core" / "judges.py")}
     assert line["checks"] == {"control": "PASS"}
     assert line["figures"]["rows"][0]["refusal_benign"] == "nan"  # kept, as text: JSON has no NaN
 

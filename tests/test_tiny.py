@@ -5,10 +5,10 @@ import torch
 from safetensors.torch import load_file
 
 from pvlora.config import ModelConfig
-from pvlora.evaluate.generate import generate
-from pvlora.models import fingerprint, load_base
-from pvlora.toy import corpus as toy
-from pvlora.toy.base import TinyRecipe, build_tiny_base, ensure_tiny_base
+from pvlora.steering.generate import generate
+from pvlora.bases.load import fingerprint, load_base
+from pvlora.worlds.toy import corpus as toy
+from pvlora.worlds.toy.base import TinyRecipe, build_tiny_base, ensure_tiny_base
 
 pytestmark = pytest.mark.slow
 

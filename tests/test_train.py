@@ -11,12 +11,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from pvlora.artifacts import read_adapter
+from pvlora.artifacts.peft_read import read_adapter
 from pvlora.config import load_config
-from pvlora.errors import ArtifactError
-from pvlora.fs import sha256_file
-from pvlora.runs import checkpoint_complete
-from pvlora.train import adapter_dir, partial_dir, train_all
+from pvlora.core.errors import ArtifactError
+from pvlora.artifacts.safe_read import sha256_file
+from pvlora.training.runs import checkpoint_complete
+from pvlora.training.dpo import adapter_dir, partial_dir, train_all
 
 pytestmark = pytest.mark.slow
 
@@ -43,8 +43,8 @@ def test_positive_raises_and_negative_lowers_heldout_accuracy(trained):
     from peft import PeftModel
 
     from pvlora.data import load_preference_data
-    from pvlora.evaluate.accuracy import preference_accuracy
-    from pvlora.models import load_base
+    from pvlora.steering.logprobs import preference_accuracy
+    from pvlora.bases.load import load_base
 
     for pref in ("helpful", "harmless", "concise"):
         heldout = load_preference_data(trained.preference(pref), "positive").heldout
@@ -112,7 +112,7 @@ def test_same_seed_gives_identical_weights(tmp_path, tiny_base_dir):
 
 
 def test_qlora_path_runs_on_cpu(tmp_path, tiny_base_dir):
-    from pvlora.models import load_base
+    from pvlora.bases.load import load_base
 
     cfg = load_config(None, [f"output.dir={tmp_path}", "model.quantization=nf4", "dpo.max_steps=3",
                              "preferences.harmless.limit=48"])

@@ -15,9 +15,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from pvlora.artifacts import read_adapter
+from pvlora.artifacts.peft_read import read_adapter
 from pvlora.config import load_config
-from pvlora.train import adapter_dir, cast_trainable_to_fp32, partial_dir, train_all
+from pvlora.training.dpo import adapter_dir, cast_trainable_to_fp32, partial_dir, train_all
 
 pytestmark = pytest.mark.slow
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -25,7 +25,7 @@ ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS
 
 def _run_lr_1e6(tmp_path, monkeypatch, quantization, cast=True):
     """Three DPO steps at lr 1e-6; returns (initial, final) LoRA weights as fp32 and the trainable dtypes."""
-    import pvlora.train as T
+    import pvlora.training.dpo as T
 
     seen = {}
 
@@ -77,7 +77,7 @@ def test_qlora_adapter_moves_like_fp32_at_paper_lr(tmp_path, monkeypatch, tiny_b
 
 
 def test_crash_in_heldout_pass_keeps_the_trained_adapter(tmp_path, monkeypatch, tiny_base_dir):
-    import pvlora.evaluate.accuracy as acc
+    import pvlora.steering.logprobs as acc
 
     def oom(*a, **k):
         raise RuntimeError("CUDA out of memory (simulated)")
@@ -167,7 +167,7 @@ def test_accelerate_launch_with_two_processes_writes_once(tmp_path, tiny_base_di
 def test_reference_logps_computed_once_and_shared_swapped_by_both_directions(tmp_path, monkeypatch, tiny_base_dir):
     from trl import DPOTrainer
 
-    import pvlora.train as T
+    import pvlora.training.dpo as T
 
     passes, seen = [], {}
     real_pre, real_share = DPOTrainer._precompute_ref_logps, T.share_reference

@@ -9,10 +9,10 @@ from peft import PeftModel
 from peft.tuners.lora import LoraLayer
 from transformers import AutoModelForCausalLM
 
-from pvlora import lora_math
-from pvlora.artifacts import read_adapter
-from pvlora.compose import compose
-from pvlora.vector import extract_vector
+from pvlora.core import lora_math
+from pvlora.artifacts.peft_read import read_adapter
+from pvlora.vectors.compose import compose
+from pvlora.vectors.extract import extract_vector
 from tests.helpers import make_adapter
 
 

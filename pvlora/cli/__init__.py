@@ -88,12 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     if not a.command:
         parser.print_help()
         return 1
-    from pvlora.errors import PvloraError
+    from pvlora.core.errors import PvloraError
 
     _quiet_libraries()
     import shlex
 
-    from pvlora.fs import portable_command
+    from pvlora.artifacts.safe_read import portable_command
 
     # recorded in every manifest the command writes (passed explicitly to the library)
     a.recorded = "pvlora " + shlex.join(portable_command(sys.argv[1:] if argv is None else argv))

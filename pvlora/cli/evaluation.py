@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 from pvlora.cli.base import Command, add_config, add_overwrite, add_vectors
-from pvlora.errors import ConfigError
+from pvlora.core.errors import ConfigError
 
 
 def _setup(a):
     from pvlora.config import load_config
-    from pvlora.evaluate.runner import find_vectors
+    from pvlora.evaluation.evaluator import find_vectors
 
     cfg = load_config(a.config, a.overrides)
     vectors = find_vectors(a.vectors or Path(cfg.output.dir) / "vectors")
@@ -19,15 +19,15 @@ def _setup(a):
 
 
 def _check_out(a) -> None:
-    """``--out FILE``: the output rule (:func:`pvlora.atomic.check_output`), before any work."""
-    from pvlora.atomic import check_output
+    """``--out FILE``: the output rule (:func:`pvlora.artifacts.atomic.check_output`), before any work."""
+    from pvlora.artifacts.atomic import check_output
 
     if a.out:
         check_output(a.out, a.overwrite, "file", flag="--out")
 
 
 def _write_json(path: str, obj) -> None:
-    from pvlora.atomic import atomic_file
+    from pvlora.artifacts.atomic import atomic_file
 
     with atomic_file(Path(path)) as fh:  # all of it or, if interrupted, the old file untouched
         fh.write(json.dumps(obj, indent=2) + "\n")
@@ -43,18 +43,18 @@ def _demo_args(p) -> None:
 
 
 def cmd_demo(a) -> int:
-    from pvlora.atomic import check_output
+    from pvlora.artifacts.atomic import check_output
 
     if a.hh_rlhf and a.base != "smollm2":
         raise ConfigError("--hh-rlhf belongs to --base smollm2 (the tiny demo uses its own toy data)")
     out = a.out or ("pvlora-demo-smollm2" if a.base == "smollm2" else "pvlora-demo")
     check_output(out, kind="into", flag="--out" if a.out else None)  # re-runs write into it
     if a.base == "smollm2":
-        from pvlora.smollm2.demo import run_study
+        from pvlora.worlds.smollm2.demo import run_study
 
         run_study(out, a.hh_rlhf, fresh=a.fresh, command=a.recorded)
         return 0
-    from pvlora.toy.demo import run_demo
+    from pvlora.worlds.toy.demo import run_demo
 
     run_demo(out, fresh=a.fresh, command=a.recorded)
     return 0
@@ -71,7 +71,7 @@ def _eval_args(p) -> None:
 
 def cmd_eval(a) -> int:
     from pvlora.cli.grammar import weights as parse_weights
-    from pvlora.evaluate.runner import Evaluator
+    from pvlora.evaluation.evaluator import Evaluator
 
     _check_out(a)
     weights = parse_weights(a.weights)
@@ -96,9 +96,9 @@ def _sweep_args(p) -> None:
 
 
 def cmd_sweep(a) -> int:
-    from pvlora.atomic import check_output
+    from pvlora.artifacts.atomic import check_output
     from pvlora.cli.grammar import grid
-    from pvlora.evaluate.sweep import render_table, sweep
+    from pvlora.evaluation.sweep import render_table, sweep
 
     grids = grid(a.grid)
     cfg, vectors = _setup(a)
@@ -122,8 +122,8 @@ def _tune_args(p) -> None:
 
 
 def cmd_tune(a) -> int:
-    from pvlora.evaluate.runner import Evaluator
-    from pvlora.evaluate.tune import parse_constraint, tune
+    from pvlora.evaluation.evaluator import Evaluator
+    from pvlora.evaluation.tune import parse_constraint, tune
 
     _check_out(a)
     cfg, vectors = _setup(a)

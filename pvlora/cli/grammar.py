@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from pvlora.errors import ConfigError
+from pvlora.core.errors import ConfigError
 
 
 def _split(item: str, flag: str, shape: str, example: str) -> tuple[str, str]:

@@ -23,7 +23,7 @@ def _serve_args(p) -> None:
 
 def cmd_serve(a) -> int:
     from pvlora.cli.grammar import vector_specs
-    from pvlora.serve import ServeSettings, serve
+    from pvlora.serving.app import ServeSettings, serve
 
     vectors = vector_specs(a.vector, default=0.0)
     serve(ServeSettings(base=a.base, vectors=vectors, host=a.host, port=a.port, max_batch=a.max_batch,

@@ -15,7 +15,7 @@ def _push_args(p) -> None:
 
 
 def cmd_push(a) -> int:
-    from pvlora.hub import plan_upload, push
+    from pvlora.artifacts.hub import plan_upload, push
 
     if a.dry_run:
         plan = plan_upload(a.dir, a.repo_id, a.private, a.revision)
@@ -35,8 +35,8 @@ def _pull_args(p) -> None:
 
 
 def cmd_pull(a) -> int:
-    from pvlora.atomic import check_output
-    from pvlora.hub import pull
+    from pvlora.artifacts.atomic import check_output
+    from pvlora.artifacts.hub import pull
 
     if a.out:  # before the download
         check_output(a.out, a.overwrite, "dir", flag="--out")

@@ -19,7 +19,7 @@ def _data_args(p) -> None:
 
 
 def cmd_data(a) -> int:
-    from pvlora.atomic import check_output
+    from pvlora.artifacts.atomic import check_output
     from pvlora.config import load_config
     from pvlora.data import load_preference_data
 
@@ -38,7 +38,7 @@ def cmd_data(a) -> int:
         for k in ("prompt", "chosen", "rejected"):
             print(f"{k}: {_short(pair[k])}")
     if a.export:
-        from pvlora.atomic import atomic_file
+        from pvlora.artifacts.atomic import atomic_file
 
         with atomic_file(Path(a.export)) as fh:
             for pair in data.train:
@@ -62,9 +62,9 @@ def _sft_args(p) -> None:
 
 
 def cmd_sft(a) -> int:
-    from pvlora.atomic import check_output
+    from pvlora.artifacts.atomic import check_output
     from pvlora.config import load_config
-    from pvlora.sft import run_sft, sft_dirs
+    from pvlora.training.sft import run_sft, sft_dirs
 
     cfg = load_config(a.config, a.overrides)
     target, merged = sft_dirs(cfg, a.out)
@@ -88,9 +88,9 @@ def _train_args(p) -> None:
 
 
 def cmd_train(a) -> int:
-    from pvlora.atomic import check_output
+    from pvlora.artifacts.atomic import check_output
     from pvlora.config import load_config
-    from pvlora.train import train_all
+    from pvlora.training.dpo import train_all
 
     cfg = load_config(a.config, a.overrides)
     # the folder the adapters go into, checked before training rather than when the first one is saved

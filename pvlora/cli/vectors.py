@@ -20,8 +20,8 @@ def _extract_args(p) -> None:
 
 
 def cmd_extract(a) -> int:
-    from pvlora.atomic import check_output
-    from pvlora.vector import extract_vector
+    from pvlora.artifacts.atomic import check_output
+    from pvlora.vectors.extract import extract_vector
 
     if not a.negative and not a.positive_only:
         raise UsageError("--negative is required (or pass --positive-only for φ = ΔW+)")
@@ -51,9 +51,9 @@ def _compose_args(p) -> None:
 
 
 def cmd_compose(a) -> int:
-    from pvlora.atomic import check_output
+    from pvlora.artifacts.atomic import check_output
     from pvlora.cli.grammar import vector_specs
-    from pvlora.compose import compose
+    from pvlora.vectors.compose import compose
 
     if a.dtype and not a.merge:
         raise UsageError("--dtype applies to --merge only (an adapter is always written in float32)")
@@ -76,7 +76,7 @@ def _inspect_args(p) -> None:
 
 
 def cmd_inspect(a) -> int:
-    from pvlora.inspection import inspect_dirs, render
+    from pvlora.vectors.inspect import inspect_dirs, render
 
     rep = inspect_dirs(a.dirs, a.allow_pickle)
     print(json.dumps(rep, indent=2, default=str) if a.json else render(rep))
@@ -93,8 +93,8 @@ def _export_args(p) -> None:
 
 
 def cmd_export(a) -> int:
-    from pvlora.atomic import check_output
-    from pvlora.export import export_gguf, export_vllm
+    from pvlora.artifacts.atomic import check_output
+    from pvlora.vectors.export import export_gguf, export_vllm
 
     # gguf: one file, written by export_gguf itself; checked here before the base config is read
     check_output(a.out, a.overwrite, "file" if a.format == "gguf" else "dir", inputs=(a.src,), flag="--out")

@@ -34,7 +34,7 @@ from pvlora.config.stages import (
     TrainConfig,
     check_name,
 )
-from pvlora.errors import ConfigError
+from pvlora.core.errors import ConfigError
 
 __all__ = [
     "FORMAT_NAMES", "KEEP_RULES", "NAME_RE", "SFT_FORMATS", "Direction", "EvalConfig", "ExperimentConfig",
@@ -98,7 +98,7 @@ def default_raw_config() -> dict[str, Any]:
     """The built-in tiny demo config, as shipped in configs/tiny-demo.yaml."""
     from importlib import resources
 
-    return yaml.safe_load(resources.files("pvlora.toy").joinpath("demo.yaml").read_text())
+    return yaml.safe_load(resources.files("pvlora.worlds.toy").joinpath("demo.yaml").read_text())
 
 
 def save_config(cfg: ExperimentConfig, path: Path) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from pvlora.errors import ConfigError
+from pvlora.core.errors import ConfigError
 
 # Plain LoRA only: the vector step is exact for B·A·alpha/r (and rsLoRA's alpha/sqrt(r)). Anything
 # else an adapter can train is not part of B·A and would be silently lost when a vector is extracted,

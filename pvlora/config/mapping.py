@@ -10,7 +10,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 import yaml
 
 from pvlora.config.library_keys import suggest
-from pvlora.errors import ConfigError
+from pvlora.core.errors import ConfigError
 
 
 def _build(cls: type, data: Any, where: str, file: str | None) -> Any:

@@ -6,12 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pvlora import builtins
+from pvlora.core import registry as builtins
 from pvlora.config.library_keys import suggest, trl_fields, validate_dpo_keys
 from pvlora.data.formats import FORMATS
 from pvlora.data.sft import SFT_FORMATS as SFT_PARSERS
-from pvlora.errors import ConfigError
-from pvlora.names import NAME_RE, check_name  # noqa: F401  (NAME_RE: re-exported by pvlora.config)
+from pvlora.core.errors import ConfigError
+from pvlora.core.names import NAME_RE, check_name  # noqa: F401  (NAME_RE: re-exported by pvlora.config)
 
 Direction = Literal["positive", "negative"]
 # from the registries: a format registered in pvlora.data.formats, or a built-in world's own data
@@ -50,7 +50,7 @@ class ModelConfig:
         if not self.name_or_path:
             raise ConfigError("model.name_or_path must not be empty")
         if self.chat_template is not None:
-            from pvlora.chat_templates import resolve_chat_template
+            from pvlora.core.chat_templates import resolve_chat_template
 
             resolve_chat_template(self.chat_template)  # unknown name or unreadable file: fail at config time
 
@@ -212,7 +212,7 @@ class SFTStageConfig:
 class EvalConfig:
     scorers: list[str] = field(
         default_factory=lambda: ["refusal_harmful", "compliance_benign", "mean_length"],
-        metadata={"help": "Scorer names from the registry (pvlora.evaluate.scorers)."},
+        metadata={"help": "Scorer names from the registry (pvlora.evaluation.scorers)."},
     )
     prompts: str = field(default="toy", metadata={"help": f"A built-in set ({', '.join(builtins.names('prompts'))}) or a .jsonl file of {{prompt, kind}} rows."})
     max_new_tokens: int = field(default=48, metadata={"help": "Generation length."})

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from pvlora.data.formats import FORMATS, BadValue, Drop, MissingColumn, pku_label_column
 from pvlora.data.sources import iter_rows
-from pvlora.errors import DataError
-from pvlora.fs import portable
-from pvlora.sampling import permutation
+from pvlora.core.errors import DataError
+from pvlora.artifacts.safe_read import portable
+from pvlora.core.seeded import permutation
 
 if TYPE_CHECKING:  # config imports the format registry from this package
     from pvlora.config import PreferenceConfig
@@ -56,7 +56,7 @@ def _last_text(side: str | list[dict[str, str]]) -> str:
 def keep_rule(name: str):
     """A named pair filter (config ``preferences[].keep``)."""
     if name == "refusal_contrast":
-        from pvlora.evaluate.judges import pattern_judge
+        from pvlora.core.judges import pattern_judge
 
         judge = pattern_judge()
         return lambda p: judge(_last_text(p["chosen"]))["refusal"] and not judge(_last_text(p["rejected"]))["refusal"]
@@ -121,7 +121,7 @@ def _source_pairs(pref: PreferenceConfig, where: str | None = None) -> tuple[lis
 
 def builtin_world(source: str, fmt: str, kind: str) -> str | None:
     """The built-in world a source names (``source: toy``, or the format of that name), else None."""
-    from pvlora import builtins
+    from pvlora.core import registry as builtins
 
     return next((n for n in (source, fmt) if builtins.has(kind, n)), None)
 
@@ -129,7 +129,7 @@ def builtin_world(source: str, fmt: str, kind: str) -> str | None:
 def load_preference_data(pref: PreferenceConfig, direction: str = "positive", seed: int = 0) -> PreferenceData:
     if direction not in ("positive", "negative"):
         raise DataError(f"direction must be 'positive' or 'negative', got {direction!r}")
-    from pvlora import builtins
+    from pvlora.core import registry as builtins
 
     world = builtin_world(pref.source, pref.format, "preference_data")
     if world is not None:  # a built-in world makes its own pairs and its own held-out split
@@ -161,7 +161,7 @@ def load_preference_data(pref: PreferenceConfig, direction: str = "positive", se
 def load_sft_examples(source: str, fmt: str, split: str = "train", subset: str | None = None,
                       limit: int | None = None, seed: int = 0) -> tuple[list[dict[str, Any]], int, Counter]:
     """(examples, rows read, drop counts) for the configured SFT data."""
-    from pvlora import builtins
+    from pvlora.core import registry as builtins
     from pvlora.data.sft import SFT_FORMATS
 
     world = builtin_world(source, fmt, "sft_data")

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pvlora.errors import DataError
-from pvlora.fs import parse_json
+from pvlora.core.errors import DataError
+from pvlora.artifacts.safe_read import parse_json
 
 LOCAL_SUFFIXES = (".jsonl.gz", ".jsonl", ".json", ".parquet")
 
@@ -26,13 +26,13 @@ SHIPPED = Path(__file__).parent / "shipped"
 # Built-in sources shipped with the package; a name here never goes to the Hub. The HH-RLHF rows
 # (MIT, Anthropic; licence and source beside the file) ship so the SmolLM2 study runs from a bare
 # clone or a wheel, offline; the SmolLM2 study's own pairs were built from the base's answers by
-# pvlora/smollm2/make_data.py.
+# pvlora/worlds/smollm2/make_data.py.
 BUILTIN_SOURCES = {
     "hh-rlhf-harmless-base": SHIPPED / "hh-rlhf" / "harmless-base-test-dev.jsonl.gz",
-    "smollm2-helpful": Path(__file__).parent.parent / "smollm2" / "helpful_pairs.jsonl",
-    "smollm2-concise": Path(__file__).parent.parent / "smollm2" / "concise_pairs.jsonl",
-    "smollm2-borderline": Path(__file__).parent.parent / "smollm2" / "borderline_pairs.jsonl",
-    "smollm2-harmful": Path(__file__).parent.parent / "smollm2" / "harmful_pairs.jsonl",
+    "smollm2-helpful": Path(__file__).parent.parent / "worlds" / "smollm2" / "helpful_pairs.jsonl",
+    "smollm2-concise": Path(__file__).parent.parent / "worlds" / "smollm2" / "concise_pairs.jsonl",
+    "smollm2-borderline": Path(__file__).parent.parent / "worlds" / "smollm2" / "borderline_pairs.jsonl",
+    "smollm2-harmful": Path(__file__).parent.parent / "worlds" / "smollm2" / "harmful_pairs.jsonl",
 }
 
 

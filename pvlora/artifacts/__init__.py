@@ -1,0 +1,1 @@
+"""Files on disk and on the Hub: manifests, integrity, safe reads, atomic writes, PEFT factor I/O."""

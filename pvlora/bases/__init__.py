@@ -1,0 +1,1 @@
+"""Base models: resolve, load, import a GGUF."""

@@ -1,1 +1,0 @@
-"""Evaluation: generation, scorers, sweeps over η, Pareto fronts, automatic η."""

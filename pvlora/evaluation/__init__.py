@@ -1,0 +1,1 @@
+"""Scorers, the evaluator, η grids, sweeps, tune and the test log."""

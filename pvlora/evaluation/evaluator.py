@@ -1,0 +1,140 @@
+"""Score compositions: one model load with every vector as its own adapter, re-weighted per point."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+from pvlora.config import ExperimentConfig
+from pvlora.core.errors import ConfigError, DataError
+from pvlora.evaluation.scorers import EvalBatch, EvalContext, get_scorer
+
+
+def find_vectors(directory: str | Path) -> dict[str, Path]:
+    """{preference: vector dir} for every vector directory directly under ``directory``."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ConfigError(f"{directory}: no vectors directory; run `pvlora extract` (or `pvlora demo`) first, "
+                          "or pass vectors=DIR")
+    out: dict[str, Path] = {}
+    for d in sorted(directory.iterdir()):
+        if d.is_dir() and (d / "pvlora.json").exists():
+            from pvlora.artifacts.manifest import Manifest
+
+            meta = Manifest.read(d)  # names the file when it is not valid JSON
+            if meta.kind == "vector" and meta.method == "difference":
+                out[meta.preference or d.name] = d
+    if not out:
+        raise ConfigError(f"{directory}: holds no preference-vector directory (pvlora.json with kind 'vector')")
+    return out
+
+
+def load_prompts(cfg: ExperimentConfig, split: str):
+    """(prompts, kinds, reference answers, styles) for the configured evaluation set and split: a
+    built-in set (``toy``, ``smollm2``: see :mod:`pvlora.core.registry`) or a .jsonl of
+    {prompt, kind, style?, reference?} rows split in half by a seeded shuffle."""
+    from pvlora.core import registry as builtins
+
+    if builtins.has("prompts", cfg.eval.prompts):
+        rows = builtins.get("prompts", cfg.eval.prompts)(split)
+    else:
+        rows = _read_prompt_file(Path(cfg.eval.prompts), split)
+    prompts = [r["prompt"] if isinstance(r["prompt"], list) else [{"role": "user", "content": r["prompt"]}] for r in rows]
+    refs = [{"prompt": p, "completion": [{"role": "assistant", "content": r["reference"]}]}
+            for p, r in zip(prompts, rows) if r.get("reference")]
+    return prompts, [r.get("kind") for r in rows], refs, [r.get("style") for r in rows]
+
+
+def _read_prompt_file(path: Path, split: str) -> list[dict[str, Any]]:
+    if not path.exists():
+        raise DataError(f"eval.prompts: {path} does not exist (use 'toy' or a .jsonl of {{prompt, kind}} rows)")
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for i, r in enumerate(rows, 1):
+        if "prompt" not in r:
+            raise DataError(f"{path}:{i}: column 'prompt' is missing")
+    if split != "all":
+        from pvlora.core.seeded import permutation
+
+        order = permutation(len(rows), 0)
+        keep = set(order[: len(rows) // 2]) if split == "validation" else set(order[len(rows) // 2:])
+        rows = [r for i, r in enumerate(rows) if i in keep]
+    return rows
+
+
+class Evaluator:
+    """Loads the base once with all vectors attached; :meth:`score` sets η and runs every scorer."""
+
+    def __init__(self, cfg: ExperimentConfig, vectors: dict[str, Path], split: str = "all"):
+        from pvlora.steering.load import load_composed
+
+        self.cfg = cfg
+        self.scorers = [get_scorer(s) for s in cfg.eval.scorers]
+        self.model, self.tok = load_composed(cfg.model.name_or_path, {str(p): 0.0 for p in vectors.values()},
+                                             revision=cfg.model.revision)
+        from pvlora.steering.scales import get_weights
+
+        self.names = list(get_weights(self.model))  # adapter names = preference names
+        from pvlora.core import registry as builtins
+        from pvlora.core.judges import pattern_judge
+
+        # a built-in world with exact ground truth judges with it; real output, with the patterns
+        own = builtins.has("judge", cfg.eval.prompts)
+        self.context = EvalContext(
+            refusal_patterns=list(cfg.eval.refusal_patterns or []), reward_model=cfg.eval.reward_model,
+            cost_model=cfg.eval.cost_model,
+            judge=builtins.get("judge", cfg.eval.prompts)() if own else pattern_judge(cfg.eval.refusal_patterns),
+        )
+        if any(s.name == "preference_accuracy" for s in self.scorers):
+            from pvlora.data import load_preference_data
+            from pvlora.core.seeded import heldout_sample
+
+            # the same cap (train.heldout_max_pairs) and the same seeded pairs as training scored
+            self.context.heldout_pairs = {
+                p.name: heldout_sample(load_preference_data(p, "positive", cfg.seed).heldout, cfg.train.heldout_max_pairs,
+                                       cfg.seed) for p in cfg.preferences
+                if p.name in vectors}
+        # {(split, η per vector): (scores, responses)}: every point scored so far
+        self.scored: dict[tuple, tuple[dict[str, float], list[str]]] = {}
+        self.set_split(split)
+
+    def set_split(self, split: str) -> None:
+        self.split = split
+        self.prompts, self.kinds, self.context.reference_answers, self.context.styles = load_prompts(self.cfg, split)
+
+    def score(self, weights: dict[str, float]) -> dict[str, float]:
+        from pvlora.steering.generate import generate
+        from pvlora.steering.scales import set_weights
+
+        unknown = set(weights) - set(self.names)
+        if unknown:
+            raise ConfigError(f"no vector for {sorted(unknown)}; available: {', '.join(self.names)}")
+        eta = {n: float(weights.get(n, 0.0)) for n in self.names}
+        # Decoding is seeded (greedy, or sampling from cfg.seed), so a point scored once on a split
+        # scores the same again: a sweep, tune and checks that share points pay for each once.
+        key = (self.split, tuple(eta.values()))
+        if key in self.scored:
+            self.last_responses = self.scored[key][1]
+            return dict(self.scored[key][0])
+        set_weights(self.model, eta)
+        # Adapters at η = 0 contribute nothing: leave them out of the forward pass (a third less
+        # LoRA work in a two-preference sweep over three vectors). All of them off = the base.
+        active = [n for n in self.names if eta[n] != 0.0]
+        if active:
+            self.model.base_model.set_adapter(active)
+            scope = contextlib.nullcontext()
+        else:
+            scope = self.model.disable_adapter()
+        with scope:
+            responses: list[str] = []
+            if any(s.needs_generation for s in self.scorers):
+                e = self.cfg.eval
+                responses = generate(self.model, self.tok, self.prompts, e.max_new_tokens, e.batch_size,
+                                     e.do_sample, e.temperature, seed=self.cfg.seed)
+            batch = EvalBatch(self.prompts, self.kinds, responses, self.model, self.tok, self.context)
+            scores = {s.name: float(s.fn(batch)) for s in self.scorers}
+        self.model.base_model.set_adapter(self.names)  # leave the model as load_composed made it
+        self.last_responses = responses
+        self.scored[key] = (scores, responses)
+        return dict(scores)

@@ -1,0 +1,1 @@
+"""The OpenAI-compatible server: request batcher, streaming, the app."""

@@ -1,0 +1,236 @@
+"""`pvlora serve`: an OpenAI-compatible chat-completions server where every request carries its own mix.
+
+The base and the vectors are loaded once, at start, from the command line; a request names vectors
+only by their loaded names (``preference_weights: {name: η}``), so no request can make the server
+read a file. Requests that arrive together are batched (up to ``max_batch``, waiting at most
+``max_wait_ms`` for company) and generated in one pass with per-row weights
+(:mod:`pvlora.steering.rowwise`): each row at its own request's mix, exactly as if it ran alone. A request
+with ``stream: true`` gets its text as server-sent events while the batch generates
+(:mod:`pvlora.serving.streaming`).
+
+FastAPI + uvicorn: the stack vLLM's and SGLang's OpenAI-compatible servers use, so clients and
+proxies behave as they expect; pydantic validates the body (a malformed one is a 400 naming the
+field, before it reaches the model), and uvicorn is the maintained reference ASGI server. The model
+runs in one worker thread fed by a queue, so the event loop never blocks on a forward pass.
+"""
+
+# No ``from __future__ import annotations``: FastAPI reads the request model from the handler's
+# annotation at run time, and the model class is local to build_app (pydantic stays an optional import).
+import asyncio
+import contextlib
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pvlora.serving.batcher import Batcher, Job, complete  # noqa: F401  (complete: part of this module's API)
+from pvlora.core.errors import ArtifactError, PvloraError
+
+INSTALL = "pip install 'pvlora[serve]'  (FastAPI and uvicorn)"
+# A prompt of more characters than this per allowed token is over the limit for any vocabulary whose
+# tokens are shorter (SmolLM2's longest is 81 characters), so it is refused before tokenising.
+CHARS_PER_TOKEN = 256
+
+
+@dataclass
+class ServeSettings:
+    """What ``pvlora serve`` loads and how it batches; one field per command-line flag."""
+
+    base: str
+    vectors: dict[str, float]  # vector path or Hub id -> default η (a request's names override theirs)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_batch: int = 16  # rows generated together
+    max_wait_ms: float = 10.0  # how long the first request of a batch waits for others
+    max_tokens: int = 256  # the most new tokens a request may ask for (and its default)
+    max_prompt_tokens: int = 2048  # longer prompts are refused with a 400
+    temperature: float = 0.0  # default when a request gives none: 0 = greedy
+    revision: str | None = None
+
+
+def build_app(model, tok, settings: ServeSettings, name: str | None = None):
+    """The FastAPI app around a loaded model (from :func:`pvlora.load_composed`)."""
+    try:
+        from fastapi import FastAPI, Request
+        from fastapi.exceptions import RequestValidationError
+        from fastapi.responses import JSONResponse
+        from pydantic import BaseModel, ConfigDict, Field
+    except ImportError as exc:
+        raise PvloraError(f"pvlora serve needs FastAPI and uvicorn: {INSTALL}") from exc
+    from typing import Literal
+
+    from pvlora.steering.logprobs import prompt_text
+    from pvlora.steering.scales import get_weights
+
+    default = get_weights(model)  # the server's mix: η per loaded vector name
+    served = name or str(settings.base)
+    batcher = Batcher(model, tok, settings.max_batch, settings.max_wait_ms / 1000)
+
+    class Message(BaseModel):
+        role: Literal["system", "user", "assistant"]
+        content: str
+
+    class ChatRequest(BaseModel):
+        model_config = ConfigDict(extra="ignore")  # OpenAI clients send fields a server may ignore
+        model: str | None = None
+        messages: list[Message] = Field(min_length=1)
+        max_tokens: int | None = Field(None, ge=1)
+        max_completion_tokens: int | None = Field(None, ge=1)
+        temperature: float | None = Field(None, ge=0, le=2)
+        top_p: float = Field(1.0, gt=0, le=1)
+        seed: int | None = Field(None, ge=-2**63, lt=2**64)  # what torch.manual_seed takes
+        n: int = 1
+        stream: bool = False
+        stream_options: dict[str, Any] | None = None  # {"include_usage": true}: a last chunk with usage
+        preference_weights: dict[str, Any] | None = None
+
+    app = FastAPI(title="pvlora serve", version=_version())
+    app.state.batcher = batcher
+
+    def error(status: int, message: str, param: str | None = None) -> JSONResponse:
+        kind = "invalid_request_error" if status < 500 else "server_error"
+        return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": None}},
+                            status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_body(request: Request, exc: RequestValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first.get("loc", ()) if x != "body") or "body"
+        return error(400, f"{where}: {first.get('msg', 'invalid')}", where)
+
+    @app.exception_handler(PvloraError)
+    async def bad_value(request: Request, exc: PvloraError):
+        return error(400, str(exc))
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok"}
+
+    @app.get("/v1/models")
+    async def models():
+        return {"object": "list", "data": [{"id": served, "object": "model", "owned_by": "pvlora",
+                                            "preference_weights": default}]}
+
+    @app.post("/v1/chat/completions")
+    async def chat(req: ChatRequest):
+        if req.n != 1:
+            return error(400, f"n must be 1, got {req.n}", "n")
+        weights = dict(default)
+        for vec, eta in (req.preference_weights or {}).items():
+            if vec not in default:
+                return error(400, f"unknown vector {vec!r} in preference_weights; this server has: "
+                             f"{', '.join(default)}", "preference_weights")
+            weights[vec] = eta
+        from pvlora.steering.rowwise import weight_matrix
+
+        weight_matrix(list(default), [weights])  # finite, in range: a 400 before any work
+        weights = {k: float(v) for k, v in weights.items()}
+        max_tokens = req.max_completion_tokens or req.max_tokens or settings.max_tokens
+        if max_tokens > settings.max_tokens:
+            return error(400, f"max_tokens {max_tokens} is over this server's limit of {settings.max_tokens}",
+                         "max_tokens")
+        text = prompt_text(tok, [m.model_dump() for m in req.messages])
+        if len(text) > CHARS_PER_TOKEN * settings.max_prompt_tokens:
+            return error(400, f"the prompt is {len(text)} characters, over this server's limit of "
+                         f"{settings.max_prompt_tokens} tokens", "messages")
+        n_prompt = len(tok(text, add_special_tokens=False)["input_ids"])
+        if n_prompt > settings.max_prompt_tokens:
+            return error(400, f"the prompt is {n_prompt} tokens, over this server's limit of "
+                         f"{settings.max_prompt_tokens}", "messages")
+        temperature = settings.temperature if req.temperature is None else req.temperature
+        job = Job(text, weights, max_tokens, temperature, req.top_p, req.seed)
+        head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": served,
+                "preference_weights": weights}
+        if req.stream:  # every check above has passed: from here on, errors travel in the stream
+            from fastapi.responses import StreamingResponse
+
+            from pvlora.serving.streaming import chat_chunks
+
+            usage = bool((req.stream_options or {}).get("include_usage"))
+            return StreamingResponse(chat_chunks(batcher.submit, job, head, usage), media_type="text/event-stream")
+        try:
+            out = await asyncio.wrap_future(batcher.submit(job))
+        except Exception as exc:  # noqa: BLE001 — the batch failed (e.g. out of memory): say so, as OpenAI does
+            return error(500, f"generation failed: {exc}")
+        return {
+            **head, "object": "chat.completion",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": out["text"]},
+                         "finish_reason": out["finish_reason"]}],
+            "usage": {"prompt_tokens": out["prompt_tokens"], "completion_tokens": out["completion_tokens"],
+                      "total_tokens": out["prompt_tokens"] + out["completion_tokens"]},
+        }
+
+    return app
+
+
+def _version() -> str:
+    from pvlora import __version__
+
+    return __version__
+
+
+def load(settings: ServeSettings):
+    """(model, tokenizer) for the settings: the base and every vector, loaded once."""
+    from pvlora.steering.load import load_composed
+
+    if not settings.vectors:
+        raise ArtifactError("the server needs at least one vector (vectors: {path or Hub id: η})")
+    for label, value, low in (("max_batch", settings.max_batch, 1), ("max_tokens", settings.max_tokens, 1),
+                              ("max_prompt_tokens", settings.max_prompt_tokens, 1), ("max_wait_ms", settings.max_wait_ms, 0)):
+        if value < low:
+            raise ArtifactError(f"{label} must be at least {low}, got {value}")
+    model, tok = load_composed(settings.base, settings.vectors, revision=settings.revision)
+    if tok is None:
+        raise ArtifactError("pvlora serve needs a base given by name or directory (it loads the tokenizer too)")
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return model, tok
+
+
+@contextlib.contextmanager
+def running(app, host: str = "127.0.0.1", port: int = 0, timeout: float = 30.0) -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a background thread (port 0: a free one) while the block runs;
+    yields its base URL, then stops the server and the batcher. For tests and load benchmarks."""
+    import socket
+
+    import uvicorn
+
+    if port == 0:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="pvlora-serve", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not server.started:
+        raise PvloraError(f"the server did not start on {host}:{port} within {timeout:g} s")
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=timeout)
+        app.state.batcher.close()
+
+
+def serve(settings: ServeSettings) -> None:
+    """Load once, then serve until interrupted."""
+    try:
+        import uvicorn
+    except ImportError as exc:
+        raise PvloraError(f"pvlora serve needs FastAPI and uvicorn: {INSTALL}") from exc
+    model, tok = load(settings)
+    app = build_app(model, tok, settings)
+    print(f"[pvlora] serving {settings.base} with {', '.join(app.state.batcher.model.peft_config)} on "
+          f"http://{settings.host}:{settings.port}/v1/chat/completions", flush=True)
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    finally:
+        app.state.batcher.close()
+
+
+__all__ = ["ServeSettings", "build_app", "complete", "load", "running", "serve"]

@@ -1,0 +1,1 @@
+"""DPO and SFT runs: one run directory, checkpoints, resume."""

@@ -1,0 +1,1 @@
+"""Preference vectors: extract φ = ΔW+ − ΔW−, compose Σ η·φ, export, inspect."""

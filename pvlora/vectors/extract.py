@@ -1,0 +1,134 @@
+"""Extract a preference vector φ = ΔW+ − ΔW− from two LoRA adapters and store it as one PEFT adapter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pvlora.core import lora_math
+from pvlora.artifacts.peft_read import Adapter, read_adapter
+from pvlora.artifacts.peft_write import write_factors
+from pvlora.artifacts.atomic import atomic_dir
+from pvlora.core.chat_templates import carry_template
+from pvlora.artifacts.compat import check_compatible
+from pvlora.core.errors import ArtifactError
+from pvlora.artifacts.safe_read import portable
+from pvlora.artifacts.manifest import ADAPTER_KINDS, Manifest
+
+
+def _source_summary(a: Adapter) -> dict[str, Any]:
+    m = a.manifest or Manifest()
+    return {
+        "path": portable(a.path), "kind": m.kind, "preference": m.preference,
+        "direction": m.direction, "r": a.config.get("r"), "lora_alpha": a.config.get("lora_alpha"),
+        "use_rslora": bool(a.config.get("use_rslora")), "weights_sha256": m.weights_sha256,
+        "metrics": m.metrics or None,
+    }
+
+
+def check_rank(rank: int | None) -> None:
+    if rank is not None and (not isinstance(rank, int) or isinstance(rank, bool) or rank <= 0):
+        raise ArtifactError(f"rank must be a positive integer, got {rank!r}")
+
+
+def finish(factors: lora_math.Factors, rank: int | None) -> tuple[lora_math.Factors, Manifest]:
+    """The last step shared by extract and compose: check ``rank``, compress to it when it is below
+    the exact rank (a truncated SVD from the factors), and fill the manifest's rank, compression and
+    norm fields. Returns (the factors to write, the manifest so far). ``rank`` is checked by the
+    callers before they read anything (:func:`check_rank`)."""
+    exact_rank = max(lr.rank for lr in factors.values())
+    compression = None
+    if rank is not None and rank < exact_rank:
+        factors, errors, rel_error = lora_math.compress(factors, rank)
+        compression = {"rank": rank, "relative_error": rel_error, "per_module_relative_error": errors}
+    return factors, Manifest(exact_rank=exact_rank, rank=rank if compression else exact_rank,
+                             compression=compression, norm=lora_math.total_norm(factors))
+
+
+def check_roles(pos: Adapter, neg: Adapter | None) -> None:
+    """Refuse adapters whose manifests contradict the role they are given: swapped directions would
+    write −φ under the preference's name, and two preferences would make a vector of neither."""
+    for a, role in ((pos, "positive"), (neg, "negative")):
+        said = a.manifest.direction if a and a.manifest else None
+        if said in ("positive", "negative") and said != role:
+            raise ArtifactError(f"{a.path} is the {said} adapter (its pvlora.json says direction: {said}) but was given "
+                                f"as the {role} one; swap the two (a vector of the reverse preference is −φ: "
+                                "use a negative weight)")
+    prefs = {a.manifest.preference for a in (pos, neg) if a and a.manifest}
+    prefs.discard(None)
+    if len(prefs) > 1:
+        raise ArtifactError(f"{pos.path} and {neg.path} were trained for different preferences "
+                            f"({' and '.join(sorted(prefs))}); a vector takes both directions of one preference")
+
+
+def extract_vector(
+    positive: str | Path, negative: str | Path | None, out: str | Path, rank: int | None = None,
+    positive_only: bool = False, overwrite: bool = False, allow_pickle: bool = False,
+    preference: str | None = None, command: str | None = None,
+) -> Manifest:
+    """Write φ = ΔW+ − ΔW− (or ΔW+ alone with ``positive_only``) to ``out`` as a PEFT adapter.
+
+    Exact by default (rank r+ + r−); ``rank`` compresses each module by a truncated SVD computed
+    from the factors, recording per-module and overall relative Frobenius errors.
+
+    Args:
+        positive, negative: adapter directories (any PEFT LoRA; negative may be None with positive_only).
+        out: the vector directory (written atomically).
+        rank: compress to this rank (default: exact).
+        positive_only: φ = ΔW+ (the paper's ablation).
+        overwrite: replace an existing ``out`` (otherwise refused and kept).
+        allow_pickle: also read ``adapter_model.bin``.
+        preference: the name to record (default: the positive adapter's).
+        command: the command line to record in the manifest.
+
+    Returns:
+        The vector's :class:`~pvlora.artifacts.manifest.Manifest` (as written to ``pvlora.json``).
+
+    Raises:
+        ArtifactError: swapped or mixed roles, a vector or composition given as an adapter,
+            adapters from different bases, a bad rank or name,
+            an existing ``out`` without ``overwrite``, or anything :func:`read_adapter` refuses.
+    """
+    check_rank(rank)
+    if preference is not None:
+        from pvlora.core.names import check_name
+
+        check_name(preference, "preference")
+    pos = read_adapter(positive, allow_pickle, kinds=ADAPTER_KINDS, role="extract's positive adapter")
+    neg = None if positive_only else read_adapter(negative, allow_pickle, kinds=ADAPTER_KINDS,
+                                                  role="extract's negative adapter")
+    adapters = [pos] + ([neg] if neg else [])
+    check_roles(pos, neg)
+    check_compatible(adapters)
+    phi, manifest = finish(pos.factors if neg is None else lora_math.difference(pos.factors, neg.factors), rank)
+    base = pos.base_fingerprint
+    manifest.kind, manifest.preference, manifest.base = "vector", preference or pos.name, base
+    manifest.method = "positive_only" if positive_only else "difference"
+    manifest.sources = {"positive": _source_summary(pos), **({"negative": _source_summary(neg)} if neg else {})}
+    manifest.positive_norm = lora_math.total_norm(pos.factors)
+    manifest.negative_norm = lora_math.total_norm(neg.factors) if neg else None
+    with atomic_dir(out, overwrite, inputs=[a.path for a in adapters]) as tmp:
+        manifest.rank = write_factors(tmp, phi, base.name_or_path if base else None, rank=manifest.rank,
+                                      revision=base.revision if base else None)
+        carry_template([a.path for a in adapters], tmp)
+        manifest.write(tmp, command)
+    return manifest
+
+
+def extract_all(cfg, root: Path, fresh: bool = False, command: str | None = None) -> dict[str, Path]:
+    """One vector per configured preference from ``root/adapters/{name}-{positive,negative}`` into
+    ``root/vectors/{name}`` (and the positive-only ablation into ``root/vectors-positive-only``),
+    skipping finished ones unless ``fresh``. Returns {preference: vector dir}."""
+    adapters = root / "adapters"
+    vectors = {}
+    for p in cfg.preferences:
+        for kind, sub in (("difference", "vectors"), ("positive_only", "vectors-positive-only")):
+            out = root / sub / p.name
+            if fresh or not (out / "pvlora.json").exists():
+                m = extract_vector(adapters / f"{p.name}-positive", adapters / f"{p.name}-negative", out,
+                                   positive_only=kind == "positive_only", overwrite=True, preference=p.name,
+                                   command=command)
+                print(f"[pvlora] vector {p.name} ({kind}): rank {m.rank}, ‖φ‖_F {m.norm:.3g}")
+            if kind == "difference":
+                vectors[p.name] = out
+    return vectors

@@ -1,0 +1,1 @@
+"""Built-in worlds: the toy assistant and the SmolLM2 study."""
