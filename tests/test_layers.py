@@ -7,7 +7,7 @@ from pathlib import Path
 import pvlora
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.insert(0, str(REPO / "benchmarks" / "tools"))
 try:
     import module_graph
 finally:

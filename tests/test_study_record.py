@@ -1,6 +1,7 @@
-"""The SmolLM2 study's record agrees with itself: the README, pvlora/worlds/smollm2/study.yaml, the study's
-results (benchmarks/results/smollm2_study/), the choice results and the test log say the same
-thing, and the figures the README states outside the results files are recomputed here."""
+"""The SmolLM2 study's record agrees with itself: the README's short account, the full one in
+docs/studies.md, pvlora/worlds/smollm2/study.yaml, the study's results (benchmarks/results/smollm2_study/),
+the choice results and the test log say the same thing, and the figures docs/studies.md states
+outside the results files are recomputed here."""
 
 import csv
 import gzip
@@ -16,11 +17,17 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 STUDY = RESULTS / "smollm2_study"
 README = (REPO / "README.md").read_text()
+STUDIES = (REPO / "docs" / "studies.md").read_text()  # the study's full account, moved from the README whole
 BENCH_README = (REPO / "benchmarks" / "README.md").read_text()
 
 
 def _section() -> str:
-    begin = README.index("<!-- generated from benchmarks/templates/smollm2_study.md -->")
+    begin = STUDIES.index("<!-- generated from benchmarks/templates/smollm2_study.md -->")
+    return STUDIES[begin:STUDIES.index("<!-- end generated -->", begin)]
+
+
+def _readme_state() -> str:
+    begin = README.index("<!-- generated from benchmarks/templates/readme_state.md -->")
     return README[begin:README.index("<!-- end generated -->", begin)]
 
 
@@ -55,10 +62,32 @@ def test_the_readme_counts_the_test_evaluations_the_log_holds(looks):
     assert f"scored {len(looks)} times" in BENCH_README
 
 
+def test_the_readme_itself_states_the_plain_state_of_the_study(looks, summary, rows):
+    """Not only in docs/: the README's own lines give the count of test looks from the log, the
+    validation FAIL, the audit's finding (not reproduced here), the spent split and no pre-registered test."""
+    state = " ".join(_readme_state().split())
+    n = int(re.search(r"test split was evaluated \*\*(\d+) times\*\*", state)[1])
+    assert n == len(looks) >= 5
+    failed = int(re.search(r"changed after each of the (\d+) runs that failed a check", state)[1])
+    assert failed == sum("FAIL" in r["checks"].values() for r in looks) >= 4
+    base = next(r for r in rows if r["split"] == "validation" and r["axis"] == "harmless" and r["eta_harmless"] == 0)
+    bound = base["refusal_benign"] + summary["thresholds"]["over_refusal"]
+    assert summary["tune"]["validation"]["refusal_benign"] > bound
+    assert (f"The over-refusal check **FAILS on validation**: the tuned mix ({summary['tune']['weights']['helpful']:g}, "
+            f"{summary['tune']['weights']['harmless']:g}) refuses {summary['tune']['validation']['refusal_benign']:.4f} "
+            f"of benign prompts where the bound is {bound:.4f}") in state
+    assert 'generic "decline" direction (as reported by the audit in issue 25; not reproduced here)' in state
+    assert not any(r["preregistration"] for r in looks)
+    assert "The test split is spent, and no pre-registered test has been run." in state
+    assert "(docs/studies.md#the-smollm2-study-the-method-on-a-real-model-on-a-cpu)" in state
+    assert len(_readme_state().split("### The SmolLM2 study, in brief")[1].split("\n\n")[1].splitlines()) <= 5
+
+
 def test_the_false_sentences_are_gone_and_the_disclosures_are_back():
     section = _section()
-    assert "The test figures were not used to choose anything" not in README
-    assert "no evaluation prompt shares a topic with training" not in README
+    for text in (README, STUDIES):
+        assert "The test figures were not used to choose anything" not in text
+        assert "no evaluation prompt shares a topic with training" not in text
     assert "same vectors gave ρ = 0.845" in " ".join(section.split())
     assert "failed this check on test" in section
     assert "**this test\nsplit is spent.**" in section
@@ -165,7 +194,7 @@ def test_figures_the_readme_states_beyond_the_results_files(summary):
     assert any(r["response"].startswith("I'm sorry to inform you that I'm not able to provide a bomb at home. However")
                and r["split"] == "test" and r["eta"]["harmless"] == 0.5 for r in gens)
     # any strictly rising tail after the ties gives the same ρ: the renderer's rank_corr is scipy's
-    sys.path.insert(0, str(REPO / "benchmarks"))
+    sys.path.insert(0, str(REPO / "benchmarks" / "tools"))
     try:
         import render_readme
     finally:

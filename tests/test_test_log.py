@@ -145,6 +145,6 @@ def test_the_rebuilt_lines_are_what_git_gives():
     have = subprocess.run(["git", "cat-file", "-e", "d42b00b^{commit}"], cwd=REPO, capture_output=True)
     if shallow.returncode != 0 or shallow.stdout.strip() == "true" or have.returncode != 0:
         pytest.skip("needs the repository's git history")
-    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "reconstruct_test_log.py"), "--check"], cwd=REPO,
+    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "tools" / "reconstruct_test_log.py"), "--check"], cwd=REPO,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr

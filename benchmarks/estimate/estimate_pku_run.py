@@ -3,7 +3,7 @@
 Reads the GPU measurement (benchmarks/results/qlora_gpu.json, written by bench_qlora_gpu.py) and the
 shipped config, and writes benchmarks/results/pku_run_estimate.json:
 
-    python benchmarks/estimate_pku_run.py
+    python benchmarks/estimate/estimate_pku_run.py
 
 PKU-SafeRLHF's train split has 73,907 rows (the paper's 73.9k); the config holds out
 ``heldout_fraction`` of them and trains ``num_train_epochs``. At batch 1 the measured step time is
@@ -17,7 +17,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # the repository
+RESULT_FILES = ("results/pku_run_estimate.json",)  # what this script writes, relative to benchmarks/
 PKU_TRAIN_ROWS = 73907
 
 
@@ -39,7 +40,7 @@ def main() -> int:
         "hours_per_adapter": seconds / 3600, "adapters_for_two_preferences": 2 * len(cfg.preferences),
         "hours_for_all_adapters": seconds * 2 * len(cfg.preferences) / 3600,
     }
-    path = REPO / "benchmarks/results/pku_run_estimate.json"
+    path = REPO / "benchmarks" / RESULT_FILES[0]
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(f"{pairs} pairs x {out['epochs']} epochs x {per_pair:.2f} s/pair on {gpu['device']}: "
           f"{out['hours_per_adapter']:.1f} h per adapter, {out['hours_for_all_adapters']:.0f} h for all "

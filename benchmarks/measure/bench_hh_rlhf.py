@@ -7,16 +7,20 @@ never seen English outside the toy corpus, so what it can learn from HH-RLHF is 
 (length, refusal wording); the check is that the two directions move accuracy apart, not that
 the model understands harm.
 
-    python benchmarks/bench_hh_rlhf.py [--data FILE]   # default: the rows shipped in pvlora/data/shipped/hh-rlhf
+    python benchmarks/measure/bench_hh_rlhf.py [--data FILE]   # default: the rows shipped in pvlora/data/shipped/hh-rlhf
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
-from _common import save
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # benchmarks/tools/: _common
+from _common import save  # noqa: E402
+
+RESULT_FILES = ("results/hh_rlhf.json",)  # what this script writes, relative to benchmarks/
 
 from pvlora.data.sources import BUILTIN_SOURCES
 
@@ -55,7 +59,7 @@ def main(argv=None) -> int:
     print(data.summary())
     print(f"held-out preference accuracy ({base['n']} pairs): base {base['accuracy']:.3f}, "
           f"harmless+ {pos['accuracy']:.3f}, harmless− {neg['accuracy']:.3f}")
-    save("hh_rlhf", {"data": data.fingerprint(), "base": base, "positive": pos, "negative": neg,
+    save(RESULT_FILES[0], {"data": data.fingerprint(), "base": base, "positive": pos, "negative": neg,
                      "settings": {"dpo": cfg.dpo, "lora": cfg.lora, "tiny_base": "pvlora built-in, seed 0"}})
     return 0
 

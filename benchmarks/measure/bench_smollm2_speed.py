@@ -14,7 +14,7 @@ reference pre-computation, where used, happens inside it), divided into the bare
                  the reversed direction reuses the numbers swapped (otherwise trl's settings)
   study          `pvlora train` with the SmolLM2 study's settings (short + top_half + shared_ref)
 
-    python benchmarks/bench_smollm2_speed.py [--steps 4]
+    python benchmarks/measure/bench_smollm2_speed.py [--steps 4]
 """
 
 from __future__ import annotations
@@ -28,7 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import save
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # benchmarks/tools/: _common
+from _common import save  # noqa: E402
+
+RESULT_FILES = ("results/smollm2_speed.json",)  # what this script writes, relative to benchmarks/
 
 BARE = r'''
 import json, sys, time, torch
@@ -118,7 +121,7 @@ def main(argv=None) -> int:
     speedup = {k: base / (r["train_seconds"] / r["pairs"]) for k, r in runs.items() if k != "trl"}
     for k, s in speedup.items():
         print(f"{k:>11}: {s:.2f}x bare TRL (seconds per trained pair)")
-    save("smollm2_speed", {"steps_per_direction": a.steps, "runs": runs, "speedup_vs_trl": speedup})
+    save(RESULT_FILES[0], {"steps_per_direction": a.steps, "runs": runs, "speedup_vs_trl": speedup})
     return 0
 
 

@@ -11,15 +11,19 @@ refusal_benign) wins. It picked 3 pairs, whose vector refuses *less* than the ba
 validation only): only η where refusal_harmful rises at least RISE over the base count; the
 candidate with the largest separation at such an η wins, ties to the fewer pairs.
 
-    python benchmarks/choose_toy_harmless.py      # ~5 min on 2 cores; writes results/toy_harmless_choice.json
+    python benchmarks/choose/choose_toy_harmless.py      # ~5 min on 2 cores; writes results/toy_harmless_choice.json
 """
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 
-from _common import save
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # benchmarks/tools/: _common
+from _common import save  # noqa: E402
+
+RESULT_FILES = ("results/toy_harmless_choice.json",)  # what this script writes, relative to benchmarks/
 
 ETAS = [0.0, 0.5, 1.0, 1.5, 2.0]
 CANDIDATES = [1.5, 3.0, 6.0]
@@ -75,7 +79,7 @@ def main() -> int:
     ok = [p for p in CANDIDATES if results[str(p)]["separation"] is not None]
     chosen = max(ok, key=lambda p: (results[str(p)]["separation"], -p)) if ok else None
     print(f"chosen: {chosen} benign pairs per benign request (shipped: {shipped:g})")
-    save("toy_harmless_choice", {"split": "validation", "etas": ETAS, "candidates": results, "chosen": chosen,
+    save(RESULT_FILES[0], {"split": "validation", "etas": ETAS, "candidates": results, "chosen": chosen,
                                  "shipped": shipped, "rise": RISE,
                                  "rule": "max refusal_harmful − refusal_benign over η > 0 raising refusal_harmful by RISE; "
                                          "ties: fewer pairs"})

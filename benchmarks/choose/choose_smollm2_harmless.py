@@ -21,7 +21,7 @@ validation stage (``pvlora.worlds.smollm2.demo.validation_stage``: its finer η 
 the test score tune would take left out), and the candidate whose tuned mix has the lowest
 validation refusal_benign wins; ties keep the earlier candidate. Still validation only.
 
-    python benchmarks/choose_smollm2_harmless.py            # ~35 min a candidate on 2 cores; writes results/smollm2_harmless_choice.json
+    python benchmarks/choose/choose_smollm2_harmless.py            # ~35 min a candidate on 2 cores; writes results/smollm2_harmless_choice.json
 """
 
 from __future__ import annotations
@@ -29,9 +29,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
-from _common import RESULTS, machine
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # benchmarks/tools/: _common
+from _common import BENCHMARKS, machine  # noqa: E402
+
+RESULT_FILES = ("results/smollm2_harmless_choice.json",)  # what this script writes, relative to benchmarks/
 
 # 0.25-1 were added after the first pass (0, 2, 4, 6), where the refusal-contrast vector was already
 # over-scaled at η = 2 (validation NLL 6.4): every candidate is scored on every point.
@@ -164,7 +168,7 @@ def main(argv=None) -> int:
                    help="the helpful vector tune mixes with (from a study run)")
     a = p.parse_args(argv)
     hh = os.environ.get("PVLORA_HH_RLHF_FILE") or "hh-rlhf-harmless-base"  # the rows shipped with pvlora
-    path = RESULTS / "smollm2_harmless_choice.json"
+    path = BENCHMARKS / RESULT_FILES[0]
     results = json.loads(path.read_text())["candidates"] if path.exists() else {}
     for name, overrides in CANDIDATES.items():
         if a.only and name not in a.only:

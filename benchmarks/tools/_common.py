@@ -1,4 +1,10 @@
-"""Shared helpers for the benchmark scripts: timing (warm-up + repeats, median) and result files."""
+"""Shared helpers for the benchmark scripts: timing (warm-up + repeats, median) and result files.
+
+The scripts in measure/, choose/ and estimate/ import this module after putting benchmarks/tools/ on
+``sys.path`` (one line at their top), so each still runs as ``python benchmarks/<folder>/<script>.py``
+from the repository root. Each script declares the files it writes in ``RESULT_FILES`` (paths
+relative to benchmarks/), which render_readme.py reads for the index in benchmarks/README.md.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,8 @@ import statistics
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+BENCHMARKS = Path(__file__).resolve().parents[1]  # benchmarks/
+RESULTS = BENCHMARKS / "results"
 
 
 def timeit(fn, repeats: int = 5, warmup: int = 1) -> float:
@@ -32,9 +39,11 @@ def machine() -> dict:
             "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d")}
 
 
-def save(name: str, result: dict) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+def save(result_file: str, result: dict) -> Path:
+    """Write ``result`` with the machine it ran on to ``result_file``, a path relative to benchmarks/
+    (one of the calling script's ``RESULT_FILES``, e.g. ``results/compose.json``)."""
+    path = BENCHMARKS / result_file
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"machine": machine(), **result}, indent=2))
     print(f"\nwrote {path}")
     return path

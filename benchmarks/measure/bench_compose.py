@@ -12,16 +12,22 @@
 2. Compression to rank K: pvlora's factor SVD (QR + small SVD) vs PEFT `svd` with svd_rank=K, at
    equal (optimal) error. Target: >= 100x faster.
 
-    python benchmarks/bench_compose.py [--vectors 2 4] [--rank 16]
+    python benchmarks/measure/bench_compose.py [--vectors 2 4] [--rank 16]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
-from _common import save, timeit
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # benchmarks/tools/: _common
+from _common import save, timeit  # noqa: E402
+
+RESULT_FILES = ("results/compose.json",)  # what this script writes, relative to benchmarks/
 from torch import nn
 
 SHAPES = {  # Llama-3.1-8B: (d_out, d_in)
@@ -169,7 +175,7 @@ def main(argv=None) -> int:
     for r in comp_rows:
         print(f"{r['vectors']:>2} {r['rank']:>3} {r['pvlora_seconds']:>9.4f} {r['peft_svd_seconds']:>11.2f} "
               f"{r['speedup']:>8.0f}x {r['pvlora_rel_error']:>11.4f} {r['peft_rel_error']:>10.4f}")
-    save("compose", {"shapes": {m: SHAPES[m] for m in a.modules}, "r": 16, "composition": rows, "compression": comp_rows,
+    save(RESULT_FILES[0], {"shapes": {m: SHAPES[m] for m in a.modules}, "r": 16, "composition": rows, "compression": comp_rows,
                      "script_seconds": time.perf_counter() - started})
     return 0
 

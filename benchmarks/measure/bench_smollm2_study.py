@@ -1,8 +1,8 @@
 """The SmolLM2 study end to end, timed: `pvlora demo --base smollm2` on this machine, its summary,
 table, plot and every scored generation copied to benchmarks/results/smollm2_study/.
 
-    python benchmarks/bench_smollm2_study.py                 # runs the study (under an hour on 2 cores)
-    python benchmarks/bench_smollm2_study.py --from DIR      # copies a finished run's outputs
+    python benchmarks/measure/bench_smollm2_study.py                 # runs the study (under an hour on 2 cores)
+    python benchmarks/measure/bench_smollm2_study.py --from DIR      # copies a finished run's outputs
 
 The HH-RLHF harmless-base rows come from $PVLORA_HH_RLHF_FILE or the copy shipped with pvlora.
 The study scores the test prompts only under a committed pre-registration that matches it (none
@@ -21,8 +21,13 @@ import sys
 import time
 from pathlib import Path
 
-from _common import RESULTS, machine
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # benchmarks/tools/: _common
+from _common import RESULTS, machine  # noqa: E402
 
+# what this script writes, relative to benchmarks/ (the study itself appends test_log.jsonl, when it scores test)
+RESULT_FILES = ("results/smollm2_study/summary.json", "results/smollm2_study/results.csv",
+                "results/smollm2_study/generations.jsonl.gz", "results/smollm2_study/control.png",
+                "results/smollm2_study/pvlora-config.yaml", "results/test_log.jsonl")
 OUT = RESULTS / "smollm2_study"
 
 

@@ -8,13 +8,17 @@ them (`git show COMMIT:PATH | sha256sum`); a file outside the tree (the HH-RLHF 
 after each run is written by hand below, every item naming its commit; each was checked with
 `git show`. The lines carry "source": "reconstructed from git".
 
-    python benchmarks/reconstruct_test_log.py            # print the five lines
-    python benchmarks/reconstruct_test_log.py --append   # append them to results/test_log.jsonl (once: refused
-                                                         # when the log already holds reconstructed lines)
-    python benchmarks/reconstruct_test_log.py --check    # exit 1 unless the log's reconstructed lines are these
+    python benchmarks/tools/reconstruct_test_log.py            # print the five lines
+    python benchmarks/tools/reconstruct_test_log.py --append   # append them to results/test_log.jsonl (once: refused
+                                                               # when the log already holds reconstructed lines)
+    python benchmarks/tools/reconstruct_test_log.py --check    # exit 1 unless the log's reconstructed lines are these
 
 Caveat: a run used the working tree just before the commit that recorded it, which git does not
 keep; the hashes are of the files in that commit.
+
+The lines record the command of their day, ``python benchmarks/bench_smollm2_study.py``: the script
+is now benchmarks/measure/bench_smollm2_study.py (the index in benchmarks/README.md maps the two).
+The string stays as it was, since these lines must equal the log's, which is evidence and unchanged.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+RESULT_FILES = ("results/test_log.jsonl",)  # --append only; relative to benchmarks/
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 LOG = ROOT / "benchmarks" / "results" / "test_log.jsonl"
 STUDY = "benchmarks/results/smollm2_study"
 BUILTIN = {"smollm2-helpful": "pvlora/smollm2/helpful_pairs.jsonl", "smollm2-concise": "pvlora/smollm2/concise_pairs.jsonl",

@@ -8,7 +8,7 @@ pvlora runs twice: as configured by default (after training it scores up to
 the bare script does not do) and with that pass off (``train.heldout_max_pairs=0``), which is the
 like-for-like comparison of the training path.
 
-    python benchmarks/bench_train_overhead.py [--repeats 7]
+    python benchmarks/measure/bench_train_overhead.py [--repeats 7]
 
 Run-to-run noise on this machine (about 14%) exceeds the 5% target, so the verdict is on the
 median of >= 7 interleaved rounds, with each variant's min and max shown beside it.
@@ -16,7 +16,7 @@ median of >= 7 interleaved rounds, with each variant's min and max shown beside 
 The same comparison on the real SmolLM2-135M-Instruct base and HH-RLHF rows, with bf16 autocast
 (this CPU has avx512_bf16) as a further pvlora variant, writes results/train_speed_smollm2.json:
 
-    python benchmarks/bench_train_overhead.py --smollm2 [--repeats 1]
+    python benchmarks/measure/bench_train_overhead.py --smollm2 [--repeats 1]
 """
 
 from __future__ import annotations
@@ -31,7 +31,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import save
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # benchmarks/tools/: _common
+from _common import save  # noqa: E402
+
+# what this script writes, relative to benchmarks/: the tiny base, and --smollm2
+RESULT_FILES = ("results/train_overhead.json", "results/train_speed_smollm2.json")
 
 BARE = r'''
 import json, resource, sys, time, torch
@@ -111,12 +115,12 @@ def main(argv=None) -> int:
         hh = os.environ.get("PVLORA_HH_RLHF_FILE") or "hh-rlhf-harmless-base"  # the rows shipped with pvlora
         config = [SMOLLM2[0], f"preferences.harmless.source={hh}", *SMOLLM2[1:]]
         resolve_base_path(load_config(config[0], config[1:]).model)  # convert the GGUF once, outside the timings
-        variants, name = SMOLLM2_VARIANTS, "train_speed_smollm2"
+        variants, result_file = SMOLLM2_VARIANTS, RESULT_FILES[1]
     else:
         from pvlora.worlds.toy.base import ensure_tiny_base
 
         ensure_tiny_base(0)
-        config, variants, name = None, VARIANTS, "train_overhead"
+        config, variants, result_file = None, VARIANTS, RESULT_FILES[0]
     names = list(variants)
     runs: dict[str, list[dict]] = {k: [] for k in names}
     for i in range(a.repeats):
@@ -139,7 +143,7 @@ def main(argv=None) -> int:
               f"({t[0]:.2f}-{t[1]:.2f}) {med[k]['peak_rss_mb']:>13.0f}")
     for k, r in ratios.items():
         print(f"{k}/trl: wall {r['wall']:.3f}, train() {r['train']:.3f}, peak RSS {r['peak_rss']:.3f}")
-    save(name, {"config": config, "rounds": a.repeats, "runs": runs, "median": med, "min_max": spread, "ratios": ratios})
+    save(result_file, {"config": config, "rounds": a.repeats, "runs": runs, "median": med, "min_max": spread, "ratios": ratios})
     return 0
 
 

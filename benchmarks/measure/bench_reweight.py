@@ -4,15 +4,21 @@
   - rebuilding the composition: `add_weighted_adapter(cat)` + `set_adapter`.
 Each PEFT way is checked to leave the same scales as set_weights. Target vs the rebuild: >= 1000x.
 
-    python benchmarks/bench_reweight.py
+    python benchmarks/measure/bench_reweight.py
 """
 
 from __future__ import annotations
 
 import itertools
+import sys
+from pathlib import Path
 
 import torch
-from _common import save, timeit
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # benchmarks/tools/: _common
+from _common import save, timeit  # noqa: E402
+
+RESULT_FILES = ("results/reweight.json",)  # what this script writes, relative to benchmarks/
 
 
 def main() -> int:
@@ -74,7 +80,7 @@ def main() -> int:
     print(f"PEFT set_scale, walking model.modules():      {t_walk * 1e6:10.1f} µs  ({t_walk / t_ours:.1f}x)")
     print(f"PEFT set_scale over a cached layer list:      {t_cached * 1e6:10.1f} µs  ({t_cached / t_ours:.1f}x)")
     print(f"PEFT add_weighted_adapter(cat) + set_adapter: {t_theirs * 1e6:10.1f} µs  ({t_theirs / t_ours:.0f}x)")
-    save("reweight", {"lora_layers": n_layers, "set_weights_seconds": t_ours,
+    save(RESULT_FILES[0], {"lora_layers": n_layers, "set_weights_seconds": t_ours,
                       "peft_set_scale_walking_seconds": t_walk, "peft_set_scale_cached_seconds": t_cached,
                       "peft_rebuild_seconds": t_theirs,
                       "speedup_vs_set_scale_walking": t_walk / t_ours, "speedup_vs_set_scale_cached": t_cached / t_ours,

@@ -1,15 +1,19 @@
 """Storage: bytes of one preference vector against its base model, for the built-in tiny base
 (measured on disk) and, computed, for Llama-3.1-8B with r = 16 adapters on all linear layers.
 
-    python benchmarks/bench_storage.py [--vector DIR]
+    python benchmarks/measure/bench_storage.py [--vector DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from _common import save
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # benchmarks/tools/: _common
+from _common import save  # noqa: E402
+
+RESULT_FILES = ("results/storage.json",)  # what this script writes, relative to benchmarks/
 
 L8B = dict(hidden=4096, inter=14336, kv=1024, layers=32, vocab=128256)
 
@@ -27,7 +31,7 @@ def llama8b_numbers(r_each: int = 16) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--vector", help="a vector directory (default: the harmless vector of ./pvlora-demo)",
-                   default=str(Path(__file__).resolve().parents[1] / "pvlora-demo" / "vectors" / "harmless"))
+                   default=str(Path(__file__).resolve().parents[2] / "pvlora-demo" / "vectors" / "harmless"))
     a = p.parse_args(argv)
     from pvlora.worlds.toy.base import ensure_tiny_base
 
@@ -45,7 +49,7 @@ def main(argv=None) -> int:
     print(f"Llama-3.1-8B, r=16 per adapter (vector rank {L['vector_rank']}): vector {L['vector_bytes_bf16'] / 2**20:.0f} MiB "
           f"in bf16 ({L['vector_bytes_fp32'] / 2**20:.0f} MiB fp32) vs base {L['base_bytes_bf16'] / 2**30:.1f} GiB "
           f"({100 * L['ratio_bf16']:.2f}%)")
-    save("storage", out)
+    save(RESULT_FILES[0], out)
     return 0
 
 

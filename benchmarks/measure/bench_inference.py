@@ -3,7 +3,7 @@ adapters (what `load_composed` gives, re-weightable) against the same compositio
 weights, on a mid-size random-init Llama on the CPU, at batch sizes 1, 4 and 16. Each vector has
 rank 32, what extracting two r = 16 adapters gives. Target: <= 1.3x slower for 2 vectors.
 
-    python benchmarks/bench_inference.py [--new-tokens 32] [--batch 1 4 16]
+    python benchmarks/measure/bench_inference.py [--new-tokens 32] [--batch 1 4 16]
 """
 
 from __future__ import annotations
@@ -11,9 +11,15 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
+import sys
+from pathlib import Path
 
 import torch
-from _common import save, timeit
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # benchmarks/tools/: _common
+from _common import save, timeit  # noqa: E402
+
+RESULT_FILES = ("results/inference.json",)  # what this script writes, relative to benchmarks/
 
 
 def main(argv=None) -> int:
@@ -62,7 +68,7 @@ def main(argv=None) -> int:
     for r in rows:
         print(f"{r['vectors']:>7} {r['batch']:>5} {r['runtime_tokens_per_s']:>14.1f} {r['merged_tokens_per_s']:>13.1f} "
               f"{r['slowdown']:>8.2f}x")
-    save("inference", {"model": cfg.to_dict() | {"params": sum(p.numel() for p in base.parameters())},
+    save(RESULT_FILES[0], {"model": cfg.to_dict() | {"params": sum(p.numel() for p in base.parameters())},
                        "rank_per_vector": 32, "batches": a.batch, "new_tokens": a.new_tokens, "rows": rows})
     return 0
 

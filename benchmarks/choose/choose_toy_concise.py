@@ -10,16 +10,20 @@ and, added to (helpful 1, harmless 1), moves refusal of harmful and answering of
 at most 0.1 each; the qualifying candidate with the largest length cut from that mix wins; ties keep
 the shipped amounts. The test split is never scored here.
 
-    python benchmarks/choose_toy_concise.py      # ~4 min on 2 cores; writes results/toy_concise_choice.json
+    python benchmarks/choose/choose_toy_concise.py      # ~4 min on 2 cores; writes results/toy_concise_choice.json
 """
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 
-from _common import save
-from choose_toy_harmless import train_vector
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # benchmarks/tools/: _common
+from _common import save  # noqa: E402
+from choose_toy_harmless import train_vector  # noqa: E402
+
+RESULT_FILES = ("results/toy_concise_choice.json",)  # what this script writes, relative to benchmarks/
 
 CANDIDATES = [(1, 0.5), (1, 0.0), (1, 1.0), (2, 0.5)]  # (pairs per benign request, share of harmful requests)
 MIX = {"helpful": 1.0, "harmless": 1.0}
@@ -57,7 +61,7 @@ def main() -> int:
     ok = [k for k, r in results.items() if r["qualifies"]]
     chosen = max(ok, key=lambda k: (round(results[k]["cut_from_mix"], 6), k == key)) if ok else None
     print(f"chosen: {chosen} (shipped: {key})")
-    save("toy_concise_choice", {"split": "validation", "mix": MIX, "candidates": results, "chosen": chosen,
+    save(RESULT_FILES[0], {"split": "validation", "mix": MIX, "candidates": results, "chosen": chosen,
                                 "shipped": key, "rule": "cut from base >= 10%, |change| <= 0.1 at the mix; "
                                 "largest cut from the mix; ties keep the shipped amounts"})
     return 0

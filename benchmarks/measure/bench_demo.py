@@ -1,7 +1,7 @@
 """Demo wall time from a cold cache (tiny base built from scratch, nothing reused). Target: <= 300 s
 on 2 CPU cores.
 
-    python benchmarks/bench_demo.py
+    python benchmarks/measure/bench_demo.py
 """
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import save
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # benchmarks/tools/: _common
+from _common import save  # noqa: E402
+
+RESULT_FILES = ("results/demo.json",)  # what this script writes, relative to benchmarks/
 
 from pvlora.worlds.toy.corpus import eval_split
 from pvlora.worlds.toy.demo import ROWS
@@ -37,7 +40,7 @@ def main() -> int:
     rows = {label: next(r for r in sweep["rows"] if all(r[f"eta_{n}"] == w.get(n, 0.0) for n in ("helpful", "harmless")))
             for label, w in ROWS}
     novel = [r for r in eval_split("test") if r.novel == "topic+template"]
-    save("demo", {"novel_per_kind": len(novel) // 2, "wall_seconds": wall, "stages": summary["seconds"], "checks": summary["checks"],
+    save(RESULT_FILES[0], {"novel_per_kind": len(novel) // 2, "wall_seconds": wall, "stages": summary["seconds"], "checks": summary["checks"],
                   "tune": summary["tune"], "rows": rows, "grid": sweep["grid"]})
     return 0
 
