@@ -64,7 +64,17 @@ def _eval_args(p) -> None:
     add_config(p)
     p.add_argument("--weights", default="", help="p=ETA,... (preferences not named get 0)")
     add_vectors(p)
-    p.add_argument("--split", choices=["validation", "test", "all"], default="all")
+    p.add_argument("--prompts", metavar="FILE.jsonl|NAME",
+                   help="score this prompt set instead of the config's eval.prompts: your own .jsonl, one "
+                   "{\"prompt\": ..., \"kind\": \"harmful\"|\"benign\", \"style\": ...} object a line, or a public "
+                   "test set shipped with pvlora (harmbench, advbench)")
+    p.add_argument("--test-set", action="store_true",
+                   help="the prompt file is a test set (as a public set, or a file with a row marked \"test\": true, "
+                   "already is): scored whole, and the evaluation is appended to the test log")
+    p.add_argument("--scorers", metavar="S1,S2",
+                   help="comma-separated scorers (default: eval.scorers; with --prompts, those the file has prompts for)")
+    p.add_argument("--split", choices=["validation", "test", "all"], default="all",
+                   help="a file's seeded half, or all of it (default); a test set is scored whole")
     p.add_argument("--out", help="write the scores as JSON here")
     add_overwrite(p)
 
@@ -72,16 +82,37 @@ def _eval_args(p) -> None:
 def cmd_eval(a) -> int:
     from pvlora.cli.grammar import weights as parse_weights
     from pvlora.evaluation.evaluator import Evaluator
+    from pvlora.evaluation.prompt_sets import prompt_set, scorer_gaps
+    from pvlora.evaluation.test_log import log_path
 
     _check_out(a)
     weights = parse_weights(a.weights)
     cfg, vectors = _setup(a)
-    scores = Evaluator(cfg, vectors, a.split).score(weights)
+    if a.prompts:
+        cfg.eval.prompts = a.prompts
+    rows = prompt_set(cfg.eval.prompts, a.split, test_set=a.test_set).rows  # a bad file fails before the model loads
+    if a.scorers:
+        cfg.eval.scorers = [s.strip() for s in a.scorers.split(",") if s.strip()]
+    gaps = scorer_gaps(cfg.eval.scorers, rows)
+    if gaps and (a.scorers or not a.prompts):
+        raise ConfigError(f"{cfg.eval.prompts} ({a.split}) cannot be scored by "
+                          + "; ".join(f"{s}: {why}" for s, why in gaps.items()) + "; choose others with --scorers")
+    if gaps:
+        cfg.eval.scorers = [s for s in cfg.eval.scorers if s not in gaps]
+        print("left out (the prompt set has nothing for them): " + "; ".join(f"{s} ({w})" for s, w in gaps.items()))
+        if not cfg.eval.scorers:
+            raise ConfigError(f"no configured scorer applies to {cfg.eval.prompts}; name some with --scorers")
+    ev = Evaluator(cfg, vectors, a.split, test_set=a.test_set, log_builtin_test=True, command=a.recorded)
+    scores = ev.score(weights)
     print("composition: " + (", ".join(f"{k}={v:g}" for k, v in weights.items()) or "base (all η = 0)"))
+    print(f"prompts: {cfg.eval.prompts} ({a.split}, {len(ev.prompts)} prompts)")
     for k, v in scores.items():
         print(f"  {k:>20}: {v:.4f}")
+    if ev.sealed:
+        print(f"a look at a test set ({ev.sealed}): appended to the test log {log_path()}")
     if a.out:
-        _write_json(a.out, {"weights": weights, "split": a.split, "scores": scores})
+        _write_json(a.out, {"weights": weights, "prompts": str(cfg.eval.prompts), "split": a.split,
+                            "n_prompts": len(ev.prompts), "test_set": ev.sealed, "scores": scores})
     return 0
 
 
@@ -104,7 +135,10 @@ def cmd_sweep(a) -> int:
     cfg, vectors = _setup(a)
     out = Path(a.out or Path(cfg.output.dir) / "sweep")
     check_output(out, a.overwrite, "dir", flag="--out" if a.out else None)
-    result = sweep(cfg, vectors, grids, out, a.split, a.overwrite)
+    from pvlora.evaluation.evaluator import Evaluator
+
+    ev = Evaluator(cfg, vectors, a.split, log_builtin_test=True, command=a.recorded)  # every test look logged
+    result = sweep(cfg, vectors, grids, out, a.split, a.overwrite, evaluator=ev)
     print(render_table(result["rows"]))
     print(f"\n{len(result['pareto'])} Pareto-optimal of {len(result['rows'])} points; "
           f"results.csv, results.json and plots in {out}")
@@ -130,8 +164,8 @@ def cmd_tune(a) -> int:
     names = [n.strip() for n in a.preferences.split(",")] if a.preferences else list(vectors)
     constraints = [parse_constraint(c) for c in a.constraint]
     grid = {n: cfg.eval.grid[n] for n in names if n in cfg.eval.grid} or None
-    result = tune(Evaluator(cfg, {n: vectors[n] for n in names}, "validation"), a.maximize, constraints, names, grid,
-                  scorers=cfg.eval.scorers)
+    ev = Evaluator(cfg, {n: vectors[n] for n in names}, "validation", log_builtin_test=True, command=a.recorded)
+    result = tune(ev, a.maximize, constraints, names, grid, scorers=cfg.eval.scorers)
     print("chosen η: " + ", ".join(f"{k}={v:g}" for k, v in result["weights"].items())
           + f"  ({result['points_evaluated']} points on the validation split)")
     for split in ("validation", "test"):

@@ -214,7 +214,7 @@ class EvalConfig:
         default_factory=lambda: ["refusal_harmful", "compliance_benign", "mean_length"],
         metadata={"help": "Scorer names from the registry (pvlora.evaluation.scorers)."},
     )
-    prompts: str = field(default="toy", metadata={"help": f"A built-in set ({', '.join(builtins.names('prompts'))}) or a .jsonl file of {{prompt, kind}} rows."})
+    prompts: str = field(default="toy", metadata={"help": f"A built-in set ({', '.join(builtins.names('prompts'))}), a public test set shipped with pvlora (harmbench, advbench) or a .jsonl file of {{prompt, kind, style?}} rows (kind harmful or benign; a row with \"test\": true makes the file a test set: pvlora.evaluation.prompt_sets)."})
     max_new_tokens: int = field(default=48, metadata={"help": "Generation length."})
     do_sample: bool = field(default=False, metadata={"help": "Greedy by default."})
     temperature: float = field(default=1.0, metadata={"help": "Only with do_sample."})

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 from typing import Any
 
 from pvlora.config import ExperimentConfig
-from pvlora.core.errors import ConfigError, DataError
+from pvlora.core.errors import ConfigError
+from pvlora.evaluation.prompt_sets import PromptSet, prompt_set
 from pvlora.evaluation.scorers import EvalBatch, EvalContext, get_scorer
 
 
@@ -31,45 +31,40 @@ def find_vectors(directory: str | Path) -> dict[str, Path]:
     return out
 
 
-def load_prompts(cfg: ExperimentConfig, split: str):
+def load_prompts(cfg: ExperimentConfig, split: str, test_set: bool = False):
     """(prompts, kinds, reference answers, styles) for the configured evaluation set and split: a
-    built-in set (``toy``, ``smollm2``: see :mod:`pvlora.core.registry`) or a .jsonl of
-    {prompt, kind, style?, reference?} rows split in half by a seeded shuffle."""
-    from pvlora.core import registry as builtins
+    built-in set (``toy``, ``smollm2``: see :mod:`pvlora.core.registry`), a public benchmark
+    (``harmbench``, ``advbench``) or a .jsonl of {prompt, kind, style?, reference?} rows split in
+    half by a seeded shuffle (:func:`pvlora.evaluation.prompt_sets.prompt_set`)."""
+    return _unpack(prompt_set(cfg.eval.prompts, split, test_set=test_set).rows)
 
-    if builtins.has("prompts", cfg.eval.prompts):
-        rows = builtins.get("prompts", cfg.eval.prompts)(split)
-    else:
-        rows = _read_prompt_file(Path(cfg.eval.prompts), split)
+
+def _unpack(rows: list[dict[str, Any]]):
     prompts = [r["prompt"] if isinstance(r["prompt"], list) else [{"role": "user", "content": r["prompt"]}] for r in rows]
     refs = [{"prompt": p, "completion": [{"role": "assistant", "content": r["reference"]}]}
             for p, r in zip(prompts, rows) if r.get("reference")]
     return prompts, [r.get("kind") for r in rows], refs, [r.get("style") for r in rows]
 
 
-def _read_prompt_file(path: Path, split: str) -> list[dict[str, Any]]:
-    if not path.exists():
-        raise DataError(f"eval.prompts: {path} does not exist (use 'toy' or a .jsonl of {{prompt, kind}} rows)")
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    for i, r in enumerate(rows, 1):
-        if "prompt" not in r:
-            raise DataError(f"{path}:{i}: column 'prompt' is missing")
-    if split != "all":
-        from pvlora.core.seeded import permutation
-
-        order = permutation(len(rows), 0)
-        keep = set(order[: len(rows) // 2]) if split == "validation" else set(order[len(rows) // 2:])
-        rows = [r for i, r in enumerate(rows) if i in keep]
-    return rows
-
-
 class Evaluator:
-    """Loads the base once with all vectors attached; :meth:`score` sets η and runs every scorer."""
+    """Loads the base once with all vectors attached; :meth:`score` sets η and runs every scorer.
 
-    def __init__(self, cfg: ExperimentConfig, vectors: dict[str, Path], split: str = "all"):
+    Every score of a sealed prompt *file* (a public benchmark, a file with rows marked
+    ``"test": true``, one declared with ``test_set=True``, or the test half of a file) appends a
+    line to the test log (:mod:`pvlora.evaluation.test_log`), whoever calls :meth:`score`. The
+    built-in worlds' test splits are logged by their studies (the SmolLM2 study under its
+    pre-registration); ``log_builtin_test=True`` (the ``eval``, ``sweep`` and ``tune`` commands)
+    logs those looks here too. ``command`` is recorded with each line.
+    """
+
+    def __init__(self, cfg: ExperimentConfig, vectors: dict[str, Path], split: str = "all", *,
+                 test_set: bool = False, log_builtin_test: bool = False, command: str | None = None):
         from pvlora.steering.load import load_composed
 
         self.cfg = cfg
+        self.vectors = dict(vectors)
+        self.test_set, self.log_builtin_test, self.command = test_set, log_builtin_test, command
+        prompt_set(cfg.eval.prompts, split, test_set=test_set)  # a bad prompt file fails before the model loads
         self.scorers = [get_scorer(s) for s in cfg.eval.scorers]
         self.model, self.tok = load_composed(cfg.model.name_or_path, {str(p): 0.0 for p in vectors.values()},
                                              revision=cfg.model.revision)
@@ -100,8 +95,35 @@ class Evaluator:
         self.set_split(split)
 
     def set_split(self, split: str) -> None:
+        self.prompt_set: PromptSet = prompt_set(self.cfg.eval.prompts, split, test_set=self.test_set)
         self.split = split
-        self.prompts, self.kinds, self.context.reference_answers, self.context.styles = load_prompts(self.cfg, split)
+        self.prompts, self.kinds, self.context.reference_answers, self.context.styles = _unpack(self.prompt_set.rows)
+
+    @property
+    def sealed(self) -> str | None:
+        """Why scoring the current split is a look at a test set (None: it is not)."""
+        return self.prompt_set.sealed
+
+    def _logs_test_look(self) -> bool:
+        ps = self.prompt_set
+        return ps.sealed is not None and (ps.path is not None or self.log_builtin_test)
+
+    def _log_test_look(self, eta: dict[str, float], scores: dict[str, float]) -> None:
+        """One line of the test log for one scored point of a sealed set."""
+        from pvlora.evaluation.test_log import append_test_run, sha256_file, sha256_json
+
+        ps, package = self.prompt_set, Path(__file__).resolve().parents[1]
+        cfg = self.cfg.to_dict()
+        cfg.get("output", {}).pop("dir", None)  # where it writes changes no figure
+        vectors = {n: sha256_json({f.name: sha256_file(f) for f in sorted(Path(p).iterdir()) if f.is_file()})
+                   for n, p in self.vectors.items()}
+        append_test_run(
+            study="pvlora.evaluation", split="test",  # a public or marked set scored whole is a test look too
+            figures={"prompt_set": str(ps.name), "split": ps.split, "sealed": ps.sealed, "prompts": len(self.prompts),
+                     "base": self.cfg.model.name_or_path, "weights": eta, "vectors_sha256": vectors, "scores": scores},
+            config_sha256=sha256_json(cfg), prompts=[ps.path] if ps.path else [], prompt_set_sha256=ps.sha256(),
+            judge=[package / "core" / "judges.py", package / "evaluation" / "scorers.py"], command=self.command,
+            note=f"a look at a test set: {ps.sealed}")
 
     def score(self, weights: dict[str, float]) -> dict[str, float]:
         from pvlora.steering.generate import generate
@@ -135,6 +157,10 @@ class Evaluator:
             batch = EvalBatch(self.prompts, self.kinds, responses, self.model, self.tok, self.context)
             scores = {s.name: float(s.fn(batch)) for s in self.scorers}
         self.model.base_model.set_adapter(self.names)  # leave the model as load_composed made it
+        # Here, not in each command: no caller can score a test set unrecorded; and before the point
+        # is kept, so a log that cannot be written leaves no figure behind to return later.
+        if self._logs_test_look():
+            self._log_test_look(eta, scores)
         self.last_responses = responses
         self.scored[key] = (scores, responses)
         return dict(scores)
