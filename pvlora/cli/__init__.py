@@ -7,10 +7,13 @@ Heavy libraries (torch, transformers, TRL) are imported inside the handlers so `
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import sys
+from collections.abc import Iterator
 
 from pvlora import __version__
-from pvlora.cli import evaluation, serving, sharing, training, vectors
+from pvlora.cli import evaluation, judging, serving, sharing, training, vectors
 from pvlora.cli.base import Command, UsageError
 
 EPILOG = """\
@@ -30,9 +33,10 @@ Any config value can be overridden with --set KEY=VALUE, e.g. --set dpo.learning
 """
 
 # the order of `pvlora --help`: the demo, then the pipeline's stages, then serving and sharing
-ORDER = ["demo", "data", "sft", "train", "extract", "compose", "inspect", "eval", "sweep", "tune", "export", "serve",
-         "push", "pull"]
-_BY_NAME = {c.name: c for m in (evaluation, training, vectors, serving, sharing) for c in m.COMMANDS}
+ORDER = ["demo", "data", "sft", "train", "extract", "compose", "inspect", "eval", "sweep", "tune", "judge", "export",
+         "serve", "push", "pull"]
+_BY_NAME = {c.name: c for m in (evaluation, judging, training, vectors, serving, sharing)
+            for c in m.COMMANDS}
 assert sorted(_BY_NAME) == sorted(ORDER), "every registered command has a place in ORDER"
 COMMANDS: list[Command] = [_BY_NAME[name] for name in ORDER]
 
@@ -69,6 +73,37 @@ def _quiet_libraries() -> None:
         pass
 
 
+class _Below(logging.Filter):
+    def __init__(self, level: int):
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < self.level
+
+
+@contextlib.contextmanager
+def _console() -> Iterator[None]:
+    """While a command runs, the library's log lines (``logging.getLogger(__name__)`` under ``pvlora``)
+    are its console output, as plain lines: INFO on stdout, warnings and errors on stderr. Removed
+    afterwards, so ``main`` can run many times in one process without doubling lines."""
+    out, err = logging.StreamHandler(sys.stdout), logging.StreamHandler(sys.stderr)
+    out.addFilter(_Below(logging.WARNING))
+    err.setLevel(logging.WARNING)
+    logger = logging.getLogger("pvlora")
+    before = logger.level
+    for h in (out, err):
+        h.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(h)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        for h in (out, err):
+            logger.removeHandler(h)
+        logger.setLevel(before)
+
+
 # Library errors name an option by its Python keyword (``overwrite=True``), which is what a library
 # caller passes; on the command line the same advice names the flag.
 FLAGS = {"overwrite=True": "--overwrite", "allow_pickle=True": "--allow-pickle", "resume=True": "--resume",
@@ -99,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     a.recorded = "pvlora " + shlex.join(portable_command(sys.argv[1:] if argv is None else argv))
     run = next(c.run for c in COMMANDS if c.name == a.command)
     try:
-        return run(a)
+        with _console():
+            return run(a)
     except (PvloraError, UsageError) as exc:
         print(f"pvlora {a.command}: error: {as_flags(str(exc))}", file=sys.stderr)
         return 2

@@ -1,0 +1,100 @@
+"""Label a file of responses with the four-way judge (:func:`pvlora.core.judges.judge4`): what
+``pvlora judge --in ROWS.jsonl --out LABELLED.jsonl`` runs.
+
+Rows are JSON Lines, one object a line, each with ``prompt`` (the request: a string, or a chat as a
+list of ``{role, content}`` messages whose last user message is judged against) and ``response``
+(a string). The output is the same rows in the same order, every field kept, with ``label`` added
+(and ``label_rule``, the rule that decided it, when asked). The input is untrusted text: each line is
+read with :func:`pvlora.artifacts.safe_read.parse_json`, and an error names the file and the line.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from pvlora.artifacts.atomic import atomic_file, check_output
+from pvlora.artifacts.safe_read import parse_json, regular_file
+from pvlora.core.errors import DataError
+from pvlora.core.judges import LABELS, four_way_judge
+
+MAX_ROWS_BYTES = 4 << 30  # a file of responses: a million long answers is about 2 GB
+ROW_SHAPE = ("an object with 'prompt' (a string, or a chat: a list of {role, content} messages) and "
+             "'response' (a string)")
+
+
+def read_rows(path: str | Path) -> Iterator[dict[str, Any]]:
+    """The rows of a JSON Lines file (``.jsonl``, or ``.jsonl.gz``), checked one by one; blank lines
+    are skipped. Raises :class:`DataError` naming ``path:line``."""
+    path = Path(path)
+    regular_file(path, MAX_ROWS_BYTES)
+    opener = gzip.open if path.suffix == ".gz" else open
+    read = 0
+    with opener(path, "rb") as fh:
+        for i, raw in enumerate(fh, 1):
+            read += len(raw)
+            if read > MAX_ROWS_BYTES:
+                raise DataError(f"{path}: over {MAX_ROWS_BYTES} bytes of rows; split the file")
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DataError(f"{path}:{i}: not UTF-8 text") from None
+            if line.strip():
+                yield check_row(parse_json(line, path, DataError, line=i), f"{path}:{i}")
+
+
+def check_row(row: Any, where: str) -> dict[str, Any]:
+    """``row`` when it has the shape :data:`ROW_SHAPE` describes; otherwise a :class:`DataError`
+    naming ``where`` and what is wrong."""
+    if not isinstance(row, dict):
+        raise DataError(f"{where}: expected {ROW_SHAPE}, got a JSON {type(row).__name__}")
+    for key in ("prompt", "response"):
+        if key not in row:
+            raise DataError(f"{where}: no {key!r}; each row is {ROW_SHAPE}")
+    if not isinstance(row["response"], str):
+        raise DataError(f"{where}: 'response' is a {type(row['response']).__name__}, not a string")
+    prompt = row["prompt"]
+    chat = isinstance(prompt, list) and all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in prompt)
+    if not isinstance(prompt, str) and not chat:
+        raise DataError(f"{where}: 'prompt' is neither a string nor a chat (a list of {{role, content}} messages)")
+    if "label" in row:
+        raise DataError(f"{where}: the row already has a 'label'; rename that field (the judge's label would "
+                        "replace it)")
+    return row
+
+
+def judge_rows(rows: Iterable[dict], judge: Callable[[str | None, str], tuple[str, str]] | None = None,
+               explain: bool = False) -> list[dict]:
+    """Each row (a mapping with ``prompt`` and ``response``) with ``label`` added (and ``label_rule``
+    when ``explain``); every other field is kept. ``prompt`` may be a chat (a list of messages): its
+    last user message is the request."""
+    judge = judge or four_way_judge()
+    out = []
+    for row in rows:
+        prompt = row.get("prompt")
+        if isinstance(prompt, list):
+            prompt = next((m.get("content", "") for m in reversed(prompt) if isinstance(m, dict)
+                           and m.get("role") == "user"), "")
+        label, rule = judge(prompt, row["response"])
+        out.append({**row, "label": label, **({"label_rule": rule} if explain else {})})
+    return out
+
+
+def judge_file(inp: str | Path, out: str | Path, overwrite: bool = False, explain: bool = False,
+               extra: Iterable[str] = ()) -> Counter:
+    """Label every row of ``inp`` (see :func:`read_rows`) and write them to ``out`` (JSON Lines; written
+    whole or not at all). ``extra``: more decline regexes (as ``eval.refusal_patterns``). Returns the
+    count of each label (:data:`LABELS`, all present)."""
+    check_output(out, overwrite, "file", inputs=(inp,))
+    judge = four_way_judge(tuple(extra))
+    counts = Counter({label: 0 for label in LABELS})
+    with atomic_file(Path(out)) as fh:
+        for row in read_rows(inp):
+            (labelled,) = judge_rows([row], judge, explain)
+            counts[labelled["label"]] += 1
+            fh.write(json.dumps(labelled, ensure_ascii=False) + "\n")
+    return counts
