@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM
 
 import pvlora
 from pvlora.vectors.compose import compose
-from pvlora.core.errors import ArtifactError
+from pvlora.core.errors import ArtifactError, EtaError, RequestError
 from pvlora.artifacts.manifest import MANIFEST
 from pvlora.vectors.extract import extract_vector
 from tests.helpers import make_adapter
@@ -63,9 +63,9 @@ def test_set_weights_equals_merged_composition(random_base_dir, vecs, tmp_path):
 
 def test_set_weights_rejects_unknown_name_and_nan(random_base_dir, vecs):
     model, _ = pvlora.load_composed(str(random_base_dir), {str(vecs / "helpful"): 1.0})
-    with pytest.raises(ArtifactError, match="no adapter named 'nope'"):
+    with pytest.raises(RequestError, match="no adapter named 'nope'"):
         pvlora.set_weights(model, {"nope": 1.0})
-    with pytest.raises(ArtifactError, match="finite"):
+    with pytest.raises(EtaError, match="finite"):
         pvlora.set_weights(model, {"helpful": float("nan")})
 
 
@@ -130,7 +130,7 @@ def test_non_finite_weight_refused_naming_file_and_tensor(random_base_dir, vecs,
 
 @pytest.mark.parametrize("eta", [float("nan"), float("inf"), "abc"])
 def test_bad_eta_refused(random_base_dir, vecs, tmp_path, eta):
-    with pytest.raises(ArtifactError, match="weight for"):
+    with pytest.raises(EtaError, match="weight for"):
         compose(str(random_base_dir), {str(vecs / "helpful"): eta}, tmp_path / "out")
     _assert_no_output(tmp_path / "out")
 

@@ -9,7 +9,7 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
 from pvlora.artifacts.peft_read import read_adapter
-from pvlora.core.errors import ArtifactError
+from pvlora.core.errors import ArtifactError, ConfigError
 from pvlora.vectors.export import export_gguf, export_vllm, permute_rows
 
 IDS = torch.tensor([[1, 5, 9, 13, 2, 7, 30, 41]])
@@ -28,7 +28,7 @@ def test_vllm_pads_to_the_next_accepted_rank_exactly(random_base_dir, two_vector
     src = two_vectors["helpful"]  # rank 4 + 2 = 6
     m = export_vllm(src, tmp_path / "v")
     cfg = json.loads((tmp_path / "v" / "adapter_config.json").read_text())
-    assert cfg["r"] == 8 and cfg["lora_alpha"] == 8 and m.export["exact_rank"] == 6 and m.export["relative_error"] == 0
+    assert cfg["r"] == 8 and cfg["lora_alpha"] == 8 and m.export.exact_rank == 6 and m.export.relative_error == 0
     assert all(lr.rank == 8 for lr in read_adapter(tmp_path / "v").factors.values())
     torch.testing.assert_close(peft_logits(random_base_dir, tmp_path / "v"), peft_logits(random_base_dir, src),
                                rtol=1e-6, atol=1e-6)
@@ -41,18 +41,18 @@ def test_vllm_compresses_to_a_smaller_rank_and_reports_the_error(random_base_dir
     compose(str(random_base_dir), {two_vectors["helpful"]: 1.0, two_vectors["harmless"]: -0.5}, tmp_path / "mix")
     src = read_adapter(tmp_path / "mix")
     assert max(lr.rank for lr in src.factors.values()) == 11  # 6 + 5: pads to 16 by default
-    with pytest.raises(ArtifactError, match="rank 5 is not one vLLM accepts; choose one of 8, 16"):
+    with pytest.raises(ConfigError, match="rank 5 is not one vLLM accepts; choose one of 8, 16"):
         export_vllm(src.path, tmp_path / "bad", rank=5)
     assert not (tmp_path / "bad").exists()
-    assert export_vllm(src.path, tmp_path / "v16").export["relative_error"] == 0
+    assert export_vllm(src.path, tmp_path / "v16").export.relative_error == 0
     m = export_vllm(src.path, tmp_path / "v8", rank=8)
     # the error is the dense SVD tail beyond rank 8, over all modules (computed here from ΔW itself)
     tail = total = 0.0
     for lr in src.factors.values():
         sv = torch.linalg.svdvals(lr.B.double() @ lr.A.double())
         tail, total = tail + float((sv[8:] ** 2).sum()), total + float((sv ** 2).sum())
-    assert m.export["rank"] == 8 and m.export["exact_rank"] == 11
-    assert m.export["relative_error"] == pytest.approx((tail / total) ** 0.5, rel=1e-6) and tail > 0
+    assert m.export.rank == 8 and m.export.exact_rank == 11
+    assert m.export.relative_error == pytest.approx((tail / total) ** 0.5, rel=1e-6) and tail > 0
     got = read_adapter(tmp_path / "v8").factors
     for k, lr in src.factors.items():  # and the written factors are that best rank-8 approximation
         U, S, Vh = torch.linalg.svd(lr.B.double() @ lr.A.double())

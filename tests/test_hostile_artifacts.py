@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from pvlora.artifacts.peft_read import read_adapter
 from pvlora.config import PreferenceConfig
-from pvlora.core.errors import ArtifactError, ConfigError
+from pvlora.core.errors import ArtifactError, ConfigError, RequestError
 from pvlora.artifacts.hub import build_card, plan_upload, resolve_artifact
 from pvlora.artifacts.manifest import weight_hashes
 from pvlora.vectors.extract import extract_vector
@@ -283,7 +283,7 @@ def test_set_weights_after_an_adapter_is_replaced_through_peft(vec, random_base_
     scales = [m.scaling["harmless"] for m in model.modules() if isinstance(m, LoraLayer) and "harmless" in m.scaling]
     assert scales and all(s == pytest.approx(0.5 * 32 / 4) for s in scales)
     assert pvlora.get_weights(model)["harmless"] == pytest.approx(0.5)
-    with pytest.raises(ArtifactError, match="weights must be a mapping"):
+    with pytest.raises(RequestError, match="weights must be a mapping"):
         pvlora.set_weights(model, [("harmless", 1.0)])
 
 

@@ -79,16 +79,20 @@ def test_unwritable_destination_is_a_one_line_error(tmp_path):
 
 
 def test_huge_or_odd_weights_are_refused_by_value(tmp_path):
-    from pvlora.core.errors import ArtifactError
+    from pvlora.core.errors import ArtifactError, EtaError, RequestError
     from pvlora.steering.load import check_eta
 
-    with pytest.raises(ArtifactError, match=r"weight for 'h' is 1e\+308; \|η\| must be at most 1000"):
+    with pytest.raises(EtaError, match=r"weight for 'h' is 1e\+308; \|η\| must be at most 1000") as err:
         check_eta("h", 1e308)
-    with pytest.raises(ArtifactError, match="must be finite"):
+    assert err.value.field == "h" and isinstance(err.value, RequestError) and not isinstance(err.value, ArtifactError)
+    with pytest.raises(EtaError, match="must be finite"):
         check_eta("h", "nan")
     assert check_eta("h", "-2.5") == -2.5
-    with pytest.raises(ArtifactError, match=r"weight for 'h' is too large; \|η\| must be at most 1000"):
+    with pytest.raises(EtaError, match=r"weight for 'h' is too large; \|η\| must be at most 1000"):
         check_eta("h", 10**400)  # a JSON integer literal too long for a float
+    with pytest.raises(EtaError, match="must be a number") as err:
+        check_eta("h", "lots", field="preference_weights.h")
+    assert err.value.field == "preference_weights.h"
 
 
 def test_eval_vectors_with_a_broken_manifest_name_the_file(tmp_path):

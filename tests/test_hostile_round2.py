@@ -13,7 +13,7 @@ from pvlora.vectors.compose import compose
 from pvlora.config import PreferenceConfig
 from pvlora.data import load_preference_data
 from pvlora.core.errors import ArtifactError, DataError
-from pvlora.artifacts.manifest import Manifest
+from pvlora.artifacts.manifest import AdapterManifest
 from pvlora.vectors.extract import extract_vector
 from tests.helpers import make_adapter
 
@@ -207,7 +207,7 @@ def kinds(random_base_dir, tmp_path_factory):
     d = tmp_path_factory.mktemp("kinds")
     for direction, seed in (("positive", 51), ("negative", 52)):
         make_adapter(random_base_dir, d / f"helpful-{direction}", seed, r=2, lora_alpha=4, target_modules=["q_proj"])
-        Manifest(kind="adapter", preference="helpful", direction=direction).write(d / f"helpful-{direction}")
+        AdapterManifest(preference="helpful", direction=direction).write(d / f"helpful-{direction}")
     make_adapter(random_base_dir, d / "plain", 53, r=2, lora_alpha=4, target_modules=["q_proj"])
     extract_vector(d / "helpful-positive", d / "helpful-negative", d / "helpful")
     compose(str(random_base_dir), {str(d / "helpful"): 0.5}, d / "comp")

@@ -100,3 +100,42 @@ def test_builtin_names_resolve_through_one_registry():
     fp = fingerprint(ModelConfig(name_or_path="tiny", tiny_seed=3), {"model_type": "llama"})
     assert fp["name_or_path"] == made.recorded_as and fp["tiny_seed"] == 3
 
+
+
+def test_each_kind_reads_as_its_own_type_with_typed_records(vec, random_base_dir, tmp_path):
+    from pvlora.artifacts.manifest import AdapterManifest, CompositionManifest, VectorManifest
+    from pvlora.artifacts.records import RecipeEntry
+    from pvlora.vectors.compose import compose
+
+    assert type(Manifest.read(vec)) is VectorManifest and Manifest.read(vec.parent / "pos") is None  # plain PEFT
+    comp = compose(str(random_base_dir), {str(vec): 0.5}, tmp_path / "comp", rank=2)
+    m = Manifest.read(tmp_path / "comp")
+    assert type(m) is CompositionManifest and m == comp and m.recipe() == "helpful=0.5"
+    assert m.vectors == [RecipeEntry(preference="helpful", weight=0.5, path="helpful",
+                                     weights_sha256=Manifest.read(vec).weights_sha256)]
+    assert m.compression.rank == 2 and 0 < m.compression.relative_error < 1
+    assert type(Manifest.from_dict({"preference": "helpful"})) is AdapterManifest  # no kind: as before kinds
+    with pytest.raises(ArtifactError, match="pvlora.json: kind is 'vector', not 'adapter'"):
+        AdapterManifest.from_dict({"kind": "vector"})
+    with pytest.raises(TypeError, match="build an AdapterManifest"):
+        Manifest()
+
+
+def test_fields_of_another_kind_and_old_recipes_are_written_back_as_read():
+    raw = {"kind": "composition", "schema": 1, "preference": "mix", "direction": "positive", "base": None,
+           "vectors": [{"preference": "a", "weight": 1}, {"path": None, "preference": "b", "weight": -0.5,
+                                                          "weights_sha256": None, "note": "kept"}],
+           "metrics": {}, "weights_sha256": {"adapter_model.safetensors": "0" * 64}}
+    m = Manifest.from_dict(json.loads(json.dumps(raw)))
+    assert m.extra == {"direction": "positive"} and m.vectors[1].extra == {"note": "kept"}
+    assert json.dumps(m.to_dict()) == json.dumps(raw)  # same keys, same order, nothing added or lost
+
+
+def test_a_base_is_resolved_once_with_the_fingerprint_training_records(random_base_dir):
+    from pvlora.bases.load import load_base, resolve_base
+    from pvlora.config import ModelConfig
+
+    base = resolve_base(ModelConfig(name_or_path=str(random_base_dir)))
+    assert base.path == str(random_base_dir) and base.config.hidden_size == 32
+    _, _, loaded = load_base(base)  # the fingerprint of the loaded model's own config
+    assert isinstance(base.fingerprint, BaseFingerprint) and base.fingerprint.to_dict() == loaded

@@ -110,18 +110,18 @@ class FakeEvaluator:
 
 @pytest.fixture
 def fake_study(monkeypatch, tmp_path):
-    from pvlora.worlds.smollm2 import checks
+    from pvlora.worlds.smollm2 import demo
 
     FakeEvaluator.calls = []
     vectors = {p: tmp_path / "vectors" / p for p in ("helpful", "harmless", "concise")}
-    monkeypatch.setattr("pvlora.evaluation.evaluator.Evaluator", FakeEvaluator)
-    monkeypatch.setattr("pvlora.bases.load.resolve_base_path", lambda model: "fake-base")
+    monkeypatch.setattr(demo, "Evaluator", FakeEvaluator)  # the names the study calls (imported at its top)
+    monkeypatch.setattr(demo, "resolve_base_path", lambda model: "fake-base")
     monkeypatch.setattr("pvlora.training.dpo.train_all", lambda *a, **k: [])
     monkeypatch.setattr("pvlora.vectors.extract.extract_all", lambda *a, **k: vectors)
     monkeypatch.setattr("pvlora.vectors.inspect.inspect_dirs", lambda dirs: {
         "cosine": [[1.0, 0.1, 0.2], [0.1, 1.0, 0.3], [0.2, 0.3, 1.0]],
         "items": [{"preference": p, "norm": 1.0, "per_layer_norm": {}} for p in vectors]})
-    monkeypatch.setattr(checks, "checks", lambda cfg, root, ev, test, span, tuned: {
+    monkeypatch.setattr(demo, "checks", lambda cfg, root, ev, test, span, tuned: {
         "base": ev.score({}), "control": {"pass": True, "span": span, "spearman": 0.95, "rise_at_largest_eta": 0.5},
         "no_over_refusal": {"pass": False, "weights": tuned["weights"], "test": tuned["test"]},
         "full_vs_positive_only": {"points": []}, "concise": {"alone": ev.score({"concise": 1.0})}})
@@ -179,13 +179,13 @@ def test_a_run_whose_settings_differ_from_the_preregistration_does_not_look(fake
 
 
 def test_a_test_stage_that_crashes_is_logged_all_the_same(fake_study, log, repo, tmp_path, monkeypatch):
-    from pvlora.worlds.smollm2 import checks
+    from pvlora.worlds.smollm2 import demo
     from pvlora.worlds.smollm2.demo import run_study, study_config
 
     def crash(*a, **k):
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(checks, "checks", crash)
+    monkeypatch.setattr(demo, "checks", crash)
     path = commit(repo, pr.draft(pr.run_settings(study_config(tmp_path / "any", None)), "one look"))
     with pytest.raises(RuntimeError):
         run_study(tmp_path / "run", preregistration=path)

@@ -33,13 +33,13 @@ def base_without_template(tmp_path, random_base_dir):
 
 def test_conversational_data_without_template_refused_before_any_weight_loads(base_without_template, tmp_path,
                                                                                monkeypatch):
-    import pvlora.bases.load
+    import pvlora.training.dpo
     from pvlora.training.dpo import train_all
 
     def must_not_load(*a, **k):
         raise AssertionError("model weights were loaded before the chat-template check")
 
-    monkeypatch.setattr(pvlora.bases.load, "load_model", must_not_load)
+    monkeypatch.setattr(pvlora.training.dpo, "load_model", must_not_load)  # as training calls it
     cfg = load_config(None, [f"model.name_or_path={base_without_template}", f"output.dir={tmp_path / 'run'}"])
     with pytest.raises(ConfigError, match=r"no chat template.*model\.chat_template"):
         train_all(cfg, "harmless", "positive")
@@ -330,13 +330,13 @@ def test_gguf_file_must_exist(tmp_path):
 
 
 def test_run_that_dies_before_any_checkpoint_leaves_nothing_to_resume(tmp_path, monkeypatch, tiny_base_dir):
-    import pvlora.bases.load
+    import pvlora.training.dpo
     from pvlora.training.dpo import adapter_dir, partial_dir, train_all
 
     def fail(*a, **k):
         raise RuntimeError("model load failed (simulated)")
 
-    monkeypatch.setattr(pvlora.bases.load, "load_model", fail)
+    monkeypatch.setattr(pvlora.training.dpo, "load_model", fail)  # as training calls it
     cfg = load_config(None, [f"output.dir={tmp_path}"])
     with pytest.raises(RuntimeError, match="simulated"):
         train_all(cfg, "concise", "positive")

@@ -5,7 +5,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import pvlora
-from pvlora.core.errors import ArtifactError
+from pvlora.core.errors import ArtifactError, RequestError
 from pvlora.steering.rowwise import generate, row_weights, rowwise_delta, stack_layer
 from pvlora.vectors.extract import extract_vector
 from tests.helpers import make_adapter
@@ -114,7 +114,7 @@ def test_sampling_runs_with_per_row_weights(model, random_base_dir):
     ([], "non-empty list"),
 ])
 def test_bad_rows_are_refused_before_any_hook(model, rows, match):
-    with pytest.raises(ArtifactError, match=match), row_weights(model, rows):
+    with pytest.raises(RequestError, match=match), row_weights(model, rows):
         pass
     assert not any(m._forward_hooks for m in model.modules())
 
@@ -122,7 +122,7 @@ def test_bad_rows_are_refused_before_any_hook(model, rows, match):
 def test_batch_not_a_multiple_of_the_rows_is_refused(model, random_base_dir):
     with pytest.raises(ArtifactError, match="whole multiple"), torch.no_grad(), row_weights(model, ROWS[:2]):
         model(input_ids=IDS[:3])
-    with pytest.raises(ArtifactError, match="one mapping per prompt: 2 prompts, got 1"):
+    with pytest.raises(RequestError, match="one mapping per prompt: 2 prompts, got 1"):
         generate(model, _tok(random_base_dir), ["a", "b"], [{}], max_new_tokens=2)
 
 
@@ -168,5 +168,5 @@ def test_score_per_row_equals_each_example_alone(model, random_base_dir):
         assert abs(float(got[i]) - float(alone[0])) <= 1e-4, row
     same = score(model, tok, ["a b c"] * 2, ["d e"] * 2, [ROWS[0], ROWS[1]])
     assert abs(float(same[0] - same[1])) > 1e-3  # the mixes matter
-    with pytest.raises(ArtifactError, match="one completion and one weights mapping per prompt: 2 prompts, 1"):
+    with pytest.raises(RequestError, match="one completion and one weights mapping per prompt: 2 prompts, 1"):
         score(model, tok, ["a", "b"], ["c"], [{}, {}])

@@ -93,6 +93,20 @@ def test_bad_requests_get_a_400_and_leave_others_alone(server, make, status, nee
     assert code == 200 and ok["choices"][0]["message"]["content"] is not None
 
 
+@pytest.mark.parametrize("make, param", [
+    (lambda: body("hi", {"helpful": "lots"}), "preference_weights.helpful"),
+    (lambda: body("hi", {"harmless": 1e6}), "preference_weights.harmless"),
+    (lambda: body("hi", {"helpfull": 1.0}), "preference_weights"),
+    (lambda: body("hi", max_tokens=9), "max_tokens"),
+    (lambda: body("word " * 60), "messages"),
+    (lambda: body("hi", n=2), "n"),
+])
+def test_a_bad_value_gets_a_400_naming_its_field(server, make, param):
+    url, *_ = server
+    code, r = post(url, make())
+    assert code == 400 and r["error"]["type"] == "invalid_request_error" and r["error"]["param"] == param, r
+
+
 def test_a_bad_request_in_a_concurrent_burst_does_not_touch_the_good_ones(server):
     url, model, tok, _ = server
     reqs = [body("a b c", {"helpful": 2.0}), body("hi", {"nope": 1.0}), body("one two", {"harmless": -1.0})]
@@ -186,9 +200,9 @@ def test_models_lists_the_default_mix(server):
 
 
 def test_settings_are_checked_before_loading(random_base_dir, two_vectors):
-    from pvlora.core.errors import ArtifactError
+    from pvlora.core.errors import ConfigError
 
-    with pytest.raises(ArtifactError, match="max_batch must be at least 1"):
+    with pytest.raises(ConfigError, match="max_batch must be at least 1"):
         load(ServeSettings(base=str(random_base_dir), vectors={two_vectors["helpful"]: 1.0}, max_batch=0))
-    with pytest.raises(ArtifactError, match="at least one vector"):
+    with pytest.raises(ConfigError, match="at least one vector"):
         load(ServeSettings(base=str(random_base_dir), vectors={}))

@@ -20,7 +20,7 @@ pytestmark = [
 def test_smollm2_pipeline_on_real_hh_rows(tmp_path):
     from pvlora.vectors.compose import compose
     from pvlora.config import PreferenceConfig, load_config
-    from pvlora.core.errors import ArtifactError
+    from pvlora.core.errors import ArtifactError, EtaError
     from pvlora.steering.generate import generate
     from pvlora.steering.load import load_composed, set_weights
     from pvlora.training.dpo import adapter_dir, train_all
@@ -60,7 +60,7 @@ def test_smollm2_pipeline_on_real_hh_rows(tmp_path):
     # bad inputs: a vector for another base, a non-finite weight, a missing local path
     with pytest.raises(ArtifactError):
         compose("tiny", {str(vec): 1.0}, tmp_path / "wrong-base")
-    with pytest.raises(ArtifactError, match="finite"):
+    with pytest.raises(EtaError, match="finite"):
         set_weights(model, {"harmless": math.nan})
     with pytest.raises(ArtifactError, match="no such directory"):
         compose("smollm2-135m", {str(tmp_path / "vectors" / "missing"): 1.0}, tmp_path / "x")

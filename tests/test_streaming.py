@@ -67,11 +67,14 @@ def _events(submit, include_usage=False) -> list:
 def test_chat_chunks_relay_pieces_from_the_worker_thread_in_order_then_finish():
     import threading
 
+    from pvlora.serving.batcher import Completion
+
     def submit(job):  # as the batcher does: pieces from its own thread, then the result
         def work():
             for piece in ["Hel", "lo", " there"]:
                 job.stream(piece)
-            job.future.set_result({"finish_reason": "length", "prompt_tokens": 3, "completion_tokens": 8})
+            job.future.set_result(Completion(text="Hello there", prompt_tokens=3, completion_tokens=8,
+                                             finish_reason="length"))
 
         threading.Thread(target=work).start()
         return job.future

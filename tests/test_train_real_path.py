@@ -77,12 +77,12 @@ def test_qlora_adapter_moves_like_fp32_at_paper_lr(tmp_path, monkeypatch, tiny_b
 
 
 def test_crash_in_heldout_pass_keeps_the_trained_adapter(tmp_path, monkeypatch, tiny_base_dir):
-    import pvlora.steering.logprobs as acc
+    import pvlora.training.dpo as T
 
     def oom(*a, **k):
         raise RuntimeError("CUDA out of memory (simulated)")
 
-    monkeypatch.setattr(acc, "adapter_and_base_accuracy", oom)
+    monkeypatch.setattr(T, "adapter_and_base_accuracy", oom)  # the held-out pass as train_one calls it
     lines = []
     cfg = load_config(None, [f"output.dir={tmp_path}", "dpo.max_steps=4", "preferences.concise.limit=64"])
     with pytest.raises(RuntimeError, match="out of memory"):

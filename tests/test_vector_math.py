@@ -98,10 +98,10 @@ def test_compression_matches_eckart_young(random_base_dir, adapters, tmp_path):
         assert abs(actual - optimal) <= 1e-5 * max(1.0, float(torch.linalg.norm(dense)))
         err2 += optimal**2
         tot2 += float((s**2).sum())
-        key = next(m for m in manifest.compression["per_module_relative_error"] if m.endswith(name))
-        assert manifest.compression["per_module_relative_error"][key] == pytest.approx(
+        key = next(m for m in manifest.compression.per_module_relative_error if m.endswith(name))
+        assert manifest.compression.per_module_relative_error[key] == pytest.approx(
             optimal / float(torch.linalg.norm(dense)), abs=1e-5)
-    assert manifest.compression["relative_error"] == pytest.approx((err2 / tot2) ** 0.5, abs=1e-5)
+    assert manifest.compression.relative_error == pytest.approx((err2 / tot2) ** 0.5, abs=1e-5)
     assert json.loads((tmp_path / "vec" / "adapter_config.json").read_text())["r"] == k
 
 

@@ -1,13 +1,13 @@
 """Which base an artifact was made on, and whether artifacts can be used together: one place decides.
 
 :func:`check_compatible` is the one check before vectors are combined with each other or applied
-to a base; it compares the :class:`~pvlora.artifacts.manifest.BaseFingerprint` each manifest records.
+to a base; it compares the :class:`~pvlora.artifacts.fingerprint.BaseFingerprint` each manifest records.
 """
 
 from __future__ import annotations
 
 from pvlora.core.errors import ArtifactError
-from pvlora.artifacts.manifest import BaseFingerprint
+from pvlora.artifacts.fingerprint import BaseFingerprint
 
 PEFT_PREFIX = "base_model.model."  # PEFT's state-dict keys: this + the base model's module name
 

@@ -16,9 +16,19 @@ from typing import Any
 from pvlora.artifacts.peft_read import read_adapter
 from pvlora.artifacts.atomic import atomic_dir
 from pvlora.core.errors import ArtifactError
-from pvlora.artifacts.safe_read import MAX_WEIGHT_BYTES, portable_command, read_json, regular_file
+from pvlora.artifacts.safe_read import MAX_WEIGHT_BYTES, portable, portable_command, read_json, read_text, regular_file
 from pvlora.artifacts.locate import REPO_RE, parse_repo_spec, resolve_artifact
-from pvlora.artifacts.manifest import ADAPTER_CONFIG, MANIFEST, SAFE_WEIGHTS, Manifest, is_number
+from pvlora.artifacts.manifest import (
+    ADAPTER_CONFIG,
+    MANIFEST,
+    SAFE_WEIGHTS,
+    AdapterManifest,
+    CompositionManifest,
+    Manifest,
+    VectorManifest,
+)
+from pvlora.artifacts.records import is_number
+from pvlora.core import registry as builtins
 
 UPLOAD_FILES = (ADAPTER_CONFIG, SAFE_WEIGHTS, MANIFEST, "README.md", "pvlora-config.yaml", "eval.json",
                 "chat_template.jinja")
@@ -37,7 +47,9 @@ def _recommended_eta(manifest: Manifest) -> str:
 
 def _datasets(manifest: Manifest) -> list[str]:
     sources = []
-    for data in [manifest.data, *(s.get("data") for s in manifest.sources.values())]:
+    own = [manifest.data] if isinstance(manifest, AdapterManifest) else []
+    made_from = manifest.sources.values() if isinstance(manifest, VectorManifest) else []
+    for data in [*own, *(s.get("data") for s in made_from)]:
         src = data.get("source") if isinstance(data, dict) else None
         if src and REPO_RE.match(src) and not Path(src).exists():
             sources.append(src)
@@ -61,10 +73,11 @@ def build_card(directory: Path, repo_id: str):
 
     from huggingface_hub import ModelCard, ModelCardData
 
-    manifest = Manifest.read(directory) or Manifest()
+    manifest = Manifest.read(directory) or AdapterManifest()  # a plain PEFT adapter
     kind, pref = manifest.kind, manifest.preference
+    direction = manifest.direction if isinstance(manifest, AdapterManifest) else None
+    low_rank = manifest if isinstance(manifest, (VectorManifest, CompositionManifest)) else None
     base = manifest.base.name_or_path if manifest.base else None
-    from pvlora.core import registry as builtins
 
     made_here = any(base == builtins.get("base", n).recorded_as for n in builtins.names("base"))
     on_hub = bool(base) and not made_here and bool(REPO_RE.match(base)) and not Path(base).exists()
@@ -77,20 +90,20 @@ def build_card(directory: Path, repo_id: str):
     lines = [
         f"# {repo_id.split('/')[-1]}", "",
         f"A pvlora **{kind}**" + (f" for the preference **{pref}**" if pref else "")
-        + (f" ({manifest.direction} direction)" if manifest.direction else "")
+        + (f" ({direction} direction)" if direction else "")
         + f", stored as a plain PEFT LoRA adapter{' for ' + base if base else ''}.", "",
         "pvlora trains each preference as two DPO LoRA adapters (on the preference data and on its reversal); "
         "the preference vector is their difference φ = ΔW+ − ΔW−, and a model is steered by "
         "θ = θ_base + Σ η_p·φ_p with weights η chosen at test time.", "",
         "| field | value |", "|---|---|",
-        f"| kind | {kind} |", f"| preference | {pref or '-'} |", f"| direction | {manifest.direction or '-'} |",
-        f"| base model | {base or '-'} |", f"| rank | {manifest.rank or '-'} |",
+        f"| kind | {kind} |", f"| preference | {pref or '-'} |", f"| direction | {direction or '-'} |",
+        f"| base model | {base or '-'} |", f"| rank | {(low_rank and low_rank.rank) or '-'} |",
         f"| recommended η | {_recommended_eta(manifest)} |",
     ]
-    if manifest.vectors:
+    if isinstance(manifest, CompositionManifest) and manifest.vectors:
         lines.append("| recipe | " + manifest.recipe() + " |")
-    if manifest.compression:
-        lines.append(f"| compression error | {manifest.compression['relative_error']:.3g} (relative Frobenius) |")
+    if low_rank and low_rank.compression:
+        lines.append(f"| compression error | {low_rank.compression.relative_error:.3g} (relative Frobenius) |")
     evaluation = directory / "eval.json"
     if evaluation.exists() or evaluation.is_symlink():
         ev = read_json(evaluation)
@@ -156,8 +169,6 @@ def shareable_config(path: Path) -> str:
     """The run's config as uploaded: every absolute or home-relative path in it (data sources, output
     directory, a local base) reduced to its last component, so no local layout leaves the machine."""
     import yaml
-
-    from pvlora.artifacts.safe_read import portable, read_text
 
     def walk(v):
         if isinstance(v, dict):

@@ -24,16 +24,16 @@ from pvlora.artifacts.integrity import verify_hashes
 from pvlora.artifacts.locate import resolve_artifact
 from pvlora.core.eta import check_eta
 from pvlora.core.lora_math import Factors, check_finite, from_lora
+from pvlora.artifacts.fingerprint import BaseFingerprint
 from pvlora.artifacts.manifest import (
     ADAPTER_CONFIG,
     PICKLE_WEIGHTS,
     SAFE_WEIGHTS,
     VECTOR_KINDS,
-    BaseFingerprint,
     Manifest,
     check_kind,
-    is_number,
 )
+from pvlora.artifacts.records import is_number
 
 _KEY_RE = re.compile(r"^(?P<module>.+)\.lora_(?P<ab>[AB])(?:\.[^.]+)?\.weight$")
 MAX_ALPHA = 1e6  # lora_alpha and alpha_pattern values: real adapters use up to about 1e3

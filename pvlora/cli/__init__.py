@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pvlora import __version__
 from pvlora.cli import evaluation, judging, serving, sharing, training, vectors
 from pvlora.cli.base import Command, UsageError
+from pvlora.artifacts.safe_read import portable_command
+from pvlora.core.errors import PvloraError
 
 EPILOG = """\
 typical session (the built-in tiny model, on a CPU):
@@ -123,12 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     if not a.command:
         parser.print_help()
         return 1
-    from pvlora.core.errors import PvloraError
 
     _quiet_libraries()
     import shlex
-
-    from pvlora.artifacts.safe_read import portable_command
 
     # recorded in every manifest the command writes (passed explicitly to the library)
     a.recorded = "pvlora " + shlex.join(portable_command(sys.argv[1:] if argv is None else argv))

@@ -7,10 +7,15 @@ from pathlib import Path
 
 from pvlora.cli.base import Command, add_config, add_overwrite, add_vectors
 from pvlora.core.errors import ConfigError
+from pvlora.artifacts.atomic import atomic_file, check_output
+from pvlora.cli.grammar import grid, weights as parse_weights
+from pvlora.config import load_config
+from pvlora.evaluation.prompt_sets import prompt_set, scorer_gaps
+from pvlora.evaluation.test_log import log_path
+from pvlora.evaluation.tune import parse_constraint, tune
 
 
 def _setup(a):
-    from pvlora.config import load_config
     from pvlora.evaluation.evaluator import find_vectors
 
     cfg = load_config(a.config, a.overrides)
@@ -20,15 +25,11 @@ def _setup(a):
 
 def _check_out(a) -> None:
     """``--out FILE``: the output rule (:func:`pvlora.artifacts.atomic.check_output`), before any work."""
-    from pvlora.artifacts.atomic import check_output
-
     if a.out:
         check_output(a.out, a.overwrite, "file", flag="--out")
 
 
 def _write_json(path: str, obj) -> None:
-    from pvlora.artifacts.atomic import atomic_file
-
     with atomic_file(Path(path)) as fh:  # all of it or, if interrupted, the old file untouched
         fh.write(json.dumps(obj, indent=2) + "\n")
 
@@ -43,8 +44,6 @@ def _demo_args(p) -> None:
 
 
 def cmd_demo(a) -> int:
-    from pvlora.artifacts.atomic import check_output
-
     if a.hh_rlhf and a.base != "smollm2":
         raise ConfigError("--hh-rlhf belongs to --base smollm2 (the tiny demo uses its own toy data)")
     out = a.out or ("pvlora-demo-smollm2" if a.base == "smollm2" else "pvlora-demo")
@@ -80,10 +79,7 @@ def _eval_args(p) -> None:
 
 
 def cmd_eval(a) -> int:
-    from pvlora.cli.grammar import weights as parse_weights
     from pvlora.evaluation.evaluator import Evaluator
-    from pvlora.evaluation.prompt_sets import prompt_set, scorer_gaps
-    from pvlora.evaluation.test_log import log_path
 
     _check_out(a)
     weights = parse_weights(a.weights)
@@ -127,8 +123,6 @@ def _sweep_args(p) -> None:
 
 
 def cmd_sweep(a) -> int:
-    from pvlora.artifacts.atomic import check_output
-    from pvlora.cli.grammar import grid
     from pvlora.evaluation.sweep import render_table, sweep
 
     grids = grid(a.grid)
@@ -157,7 +151,6 @@ def _tune_args(p) -> None:
 
 def cmd_tune(a) -> int:
     from pvlora.evaluation.evaluator import Evaluator
-    from pvlora.evaluation.tune import parse_constraint, tune
 
     _check_out(a)
     cfg, vectors = _setup(a)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from pvlora.cli.base import Command, add_overwrite, raw
+from pvlora.artifacts.atomic import check_output
+from pvlora.core.judges import JUDGE_VERSION
+from pvlora.evaluation.judging import judge_file
 
 DESCRIPTION = """\
 Label each response of a JSON Lines file with one of four outcomes, by readable rules
@@ -50,10 +53,6 @@ def _judge_args(p) -> None:
 
 
 def cmd_judge(a) -> int:
-    from pvlora.artifacts.atomic import check_output
-    from pvlora.core.judges import JUDGE_VERSION
-    from pvlora.evaluation.judging import judge_file
-
     check_output(a.out, a.overwrite, "file", inputs=(a.inp,), flag="--out")  # before reading a row
     counts = judge_file(a.inp, a.out, overwrite=a.overwrite, explain=a.explain, extra=a.pattern)
     total = sum(counts.values())

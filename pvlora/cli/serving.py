@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from pvlora.cli.base import Command, raw
+from pvlora.cli.grammar import vector_specs
+from pvlora.serving.app import ServeSettings, serve
 
 
 def _serve_args(p) -> None:
@@ -22,9 +24,6 @@ def _serve_args(p) -> None:
 
 
 def cmd_serve(a) -> int:
-    from pvlora.cli.grammar import vector_specs
-    from pvlora.serving.app import ServeSettings, serve
-
     vectors = vector_specs(a.vector, default=0.0)
     serve(ServeSettings(base=a.base, vectors=vectors, host=a.host, port=a.port, max_batch=a.max_batch,
                         max_wait_ms=a.max_wait_ms, max_tokens=a.max_tokens, max_prompt_tokens=a.max_prompt_tokens,

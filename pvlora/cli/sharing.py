@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pvlora.cli.base import Command, add_overwrite
+from pvlora.artifacts.atomic import check_output
 
 
 def _push_args(p) -> None:
@@ -35,7 +36,6 @@ def _pull_args(p) -> None:
 
 
 def cmd_pull(a) -> int:
-    from pvlora.artifacts.atomic import check_output
     from pvlora.artifacts.hub import pull
 
     if a.out:  # before the download

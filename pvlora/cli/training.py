@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 
 from pvlora.cli.base import Command, UsageError, add_config, add_overwrite
+from pvlora.artifacts.atomic import atomic_file, check_output
+from pvlora.config import load_config
+from pvlora.data import load_preference_data
 
 
 def _data_args(p) -> None:
@@ -19,10 +22,6 @@ def _data_args(p) -> None:
 
 
 def cmd_data(a) -> int:
-    from pvlora.artifacts.atomic import check_output
-    from pvlora.config import load_config
-    from pvlora.data import load_preference_data
-
     cfg = load_config(a.config, a.overrides)
     pref = cfg.preference(a.preference)
     if a.export:
@@ -38,8 +37,6 @@ def cmd_data(a) -> int:
         for k in ("prompt", "chosen", "rejected"):
             print(f"{k}: {_short(pair[k])}")
     if a.export:
-        from pvlora.artifacts.atomic import atomic_file
-
         with atomic_file(Path(a.export)) as fh:
             for pair in data.train:
                 fh.write(json.dumps(pair, ensure_ascii=False) + "\n")
@@ -62,8 +59,6 @@ def _sft_args(p) -> None:
 
 
 def cmd_sft(a) -> int:
-    from pvlora.artifacts.atomic import check_output
-    from pvlora.config import load_config
     from pvlora.training.sft import run_sft, sft_dirs
 
     cfg = load_config(a.config, a.overrides)
@@ -88,8 +83,6 @@ def _train_args(p) -> None:
 
 
 def cmd_train(a) -> int:
-    from pvlora.artifacts.atomic import check_output
-    from pvlora.config import load_config
     from pvlora.training.dpo import train_all
 
     cfg = load_config(a.config, a.overrides)

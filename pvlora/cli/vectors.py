@@ -6,6 +6,8 @@ import json
 import sys
 
 from pvlora.cli.base import Command, UsageError, add_allow_pickle, add_overwrite, raw
+from pvlora.artifacts.atomic import check_output
+from pvlora.cli.grammar import vector_specs
 
 
 def _extract_args(p) -> None:
@@ -20,7 +22,6 @@ def _extract_args(p) -> None:
 
 
 def cmd_extract(a) -> int:
-    from pvlora.artifacts.atomic import check_output
     from pvlora.vectors.extract import extract_vector
 
     if not a.negative and not a.positive_only:
@@ -29,7 +30,7 @@ def cmd_extract(a) -> int:
     m = extract_vector(a.positive, a.negative, a.out, rank=a.rank, positive_only=a.positive_only,
                        overwrite=a.overwrite, allow_pickle=a.allow_pickle, preference=a.preference,
                        command=a.recorded)
-    extra = f", relative error {m.compression['relative_error']:.3g}" if m.compression else ""
+    extra = f", relative error {m.compression.relative_error:.3g}" if m.compression else ""
     print(f"[pvlora] vector {m.preference}: rank {m.rank} (exact {m.exact_rank}){extra}, ‖φ‖_F {m.norm:.4g} -> {a.out}")
     return 0
 
@@ -51,8 +52,6 @@ def _compose_args(p) -> None:
 
 
 def cmd_compose(a) -> int:
-    from pvlora.artifacts.atomic import check_output
-    from pvlora.cli.grammar import vector_specs
     from pvlora.vectors.compose import compose
 
     if a.dtype and not a.merge:
@@ -93,7 +92,6 @@ def _export_args(p) -> None:
 
 
 def cmd_export(a) -> int:
-    from pvlora.artifacts.atomic import check_output
     from pvlora.vectors.export import export_gguf, export_vllm
 
     # gguf: one file, written by export_gguf itself; checked here before the base config is read
@@ -103,8 +101,8 @@ def cmd_export(a) -> int:
         if a.base:
             raise UsageError("--base applies to --format gguf only")
         e = export_vllm(a.src, a.out, rank=a.rank, overwrite=a.overwrite, command=a.recorded).export
-        how = "exact, zero-padded" if e["rank"] >= e["exact_rank"] else f"compressed, relative error {e['relative_error']:.3g}"
-        print(f"[pvlora] {a.src} (rank {e['exact_rank']}) -> {a.out}: PEFT adapter of rank {e['rank']} ({how})")
+        how = "exact, zero-padded" if e.rank >= e.exact_rank else f"compressed, relative error {e.relative_error:.3g}"
+        print(f"[pvlora] {a.src} (rank {e.exact_rank}) -> {a.out}: PEFT adapter of rank {e.rank} ({how})")
     else:
         if a.rank:
             raise UsageError("--rank applies to --format vllm only (a GGUF adapter keeps the exact rank)")

@@ -12,6 +12,7 @@ from pvlora.data.formats import FORMATS
 from pvlora.data.sft import SFT_FORMATS as SFT_PARSERS
 from pvlora.core.errors import ConfigError
 from pvlora.core.names import NAME_RE, check_name  # noqa: F401  (NAME_RE: re-exported by pvlora.config)
+from pvlora.core.chat_templates import resolve_chat_template
 
 Direction = Literal["positive", "negative"]
 # from the registries: a format registered in pvlora.data.formats, or a built-in world's own data
@@ -50,8 +51,6 @@ class ModelConfig:
         if not self.name_or_path:
             raise ConfigError("model.name_or_path must not be empty")
         if self.chat_template is not None:
-            from pvlora.core.chat_templates import resolve_chat_template
-
             resolve_chat_template(self.chat_template)  # unknown name or unreadable file: fail at config time
 
 

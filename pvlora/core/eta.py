@@ -6,23 +6,25 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pvlora.core.errors import ArtifactError
+from pvlora.core.errors import EtaError
 
 MAX_ETA = 1000.0
 
 
-def check_eta(name: str, eta: Any) -> float:
-    """η as a float: a finite number of at most MAX_ETA in size, or an error naming the vector."""
+def check_eta(name: str, eta: Any, field: str | None = None) -> float:
+    """η as a float: a finite number of at most MAX_ETA in size, or an :class:`EtaError` naming the
+    vector (its ``field`` is ``field``, by default ``name``: where the caller's input holds the value)."""
+    field = name if field is None else field
     try:
         value = float(eta)
     except OverflowError:  # an integer too large for a float (a long JSON literal)
-        raise ArtifactError(f"weight for {name!r} is too large; |η| must be at most {MAX_ETA:g}") from None
+        raise EtaError(f"weight for {name!r} is too large; |η| must be at most {MAX_ETA:g}", field) from None
     except (TypeError, ValueError):
-        raise ArtifactError(f"weight for {name!r} must be a number, got {eta!r:.60}") from None
+        raise EtaError(f"weight for {name!r} must be a number, got {eta!r:.60}", field) from None
     if not math.isfinite(value):
-        raise ArtifactError(f"weight for {name!r} must be finite, got {eta!r}")
+        raise EtaError(f"weight for {name!r} must be finite, got {eta!r}", field)
     if abs(value) > MAX_ETA:  # far past where any model degrades; large enough values overflow fp32 factors
-        raise ArtifactError(f"weight for {name!r} is {value:g}; |η| must be at most {MAX_ETA:g} "
-                            "(useful weights are about -3 to 3)")
+        raise EtaError(f"weight for {name!r} is {value:g}; |η| must be at most {MAX_ETA:g} "
+                       "(useful weights are about -3 to 3)", field)
     return value
 

@@ -13,6 +13,9 @@ from pvlora.data.sources import iter_rows
 from pvlora.core.errors import DataError
 from pvlora.artifacts.safe_read import portable
 from pvlora.core.seeded import permutation
+from pvlora.core import registry as builtins
+from pvlora.core.judges import pattern_judge
+from pvlora.data.sft import SFT_FORMATS
 
 if TYPE_CHECKING:  # config imports the format registry from this package
     from pvlora.config import PreferenceConfig
@@ -56,8 +59,6 @@ def _last_text(side: str | list[dict[str, str]]) -> str:
 def keep_rule(name: str):
     """A named pair filter (config ``preferences[].keep``)."""
     if name == "refusal_contrast":
-        from pvlora.core.judges import pattern_judge
-
         judge = pattern_judge()
         return lambda p: judge(_last_text(p["chosen"]))["refusal"] and not judge(_last_text(p["rejected"]))["refusal"]
     raise DataError(f"unknown keep rule {name!r}")
@@ -121,15 +122,12 @@ def _source_pairs(pref: PreferenceConfig, where: str | None = None) -> tuple[lis
 
 def builtin_world(source: str, fmt: str, kind: str) -> str | None:
     """The built-in world a source names (``source: toy``, or the format of that name), else None."""
-    from pvlora.core import registry as builtins
-
     return next((n for n in (source, fmt) if builtins.has(kind, n)), None)
 
 
 def load_preference_data(pref: PreferenceConfig, direction: str = "positive", seed: int = 0) -> PreferenceData:
     if direction not in ("positive", "negative"):
         raise DataError(f"direction must be 'positive' or 'negative', got {direction!r}")
-    from pvlora.core import registry as builtins
 
     world = builtin_world(pref.source, pref.format, "preference_data")
     if world is not None:  # a built-in world makes its own pairs and its own held-out split
@@ -161,9 +159,6 @@ def load_preference_data(pref: PreferenceConfig, direction: str = "positive", se
 def load_sft_examples(source: str, fmt: str, split: str = "train", subset: str | None = None,
                       limit: int | None = None, seed: int = 0) -> tuple[list[dict[str, Any]], int, Counter]:
     """(examples, rows read, drop counts) for the configured SFT data."""
-    from pvlora.core import registry as builtins
-    from pvlora.data.sft import SFT_FORMATS
-
     world = builtin_world(source, fmt, "sft_data")
     if world is not None:
         examples = builtins.get("sft_data", world)(seed)

@@ -10,6 +10,13 @@ from pvlora.config import ExperimentConfig
 from pvlora.core.errors import ConfigError
 from pvlora.evaluation.prompt_sets import PromptSet, prompt_set
 from pvlora.evaluation.scorers import EvalBatch, EvalContext, get_scorer
+from pvlora.artifacts.manifest import Manifest
+from pvlora.core import registry as builtins
+from pvlora.core.judges import pattern_judge
+from pvlora.core.seeded import heldout_sample
+from pvlora.data import load_preference_data
+from pvlora.evaluation.test_log import append_test_run, sha256_file, sha256_json
+from pvlora.steering.scales import get_weights, set_weights
 
 
 def find_vectors(directory: str | Path) -> dict[str, Path]:
@@ -21,8 +28,6 @@ def find_vectors(directory: str | Path) -> dict[str, Path]:
     out: dict[str, Path] = {}
     for d in sorted(directory.iterdir()):
         if d.is_dir() and (d / "pvlora.json").exists():
-            from pvlora.artifacts.manifest import Manifest
-
             meta = Manifest.read(d)  # names the file when it is not valid JSON
             if meta.kind == "vector" and meta.method == "difference":
                 out[meta.preference or d.name] = d
@@ -68,11 +73,8 @@ class Evaluator:
         self.scorers = [get_scorer(s) for s in cfg.eval.scorers]
         self.model, self.tok = load_composed(cfg.model.name_or_path, {str(p): 0.0 for p in vectors.values()},
                                              revision=cfg.model.revision)
-        from pvlora.steering.scales import get_weights
 
         self.names = list(get_weights(self.model))  # adapter names = preference names
-        from pvlora.core import registry as builtins
-        from pvlora.core.judges import pattern_judge
 
         # a built-in world with exact ground truth judges with it; real output, with the patterns
         own = builtins.has("judge", cfg.eval.prompts)
@@ -82,9 +84,6 @@ class Evaluator:
             judge=builtins.get("judge", cfg.eval.prompts)() if own else pattern_judge(cfg.eval.refusal_patterns),
         )
         if any(s.name == "preference_accuracy" for s in self.scorers):
-            from pvlora.data import load_preference_data
-            from pvlora.core.seeded import heldout_sample
-
             # the same cap (train.heldout_max_pairs) and the same seeded pairs as training scored
             self.context.heldout_pairs = {
                 p.name: heldout_sample(load_preference_data(p, "positive", cfg.seed).heldout, cfg.train.heldout_max_pairs,
@@ -110,8 +109,6 @@ class Evaluator:
 
     def _log_test_look(self, eta: dict[str, float], scores: dict[str, float]) -> None:
         """One line of the test log for one scored point of a sealed set."""
-        from pvlora.evaluation.test_log import append_test_run, sha256_file, sha256_json
-
         ps, package = self.prompt_set, Path(__file__).resolve().parents[1]
         cfg = self.cfg.to_dict()
         cfg.get("output", {}).pop("dir", None)  # where it writes changes no figure
@@ -127,7 +124,6 @@ class Evaluator:
 
     def score(self, weights: dict[str, float]) -> dict[str, float]:
         from pvlora.steering.generate import generate
-        from pvlora.steering.scales import set_weights
 
         unknown = set(weights) - set(self.names)
         if unknown:

@@ -32,6 +32,11 @@ from typing import Any
 
 from pvlora.artifacts.safe_read import parse_json
 from pvlora.core.errors import ConfigError, DataError
+from pvlora.core import registry as builtins
+from pvlora.core.seeded import permutation
+from pvlora.data.public_sets import PUBLIC_SETS, public_set
+from pvlora.evaluation.scorers import get_scorer
+from pvlora.evaluation.test_log import sha256_json
 
 KINDS = ("harmful", "benign")
 ROLES = ("system", "user", "assistant")
@@ -50,8 +55,6 @@ class PromptSet:
     sealed: str | None = None  # why scoring it is a look at a test set (None: it is not)
 
     def sha256(self) -> str:
-        from pvlora.evaluation.test_log import sha256_json
-
         return sha256_json(self.rows)
 
 
@@ -120,7 +123,6 @@ def _half(rows: list[dict[str, Any]], split: str) -> list[dict[str, Any]]:
     """A seeded half of a file's rows: validation the first half of a fixed shuffle, test the rest."""
     if split == "all":
         return rows
-    from pvlora.core.seeded import permutation
 
     order = permutation(len(rows), 0)
     keep = set(order[: len(rows) // 2]) if split == "validation" else set(order[len(rows) // 2:])
@@ -133,8 +135,6 @@ def prompt_set(spec: str, split: str = "all", *, test_set: bool = False) -> Prom
     a file a test set. A test set asked for a half is refused (:class:`ConfigError`)."""
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-    from pvlora.core import registry as builtins
-    from pvlora.data.public_sets import PUBLIC_SETS, public_set
 
     if builtins.has("prompts", spec):
         if test_set:
@@ -161,8 +161,6 @@ def scorer_gaps(names: list[str], rows: list[dict[str, Any]]) -> dict[str, str]:
     """{scorer: what the rows lack for it} for the scorers of ``names`` that cannot score ``rows``:
     a rate over a kind (and style) of prompt the rows have none of, or ``heldout_nll`` without any
     ``reference`` answer."""
-    from pvlora.evaluation.scorers import get_scorer
-
     kinds = {(r.get("kind"), r.get("style")) for r in rows}
     out = {}
     for name in names:

@@ -12,6 +12,9 @@ from tqdm.auto import tqdm
 
 from pvlora.core.errors import ConfigError
 from pvlora.evaluation.grid import DEFAULT_GRID, grid_points, pareto_front
+from pvlora.artifacts.atomic import atomic_dir
+from pvlora.evaluation.evaluator import Evaluator
+from pvlora.evaluation.scorers import get_scorer
 
 
 def run_points(evaluator, points: list[dict[str, float]], desc: str = "sweep") -> list[dict[str, Any]]:
@@ -99,10 +102,6 @@ def sweep(cfg, vectors: dict[str, Path], grids: dict[str, list[float]], out: str
     ``evaluator``: an already loaded :class:`~pvlora.evaluation.evaluator.Evaluator` to reuse (its points
     scored so far are not scored again); ``axes``: the (x, y) scorers of the trade-off plot (default:
     compliance_benign vs refusal_harmful when both are scored)."""
-    from pvlora.artifacts.atomic import atomic_dir
-    from pvlora.evaluation.evaluator import Evaluator
-    from pvlora.evaluation.scorers import get_scorer
-
     unknown = set(grids) - set(vectors)
     if unknown:
         raise ConfigError(f"the grid names {sorted(unknown)} but vectors exist only for {', '.join(vectors)}")

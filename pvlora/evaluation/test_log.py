@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pvlora.core.errors import ConfigError
+from pvlora.artifacts.safe_read import cache_root
 
 LOG_ENV = "PVLORA_TEST_LOG"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +43,6 @@ def log_path() -> Path:
         return Path(os.environ[LOG_ENV]).expanduser()
     if in_checkout():
         return REPO_LOG
-    from pvlora.artifacts.safe_read import cache_root
 
     return cache_root() / "test_log.jsonl"
 

@@ -18,6 +18,7 @@ runs in one worker thread fed by a queue, so the event loop never blocks on a fo
 # annotation at run time, and the model class is local to build_app (pydantic stays an optional import).
 import asyncio
 import contextlib
+import logging
 import threading
 import time
 import uuid
@@ -26,8 +27,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from pvlora.serving.batcher import Batcher, Job, complete  # noqa: F401  (complete: part of this module's API)
-from pvlora.core.errors import ArtifactError, PvloraError
+from pvlora.core.errors import ConfigError, PvloraError, RequestError
+from pvlora.core.eta import check_eta
+from pvlora import __version__
+from pvlora.serving.streaming import chat_chunks
+from pvlora.steering.scales import get_weights
 
+logger = logging.getLogger(__name__)
 INSTALL = "pip install 'pvlora[serve]'  (FastAPI and uvicorn)"
 # A prompt of more characters than this per allowed token is over the limit for any vocabulary whose
 # tokens are shorter (SmolLM2's longest is 81 characters), so it is refused before tokenising.
@@ -62,7 +68,6 @@ def build_app(model, tok, settings: ServeSettings, name: str | None = None):
     from typing import Literal
 
     from pvlora.steering.logprobs import prompt_text
-    from pvlora.steering.scales import get_weights
 
     default = get_weights(model)  # the server's mix: η per loaded vector name
     served = name or str(settings.base)
@@ -100,6 +105,10 @@ def build_app(model, tok, settings: ServeSettings, name: str | None = None):
         where = ".".join(str(x) for x in first.get("loc", ()) if x != "body") or "body"
         return error(400, f"{where}: {first.get('msg', 'invalid')}", where)
 
+    @app.exception_handler(RequestError)  # a request's value: the 400 names its field (OpenAI's "param")
+    async def bad_field(request: Request, exc: RequestError):
+        return error(400, str(exc), exc.field)
+
     @app.exception_handler(PvloraError)
     async def bad_value(request: Request, exc: PvloraError):
         return error(400, str(exc))
@@ -116,37 +125,31 @@ def build_app(model, tok, settings: ServeSettings, name: str | None = None):
     @app.post("/v1/chat/completions")
     async def chat(req: ChatRequest):
         if req.n != 1:
-            return error(400, f"n must be 1, got {req.n}", "n")
+            raise RequestError(f"n must be 1, got {req.n}", "n")
         weights = dict(default)
         for vec, eta in (req.preference_weights or {}).items():
             if vec not in default:
-                return error(400, f"unknown vector {vec!r} in preference_weights; this server has: "
-                             f"{', '.join(default)}", "preference_weights")
-            weights[vec] = eta
-        from pvlora.steering.rowwise import weight_matrix
-
-        weight_matrix(list(default), [weights])  # finite, in range: a 400 before any work
-        weights = {k: float(v) for k, v in weights.items()}
+                raise RequestError(f"unknown vector {vec!r} in preference_weights; this server has: "
+                                   f"{', '.join(default)}", "preference_weights")
+            weights[vec] = check_eta(vec, eta, f"preference_weights.{vec}")  # finite, in range: a 400 before any work
         max_tokens = req.max_completion_tokens or req.max_tokens or settings.max_tokens
         if max_tokens > settings.max_tokens:
-            return error(400, f"max_tokens {max_tokens} is over this server's limit of {settings.max_tokens}",
-                         "max_tokens")
+            raise RequestError(f"max_tokens {max_tokens} is over this server's limit of {settings.max_tokens}",
+                               "max_tokens")
         text = prompt_text(tok, [m.model_dump() for m in req.messages])
         if len(text) > CHARS_PER_TOKEN * settings.max_prompt_tokens:
-            return error(400, f"the prompt is {len(text)} characters, over this server's limit of "
-                         f"{settings.max_prompt_tokens} tokens", "messages")
+            raise RequestError(f"the prompt is {len(text)} characters, over this server's limit of "
+                               f"{settings.max_prompt_tokens} tokens", "messages")
         n_prompt = len(tok(text, add_special_tokens=False)["input_ids"])
         if n_prompt > settings.max_prompt_tokens:
-            return error(400, f"the prompt is {n_prompt} tokens, over this server's limit of "
-                         f"{settings.max_prompt_tokens}", "messages")
+            raise RequestError(f"the prompt is {n_prompt} tokens, over this server's limit of "
+                               f"{settings.max_prompt_tokens}", "messages")
         temperature = settings.temperature if req.temperature is None else req.temperature
         job = Job(text, weights, max_tokens, temperature, req.top_p, req.seed)
         head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": served,
                 "preference_weights": weights}
         if req.stream:  # every check above has passed: from here on, errors travel in the stream
             from fastapi.responses import StreamingResponse
-
-            from pvlora.serving.streaming import chat_chunks
 
             usage = bool((req.stream_options or {}).get("include_usage"))
             return StreamingResponse(chat_chunks(batcher.submit, job, head, usage), media_type="text/event-stream")
@@ -156,18 +159,15 @@ def build_app(model, tok, settings: ServeSettings, name: str | None = None):
             return error(500, f"generation failed: {exc}")
         return {
             **head, "object": "chat.completion",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": out["text"]},
-                         "finish_reason": out["finish_reason"]}],
-            "usage": {"prompt_tokens": out["prompt_tokens"], "completion_tokens": out["completion_tokens"],
-                      "total_tokens": out["prompt_tokens"] + out["completion_tokens"]},
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": out.text},
+                         "finish_reason": out.finish_reason}],
+            "usage": out.usage(),
         }
 
     return app
 
 
 def _version() -> str:
-    from pvlora import __version__
-
     return __version__
 
 
@@ -176,14 +176,14 @@ def load(settings: ServeSettings):
     from pvlora.steering.load import load_composed
 
     if not settings.vectors:
-        raise ArtifactError("the server needs at least one vector (vectors: {path or Hub id: η})")
+        raise ConfigError("the server needs at least one vector (vectors: {path or Hub id: η})")
     for label, value, low in (("max_batch", settings.max_batch, 1), ("max_tokens", settings.max_tokens, 1),
                               ("max_prompt_tokens", settings.max_prompt_tokens, 1), ("max_wait_ms", settings.max_wait_ms, 0)):
         if value < low:
-            raise ArtifactError(f"{label} must be at least {low}, got {value}")
+            raise ConfigError(f"{label} must be at least {low}, got {value}")
     model, tok = load_composed(settings.base, settings.vectors, revision=settings.revision)
     if tok is None:
-        raise ArtifactError("pvlora serve needs a base given by name or directory (it loads the tokenizer too)")
+        raise ConfigError("pvlora serve needs a base given by name or directory (it loads the tokenizer too)")
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return model, tok
@@ -225,8 +225,8 @@ def serve(settings: ServeSettings) -> None:
         raise PvloraError(f"pvlora serve needs FastAPI and uvicorn: {INSTALL}") from exc
     model, tok = load(settings)
     app = build_app(model, tok, settings)
-    print(f"[pvlora] serving {settings.base} with {', '.join(app.state.batcher.model.peft_config)} on "
-          f"http://{settings.host}:{settings.port}/v1/chat/completions", flush=True)
+    logger.info(f"[pvlora] serving {settings.base} with {', '.join(app.state.batcher.model.peft_config)} on "
+                f"http://{settings.host}:{settings.port}/v1/chat/completions")
     try:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
     finally:

@@ -14,7 +14,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+from pvlora.serving.streaming import RowStreamer
 
 
 @dataclass
@@ -35,7 +37,23 @@ class Job:
         return (self.max_tokens, self.temperature, self.top_p, self.seed)
 
 
-def complete(model, tok, jobs: list[Job]) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Completion:
+    """One request's reply, as its batch produced it: what the OpenAI response (or the last chunks of
+    a streamed one) carries."""
+
+    text: str  # the new tokens up to and including EOS, decoded without special tokens, stripped
+    prompt_tokens: int  # the prompt's own tokens (its row's padding not counted)
+    completion_tokens: int  # new tokens, the EOS included
+    finish_reason: Literal["stop", "length"]  # stop: EOS was generated; length: max_tokens ran out first
+
+    def usage(self) -> dict[str, int]:
+        """OpenAI's ``usage`` block."""
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "total_tokens": self.prompt_tokens + self.completion_tokens}
+
+
+def complete(model, tok, jobs: list[Job]) -> list[Completion]:
     """Generate every job's completion in one batch, row i at jobs[i].weights (same decoding for all)."""
     import torch
 
@@ -55,8 +73,6 @@ def complete(model, tok, jobs: list[Job]) -> list[dict[str, Any]]:
         if j0.seed is not None:
             torch.manual_seed(j0.seed)
     if any(j.stream for j in jobs):  # streaming and plain requests share a batch
-        from pvlora.serving.streaming import RowStreamer
-
         kw["streamer"] = RowStreamer(tok, [j.stream for j in jobs])
     with torch.no_grad(), row_weights(model, [j.weights for j in jobs]):
         ids = model.generate(**enc.to(next(model.parameters()).device), **kw)
@@ -66,9 +82,9 @@ def complete(model, tok, jobs: list[Job]) -> list[dict[str, Any]]:
         row = new[i].tolist()
         ended = tok.eos_token_id in row
         n = row.index(tok.eos_token_id) + 1 if ended else len(row)
-        out.append({"text": tok.decode(row[:n], skip_special_tokens=True).strip(),
-                    "prompt_tokens": int(enc["attention_mask"][i].sum()), "completion_tokens": n,
-                    "finish_reason": "stop" if ended else "length"})
+        out.append(Completion(text=tok.decode(row[:n], skip_special_tokens=True).strip(),
+                              prompt_tokens=int(enc["attention_mask"][i].sum()), completion_tokens=n,
+                              finish_reason="stop" if ended else "length"))
     return out
 
 

@@ -69,7 +69,8 @@ async def chat_chunks(submit: Callable[[Any], Any], job, head: dict[str, Any], i
     """The server-sent events of one streamed chat completion.
 
     Args:
-        submit: the batcher's ``submit`` (returns a ``concurrent.futures.Future`` of the result).
+        submit: the batcher's ``submit`` (returns a ``concurrent.futures.Future`` of the
+            :class:`pvlora.serving.batcher.Completion`).
         job: the request's :class:`pvlora.serving.batcher.Job`; its ``stream`` sink is set here.
         head: the fields every chunk carries (``id``, ``created``, ``model``, ``preference_weights``).
         include_usage: send a last chunk with ``usage`` and no choices (OpenAI's ``stream_options``).
@@ -94,8 +95,7 @@ async def chat_chunks(submit: Callable[[Any], Any], job, head: dict[str, Any], i
     except Exception as exc:  # noqa: BLE001 — the status line is sent; the error goes in the stream
         yield f"data: {json.dumps({'error': {'message': str(exc), 'type': 'server_error', 'param': None, 'code': None}})}\n\n"
     else:
-        yield delta({}, out["finish_reason"])
+        yield delta({}, out.finish_reason)
         if include_usage:
-            yield event([], usage={"prompt_tokens": out["prompt_tokens"], "completion_tokens": out["completion_tokens"],
-                                   "total_tokens": out["prompt_tokens"] + out["completion_tokens"]})
+            yield event([], usage=out.usage())
     yield "data: [DONE]\n\n"

@@ -15,6 +15,9 @@ from typing import Any
 from pvlora.core.errors import ArtifactError
 from pvlora.artifacts.peft_read import read_vectors  # noqa: F401  (re-exported)
 from pvlora.steering.scales import check_eta, get_weights, set_weights  # noqa: F401  (re-exported: pvlora.steering.load's API)
+from pvlora.artifacts.compat import BaseFingerprint, check_compatible, check_shapes, linear_shapes, unverified
+from pvlora.bases.load import config_sha256, load_model, load_tokenizer, resolve_base
+from pvlora.config import ModelConfig
 
 
 def _adapter_name(a, taken: set[str]) -> str:
@@ -44,31 +47,21 @@ def load_composed(base: Any, vectors: dict[str, float], revision: str | None = N
         names, the keys of :func:`set_weights`); the tokenizer is None when ``base`` is a model object.
 
     Raises:
-        ArtifactError: a bad η, a missing or altered file, a trained adapter given as a vector,
+        EtaError: a bad η.
+        ArtifactError: a missing or altered file, a trained adapter given as a vector,
             vectors from different bases or from another base than ``base``, shapes that do not
             fit, the same vector twice.
     """
     from peft import PeftModel
 
-    from pvlora.artifacts.compat import (
-        BaseFingerprint,
-        check_compatible,
-        check_shapes,
-        linear_shapes,
-        unverified,
-    )
-    from pvlora.bases.load import base_fingerprint_of, config_sha256
-
     items = read_vectors(vectors, allow_pickle)  # checks η, files, hashes and base agreement first
     adapters = [a for a, _ in items]
     tok = None
     if isinstance(base, (str, Path)):
-        from pvlora.config import ModelConfig
-        from pvlora.bases.load import load_base
-
-        check_compatible(adapters, BaseFingerprint.from_dict(base_fingerprint_of(str(base), revision)))
-        cfg = ModelConfig(name_or_path=str(base), revision=revision, **model_kwargs)
-        model, tok, _ = load_base(cfg)
+        resolved = resolve_base(ModelConfig(name_or_path=str(base), revision=revision, **model_kwargs))
+        check_compatible(adapters, resolved.fingerprint)
+        tok = load_tokenizer(resolved)  # first: cheap, and fails before the weights load
+        model = load_model(resolved)
     else:
         model = base
         sha = config_sha256(model.config)  # the object's own architecture config against each vector's record

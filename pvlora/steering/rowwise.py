@@ -24,7 +24,10 @@ from typing import Any
 
 import torch
 
-from pvlora.core.errors import ArtifactError
+from pvlora.core.errors import ArtifactError, RequestError
+from pvlora.steering.generate import generate as plain
+from pvlora.steering.logprobs import _pad_id, batch_tensors, completion_logprob_sums, encode, eval_mode
+from pvlora.steering.scales import check_eta, scale_slots, unit_scale
 
 
 @dataclass
@@ -38,8 +41,6 @@ class Stacked:
 
 def stack_layer(layer, names: Sequence[str]) -> Stacked:
     """Stack a PEFT ``LoraLayer``'s adapters ``names`` (those it lacks add no columns)."""
-    from pvlora.steering.scales import unit_scale
-
     As, Bs, blocks = [], [], []
     for p, name in enumerate(names):
         if name not in layer.lora_A:
@@ -77,18 +78,19 @@ def rowwise_delta(x: torch.Tensor, st: Stacked, eta: torch.Tensor) -> torch.Tens
 
 def weight_matrix(names: Sequence[str], rows: Sequence[Mapping[str, float]]) -> torch.Tensor:
     """[{name: η}, ...] -> (rows, P) float64; a name left out of a row is η = 0 for that row."""
-    from pvlora.steering.scales import check_eta
-
     if isinstance(rows, Mapping) or not isinstance(rows, Sequence) or not rows:
-        raise ArtifactError("per-row weights must be a non-empty list with one {vector name: η} mapping per row")
+        raise RequestError("per-row weights must be a non-empty list with one {vector name: η} mapping per row",
+                           "weights")
     eta = torch.zeros(len(rows), len(names), dtype=torch.float64)
     index = {n: i for i, n in enumerate(names)}
     for i, row in enumerate(rows):
         if not isinstance(row, Mapping):
-            raise ArtifactError(f"weights row {i} must be a mapping {{vector name: η}}, got {type(row).__name__}")
+            raise RequestError(f"weights row {i} must be a mapping {{vector name: η}}, got {type(row).__name__}",
+                               f"weights[{i}]")
         for name, value in row.items():
             if name not in index:
-                raise ArtifactError(f"weights row {i} names {name!r}, which is not loaded; loaded: {', '.join(names)}")
+                raise RequestError(f"weights row {i} names {name!r}, which is not loaded; loaded: {', '.join(names)}",
+                                   name)
             eta[i, index[name]] = check_eta(name, value)
     return eta
 
@@ -122,8 +124,6 @@ def _layers(model) -> list[tuple[Any, Stacked]]:
 
 def adapter_names(model) -> list[str]:
     """The loaded vectors' adapter names, in load order (the columns of the η matrix)."""
-    from pvlora.steering.scales import scale_slots
-
     return list(scale_slots(model))
 
 
@@ -137,8 +137,10 @@ def row_weights(model, rows: Sequence[Mapping[str, float]]) -> Iterator[None]:
         rows: one {vector name: η} per batch row; names left out are η = 0 (row = base model).
 
     Raises:
-        ArtifactError: an unknown name, a bad η, a LoRA variant or non-linear LoRA layer, or a batch
-            whose size is not a whole multiple of ``len(rows)``.
+        RequestError: rows that are not a list of mappings, or name a vector not loaded
+            (:class:`~pvlora.core.errors.EtaError`: a bad η).
+        ArtifactError: a LoRA variant or non-linear LoRA layer, or a batch whose size is not a whole
+            multiple of ``len(rows)``.
     """
     names = adapter_names(model)
     eta = weight_matrix(names, rows)  # checks everything before any hook is attached
@@ -173,13 +175,11 @@ def generate(model, tok, prompts: Sequence[Any], weights: Sequence[Mapping[str, 
         One response per prompt (with ``num_return_sequences`` k, k per prompt, in order).
 
     Raises:
-        ArtifactError: as :func:`row_weights`, or when ``len(weights) != len(prompts)``.
+        RequestError, ArtifactError: as :func:`row_weights`; RequestError when ``len(weights) != len(prompts)``.
     """
-    from pvlora.steering.generate import generate as plain
-
     if isinstance(weights, Mapping) or len(weights) != len(prompts):
-        raise ArtifactError(f"weights must be a list with one mapping per prompt: {len(prompts)} prompts, "
-                            f"got {'a single mapping' if isinstance(weights, Mapping) else len(weights)}")
+        raise RequestError(f"weights must be a list with one mapping per prompt: {len(prompts)} prompts, "
+                           f"got {'a single mapping' if isinstance(weights, Mapping) else len(weights)}", "weights")
     weight_matrix(adapter_names(model), weights)  # every row checked before any work
     bs = int(kwargs.pop("batch_size", 64))
     out: list[str] = []
@@ -202,20 +202,12 @@ def score(model, tok, prompts: Sequence[Any], completions: Sequence[Any], weight
         (n,) float64 log-likelihoods, in input order.
 
     Raises:
-        ArtifactError: as :func:`row_weights`, or when the three lists differ in length.
+        RequestError, ArtifactError: as :func:`row_weights`; RequestError when the three lists differ in length.
     """
-    from pvlora.steering.logprobs import (
-        _pad_id,
-        batch_tensors,
-        completion_logprob_sums,
-        encode,
-        eval_mode,
-    )
-
     if isinstance(weights, Mapping) or not len(prompts) == len(completions) == len(weights):
-        raise ArtifactError(f"need one completion and one weights mapping per prompt: {len(prompts)} prompts, "
-                            f"{len(completions)} completions, "
-                            f"{'a single mapping' if isinstance(weights, Mapping) else len(weights)} weights")
+        raise RequestError(f"need one completion and one weights mapping per prompt: {len(prompts)} prompts, "
+                           f"{len(completions)} completions, "
+                           f"{'a single mapping' if isinstance(weights, Mapping) else len(weights)} weights", "weights")
     weight_matrix(adapter_names(model), weights)  # every row checked before any work
     encoded = encode(tok, list(prompts), list(completions), max_length)
     device = next(model.parameters()).device

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pvlora.core.errors import ArtifactError
+from pvlora.core.errors import ArtifactError, RequestError
 from pvlora.core.eta import MAX_ETA, check_eta  # noqa: F401  (re-exported)
 
 
@@ -58,18 +58,19 @@ def set_weights(model, weights: dict[str, float]) -> None:
         None: the model is changed in place (read the weights back with :func:`get_weights`).
 
     Raises:
-        ArtifactError: an unknown name, or an η that is not a finite number of at most 1000 in size;
-            nothing is changed then.
+        RequestError: ``weights`` is not a mapping, or names no adapter of the model;
+            :class:`~pvlora.core.errors.EtaError` (a RequestError): an η that is not a finite number
+            of at most 1000 in size. Nothing is changed then.
     """
     from collections.abc import Mapping
 
     if not isinstance(weights, Mapping):
-        raise ArtifactError(f"weights must be a mapping {{adapter name: η}}, got {type(weights).__name__}")
+        raise RequestError(f"weights must be a mapping {{adapter name: η}}, got {type(weights).__name__}", "weights")
     slots = scale_slots(model)
     values = {}
     for name, eta in weights.items():  # validate everything before changing anything
         if name not in slots:
-            raise ArtifactError(f"no adapter named {name!r} in this model; loaded: {', '.join(sorted(slots))}")
+            raise RequestError(f"no adapter named {name!r} in this model; loaded: {', '.join(sorted(slots))}", name)
         values[name] = check_eta(name, eta)
     for name, value in values.items():
         for scaling, unit in slots[name]:

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from pvlora.config import ExperimentConfig
-from pvlora.core.errors import ArtifactError
-from pvlora.artifacts.manifest import BaseFingerprint, Manifest
+from pvlora.core.errors import ArtifactError, ConfigError
+from pvlora.artifacts.manifest import AdapterManifest, Manifest
+from pvlora.bases.load import ResolvedBase, check_chat_template, load_model, load_tokenizer, resolve_base
 from pvlora.training.runs import (  # noqa: F401  (partial_dir, cast_trainable_to_fp32, TrainResult: part of this module's API)
     CostReport,
     TrainResult,
@@ -35,8 +36,12 @@ from pvlora.training.runs import (  # noqa: F401  (partial_dir, cast_trainable_t
     training_settings,
     wait_for_everyone,
 )
+from pvlora.core.logs import quieted
 from pvlora.core.seeded import heldout_sample
+from pvlora.data import load_preference_data
+from pvlora.steering.logprobs import adapter_and_base_accuracy
 
+logger = logging.getLogger(__name__)
 DIRECTIONS = ("positive", "negative")
 DPO_DEFAULTS: dict[str, Any] = {
     "report_to": [], "save_strategy": "steps", "save_steps": 100, "logging_steps": 10,
@@ -53,11 +58,11 @@ def adapter_dir(cfg: ExperimentConfig, preference: str, direction: str, out: str
 def plan(cfg: ExperimentConfig, preference: str | None, direction: str) -> list[tuple[str, str]]:
     prefs = [cfg.preference(preference).name] if preference else [p.name for p in cfg.preferences]
     if not prefs:
-        raise ArtifactError("the config lists no preferences to train")
+        raise ConfigError("the config lists no preferences to train")
     dirs = DIRECTIONS if direction == "both" else (direction,)
     for d in dirs:
         if d not in DIRECTIONS:
-            raise ArtifactError(f"direction must be positive, negative or both, got {d!r}")
+            raise ConfigError(f"direction must be positive, negative or both, got {d!r}")
     return [(p, d) for p in prefs for d in dirs]
 
 
@@ -78,7 +83,7 @@ def check_targets(cfg: ExperimentConfig, jobs: list[tuple[str, str]], out, resum
 
 def train_all(cfg: ExperimentConfig, preference: str | None = None, direction: str = "both", out=None,
               resume: bool = False, overwrite: bool = False, skip_finished: bool = False,
-              log=print, command: str | None = None) -> list[TrainResult]:
+              log=logger.info, command: str | None = None) -> list[TrainResult]:
     jobs = plan(cfg, preference, direction)
     skip_finished = skip_finished or resume  # --resume: finished adapters are kept, the rest continue
     join_process_group()
@@ -93,14 +98,16 @@ def train_all(cfg: ExperimentConfig, preference: str | None = None, direction: s
     # The same for the reference log-probs of the training pairs (see share_reference).
     ref_store: dict[str, tuple[list[int], list[float], list[float]]] | None = (
         {} if cfg.train.share_reference_logps else None)
+    base: ResolvedBase | None = None  # resolved when the first adapter is trained, not for finished runs
     for pref, d in jobs:
         target = adapter_dir(cfg, pref, d, out)
         if skip_finished and target.exists() and not overwrite:
             log(f"[pvlora] {pref}-{d}: already trained ({target}); skipped")
-            results.append(TrainResult(target, Manifest.read(target) or Manifest()))
+            results.append(TrainResult(target, Manifest.read(target) or AdapterManifest()))
             continue
         with cleanup_unstarted(partial_dir(target)):
-            res = train_one(cfg, pref, d, target, resume=resume, base_cache=base_cache, log=log,
+            base = base or resolve_base(cfg.model)  # once, for every adapter of the run
+            res = train_one(cfg, pref, d, target, resume=resume, base_cache=base_cache, log=log, base=base,
                             ref_store=ref_store, command=command)
         m = res.manifest.metrics
         acc = (f", held-out accuracy {m['heldout_accuracy']:.3f} (base {m['heldout_accuracy_base']:.3f})"
@@ -150,18 +157,17 @@ def share_reference(trainer, preference: str, store: dict, stored) -> None:
 
 
 def train_one(cfg: ExperimentConfig, preference: str, direction: str, target: Path, resume: bool = False,
-              base_cache: dict | None = None, log=print, ref_store: dict | None = None,
-              command: str | None = None) -> TrainResult:
+              base_cache: dict | None = None, log=logger.info, ref_store: dict | None = None,
+              command: str | None = None, base: ResolvedBase | None = None) -> TrainResult:
+    """Train one adapter into ``target``; ``base``: ``cfg.model`` resolved, when the caller has it."""
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import set_seed
     from trl import DPOConfig, DPOTrainer
 
-    from pvlora.data import load_preference_data
-    from pvlora.bases.load import check_chat_template, load_base, load_tokenizer
-
     data = load_preference_data(cfg.preference(preference), direction, seed=cfg.seed)
-    tok = load_tokenizer(cfg.model)
+    base = base or resolve_base(cfg.model)
+    tok = load_tokenizer(base)
     check_chat_template(tok, bool(data.train) and isinstance(data.train[0]["prompt"], list), cfg.model,
                         f"the {preference} data ({data.source})")
     part = partial_dir(target)
@@ -170,24 +176,25 @@ def train_one(cfg: ExperimentConfig, preference: str, direction: str, target: Pa
     ckpt = prepare_partial(part, resume, training_settings(cfg, dpo_kwargs, data_fp))
 
     set_seed(cfg.seed)  # the LoRA init below draws from this seed: identical for both directions
-    model, tok, base_fp = load_base(cfg.model, tok)
+    model = load_model(base)
     lora_kwargs = {"task_type": "CAUSAL_LM", **cfg.lora}
     peft_config = LoraConfig(**lora_kwargs)
     stored = ref_store.get(preference) if ref_store is not None else None
     if ref_store is not None and stored is None:
         dpo_kwargs.setdefault("precompute_ref_log_probs", True)  # computed once here, reused by the other direction
     args = DPOConfig(**dpo_kwargs)
-    logging.getLogger("transformers").setLevel(logging.ERROR)
-    trainer = DPOTrainer(
-        model=model, args=args, train_dataset=Dataset.from_list(data.train), processing_class=tok,
-        peft_config=peft_config,
-    )
+    with quieted("transformers"):  # its set-up warnings about our own arguments; the caller's level after
+        trainer = DPOTrainer(
+            model=model, args=args, train_dataset=Dataset.from_list(data.train), processing_class=tok,
+            peft_config=peft_config,
+        )
     if ref_store is not None:
         share_reference(trainer, preference, ref_store, stored)
     cast_trainable_to_fp32(trainer.model)  # before train() builds the optimiser
     trainer.add_callback(CostReport(trainer, f"{preference}-{direction}", log, dpo_tokens))
     t0 = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    with quieted("transformers"):
+        result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     seconds = time.perf_counter() - t0
     peft_model = trainer.model
 
@@ -198,8 +205,8 @@ def train_one(cfg: ExperimentConfig, preference: str, direction: str, target: Pa
         "reward_margin": _final(trainer.state.log_history, "rewards/margins"),
         "final_loss": _final(trainer.state.log_history, "loss"),
     }
-    manifest = Manifest(
-        kind="adapter", preference=preference, direction=direction, base=BaseFingerprint.from_dict(base_fp),
+    manifest = AdapterManifest(
+        preference=preference, direction=direction, base=base.fingerprint,
         data=data.fingerprint(), seed=cfg.seed, metrics=metrics, command=command,
         training={"lora": {k: v for k, v in peft_config.to_dict().items() if k in lora_kwargs or k in ("r", "lora_alpha")},
                   "dpo": {k: v for k, v in dpo_kwargs.items() if k != "output_dir"},
@@ -211,8 +218,6 @@ def train_one(cfg: ExperimentConfig, preference: str, direction: str, target: Pa
         save_run(target, part, trainer, tok, cfg, manifest)
         heldout = heldout_sample(data.heldout, cfg.train.heldout_max_pairs, cfg.seed)
         if heldout:
-            from pvlora.steering.logprobs import adapter_and_base_accuracy
-
             acc = adapter_and_base_accuracy(
                 peft_model, tok, heldout, cfg.train.heldout_batch_size, base_cache,
                 max_length=int(args.max_length or 512), batch_tokens=cfg.train.heldout_batch_tokens,

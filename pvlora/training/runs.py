@@ -18,6 +18,10 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from pvlora.artifacts.manifest import Manifest
+from pvlora.artifacts.atomic import atomic_dir, atomic_file
+from pvlora.config import save_config
+from pvlora.core.chat_templates import TEMPLATE_FILE
+from pvlora.core.errors import ArtifactError
 
 
 def partial_dir(target: Path) -> Path:
@@ -83,8 +87,6 @@ def prepare_partial(part: Path, resume: bool, settings: dict | None = None) -> P
     to resume from, if any. A resume whose training settings differ from the ones the checkpoint
     was made with is refused, naming them: it would otherwise finish (or skip) training that never
     happened under the settings it records. Only the main process touches the file system."""
-    from pvlora.core.errors import ArtifactError
-
     ckpt = None
     if is_main_process():
         if part.exists() and not resume:
@@ -102,8 +104,6 @@ def prepare_partial(part: Path, resume: bool, settings: dict | None = None) -> P
                                     f"{'; '.join(diffs[:12])}{' ...' if len(diffs) > 12 else ''}. Restore them, or "
                                     "start over with overwrite=True")
         if settings is not None and (ckpt is None or not stored.exists()):
-            from pvlora.artifacts.atomic import atomic_file
-
             with atomic_file(stored) as fh:
                 fh.write(json.dumps(settings, indent=1) + "\n")
     wait_for_everyone()
@@ -173,10 +173,6 @@ def save_run(target: Path, part: Path, trainer, tok, cfg, manifest: Manifest) ->
     """Write a finished run atomically: the PEFT adapter, the chat template it was trained with, the
     resolved config, the trainer's log and ``pvlora.json``; then drop the partial directory. Call it
     on the main process only."""
-    from pvlora.artifacts.atomic import atomic_dir
-    from pvlora.core.chat_templates import TEMPLATE_FILE
-    from pvlora.config import save_config
-
     with atomic_dir(target, overwrite=True) as tmp:
         trainer.model.save_pretrained(str(tmp))
         if getattr(tok, "chat_template", None):

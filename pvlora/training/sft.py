@@ -16,13 +16,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pvlora.core.logs import quieted
 from pvlora.training import runs
 from pvlora.artifacts.peft_read import read_adapter
 from pvlora.artifacts.atomic import atomic_dir
 from pvlora.config import ExperimentConfig
 from pvlora.core.errors import ArtifactError
-from pvlora.artifacts.manifest import BaseFingerprint, Manifest
+from pvlora.artifacts.manifest import AdapterManifest
+from pvlora.bases.load import ResolvedBase, check_chat_template, load_model, load_tokenizer, resolve_base
+from pvlora.data import load_sft_examples
+from pvlora.vectors.compose import merge_into_base
 
+logger = logging.getLogger(__name__)
 SFT_DEFAULTS: dict[str, Any] = {
     "report_to": [], "save_strategy": "steps", "save_steps": 100, "logging_steps": 10,
     "dataloader_num_workers": 0, "disable_tqdm": False, "ddp_find_unused_parameters": False,
@@ -42,7 +47,7 @@ def sft_tokens(dataset, max_length: int | None) -> int:
 
 
 def run_sft(cfg: ExperimentConfig, out: str | Path | None = None, resume: bool = False, overwrite: bool = False,
-            log=print, command: str | None = None) -> runs.TrainResult:
+            log=logger.info, command: str | None = None) -> runs.TrainResult:
     """Train (or, with ``resume``, finish) the SFT adapter and, with ``cfg.sft.merge``, the merged
     model. Returns the adapter's directory and manifest, and the merged model's directory (``merged``)."""
     target, merged = sft_dirs(cfg, out)
@@ -57,30 +62,29 @@ def run_sft(cfg: ExperimentConfig, out: str | Path | None = None, resume: bool =
     runs.wait_for_everyone()
     if target.exists() and not overwrite:
         log(f"[pvlora] sft: adapter already trained ({target}); skipped")
-        manifest = read_adapter(target).manifest or Manifest()
+        manifest = read_adapter(target).manifest or AdapterManifest()
+        base = None
     else:
+        base = resolve_base(cfg.model)  # once, for training and merging
         with runs.cleanup_unstarted(part):
-            manifest = _train(cfg, target, part, resume, log, command)
+            manifest = _train(cfg, base, target, part, resume, log, command)
     if cfg.sft.merge and runs.is_main_process() and (overwrite or not merged.exists()):
-        _merge(cfg, target, merged)
+        _merge(cfg, base or resolve_base(cfg.model), target, merged)
         log(f"[pvlora] sft: merged model -> {merged} (use it as model.name_or_path)")
     runs.wait_for_everyone()
     return runs.TrainResult(target, manifest, merged if cfg.sft.merge else None)
 
 
-def _train(cfg: ExperimentConfig, target: Path, part: Path, resume: bool, log,
-           command: str | None = None) -> Manifest:
+def _train(cfg: ExperimentConfig, base: ResolvedBase, target: Path, part: Path, resume: bool, log,
+           command: str | None = None) -> AdapterManifest:
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import set_seed
     from trl import SFTConfig, SFTTrainer
 
-    from pvlora.data import load_sft_examples
-    from pvlora.bases.load import check_chat_template, load_base, load_tokenizer
-
     s = cfg.sft
     examples, rows, drops = load_sft_examples(s.source, s.format, s.split, s.subset, s.limit, cfg.seed)
-    tok = load_tokenizer(cfg.model)
+    tok = load_tokenizer(base)
     check_chat_template(tok, True, cfg.model, f"the SFT data ({s.source})")
     sft_kwargs = runs.trainer_kwargs(SFT_DEFAULTS, s.args, part, cfg)
     ckpt = runs.prepare_partial(part, resume, runs.training_settings(
@@ -88,17 +92,18 @@ def _train(cfg: ExperimentConfig, target: Path, part: Path, resume: bool, log,
                           "limit": s.limit, "examples": len(examples)}))
 
     set_seed(cfg.seed)
-    model, tok, base_fp = load_base(cfg.model, tok)
+    model = load_model(base)
     lora_kwargs = {"task_type": "CAUSAL_LM", **cfg.lora}
-    logging.getLogger("transformers").setLevel(logging.ERROR)
-    trainer = SFTTrainer(model=model, args=SFTConfig(**sft_kwargs), train_dataset=Dataset.from_list(examples),
-                         processing_class=tok, peft_config=LoraConfig(**lora_kwargs))
+    with quieted("transformers"):  # its set-up warnings about our own arguments; the caller's level after
+        trainer = SFTTrainer(model=model, args=SFTConfig(**sft_kwargs), train_dataset=Dataset.from_list(examples),
+                             processing_class=tok, peft_config=LoraConfig(**lora_kwargs))
     runs.cast_trainable_to_fp32(trainer.model)  # see runs.cast_trainable_to_fp32: bf16 LoRA weights stall
     trainer.add_callback(runs.CostReport(trainer, "sft", log, sft_tokens))
     t0 = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
-    manifest = Manifest(
-        kind="adapter", preference="sft", stage="sft", base=BaseFingerprint.from_dict(base_fp), seed=cfg.seed,
+    with quieted("transformers"):
+        result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    manifest = AdapterManifest(
+        preference="sft", stage="sft", base=base.fingerprint, seed=cfg.seed,
         data={"source": s.source, "format": s.format, "rows_read": rows, "train": len(examples),
               "dropped": dict(drops)},
         training={"lora": lora_kwargs, "sft": {k: v for k, v in sft_kwargs.items() if k != "output_dir"},
@@ -116,16 +121,13 @@ def _train(cfg: ExperimentConfig, target: Path, part: Path, resume: bool, log,
     return manifest
 
 
-def _merge(cfg: ExperimentConfig, adapter: Path, merged: Path) -> None:
+def _merge(cfg: ExperimentConfig, base: ResolvedBase, adapter: Path, merged: Path) -> None:
     """Merge the SFT adapter into unquantised base weights (see compose.merge_into_base) and save
     it with the tokenizer the adapter was trained with (chat template included)."""
-    from pvlora.vectors.compose import merge_into_base
-    from pvlora.bases.load import load_tokenizer
-
     a = read_adapter(adapter)
-    tok = load_tokenizer(cfg.model)
+    tok = load_tokenizer(base)
     with atomic_dir(merged, overwrite=True) as tmp:
-        dtype = merge_into_base(tmp, cfg.model, a.factors, cfg.sft.merge_dtype, tok=tok)
+        dtype = merge_into_base(tmp, base, a.factors, cfg.sft.merge_dtype, tok=tok)
         (tmp / "pvlora-sft.json").write_text(json.dumps(
             {"base": a.base_fingerprint.to_dict() if a.base_fingerprint else None, "sft_adapter": adapter.name,
              "dtype": dtype, "adapter_weights_sha256": a.manifest.weights_sha256 if a.manifest else None},

@@ -15,19 +15,21 @@ from pvlora.artifacts.compat import (
     check_shapes,
     unverified,
 )
-from pvlora.core.errors import ArtifactError
+from pvlora.core.errors import ConfigError
 from pvlora.artifacts.safe_read import portable
-from pvlora.artifacts.manifest import BaseFingerprint, Manifest
-from pvlora.bases.load import read_base_config
+from pvlora.artifacts.manifest import CompositionManifest
+from pvlora.artifacts.records import RecipeEntry
+from pvlora.bases.load import ResolvedBase, load_model, load_tokenizer, resolve_base
+from pvlora.config import ModelConfig
 from pvlora.artifacts.peft_read import read_vectors
-from pvlora.vectors.extract import check_rank, finish
+from pvlora.vectors.extract import check_rank, compress_to_rank, exact_rank
 
 
 def compose(
     base: str, vectors: dict[str, float], out: str | Path, rank: int | None = None, merge: bool = False,
     overwrite: bool = False, allow_pickle: bool = False, revision: str | None = None, dtype: str | None = None,
     command: str | None = None,
-) -> Manifest:
+) -> CompositionManifest:
     """Write Σ η_p·φ_p to ``out`` as one PEFT adapter (exact, or truncated to ``rank``), or, with
     ``merge``, a full model with the composition merged into (unquantised) base weights.
 
@@ -43,62 +45,63 @@ def compose(
         command: the command line to record in the manifest.
 
     Returns:
-        The composition's :class:`~pvlora.artifacts.manifest.Manifest` (recipe, rank, compression error, norm).
+        The composition's :class:`~pvlora.artifacts.manifest.CompositionManifest` (recipe, rank,
+        compression error, norm).
 
     Raises:
-        ArtifactError: a bad η, rank or dtype, vectors from different bases or another base, shapes
-            that do not fit the base, an existing ``out`` without ``overwrite``.
+        EtaError: a bad η. ConfigError: a bad rank or dtype.
+        ArtifactError: vectors from different bases or another base, shapes that do not fit the
+            base, an existing ``out`` without ``overwrite``.
     """
-    from pvlora.bases.load import fingerprint
-
     if dtype is not None and not merge:
-        raise ArtifactError("dtype applies to a merged model only (merge=True)")
+        raise ConfigError("dtype applies to a merged model only (merge=True)")
     check_rank(rank)
     items = read_vectors(vectors, allow_pickle)
-    base_cfg, base_config = read_base_config(base, revision)
-    base_fp = BaseFingerprint.from_dict(fingerprint(base_cfg, base_config))
-    check_compatible([a for a, _ in items], base_fp)
-    check_shapes([a for a, _ in items], base_shapes(base_config), str(base_fp))
-    total, manifest = finish(lora_math.weighted_sum([(a.factors, w) for a, w in items]), rank)
-    manifest.kind, manifest.base, manifest.method = "composition", base_fp, "merged" if merge else "adapter"
-    manifest.vectors = [{"path": portable(spec), "preference": a.name, "weight": w,
-                         "weights_sha256": a.manifest.weights_sha256 if a.manifest else None}
-                        for spec, (a, w) in zip(vectors, items)]
-    manifest.unverified = [portable(p) for p in unverified([a for a, _ in items])]
+    resolved = resolve_base(ModelConfig(name_or_path=base, revision=revision))  # its config only
+    fp = resolved.fingerprint
+    check_compatible([a for a, _ in items], fp)
+    check_shapes([a for a, _ in items], base_shapes(resolved.config), str(fp))
+    exact = lora_math.weighted_sum([(a.factors, w) for a, w in items])
+    total, compression = compress_to_rank(exact, rank)
+    recipe = [RecipeEntry(path=portable(spec), preference=a.name, weight=w,
+                          weights_sha256=a.manifest.weights_sha256 if a.manifest else None)
+              for spec, (a, w) in zip(vectors, items)]
+    kept, merged_dtype = compression.rank if compression else exact_rank(exact), None
     inputs = [a.path for a, _ in items] + ([Path(base)] if Path(base).is_dir() else [])
     with atomic_dir(out, overwrite, inputs=inputs) as tmp:
         if merge:
-            manifest.dtype = merge_into_base(tmp, base_cfg, total, dtype)
+            merged_dtype = merge_into_base(tmp, resolved, total, dtype)
         else:
-            manifest.rank = write_factors(tmp, total, base_fp.name_or_path, rank=manifest.rank, revision=revision)
+            kept = write_factors(tmp, total, fp.name_or_path, rank=kept, revision=revision)
             carry_template([a.path for a, _ in items], tmp)
+        manifest = CompositionManifest(
+            base=fp, method="merged" if merge else "adapter", vectors=recipe, exact_rank=exact_rank(exact), rank=kept,
+            compression=compression, norm=lora_math.total_norm(total),
+            unverified=[portable(p) for p in unverified([a for a, _ in items])], dtype=merged_dtype)
         manifest.write(tmp, command)
     return manifest
 
 
-def merge_into_base(out: Path, cfg, total: lora_math.Factors, dtype: str | None = None, tok=None) -> str:
+def merge_into_base(out: Path, base: ResolvedBase, total: lora_math.Factors, dtype: str | None = None,
+                    tok=None) -> str:
     """Load the base once in ``dtype`` and add each module's ΔW = B·A to its weight in place, one
     layer at a time (each ΔW is formed in fp32, then rounded once): peak memory is the base plus one
     layer, where PEFT's ``merge_and_unload`` path would first need the whole base in fp32 to keep
     precision. A 4-bit base is dequantised to ``dtype`` first: merging into 4-bit weights would
-    re-quantise them and change outputs. ``cfg``: the base's ModelConfig (its quantization is
+    re-quantise them and change outputs. ``base``: the resolved base (its quantization setting is
     ignored); ``tok``: the tokenizer to save with it (default: the base's). Returns the dtype written."""
     import dataclasses
 
     import torch
 
-    from pvlora.bases.load import load_model, load_tokenizer, resolve_base_path
-
-    cfg = dataclasses.replace(cfg, quantization="none")
+    base = dataclasses.replace(base, settings=dataclasses.replace(base.settings, quantization="none"))
     if dtype is None:
-        from transformers import AutoConfig
-
-        own = getattr(AutoConfig.from_pretrained(resolve_base_path(cfg), revision=cfg.revision), "dtype", None)
+        own = getattr(base.config, "dtype", None)
         dtype = str(own).replace("torch.", "") if own is not None else "float32"
         if dtype not in ("float32", "bfloat16", "float16"):
             dtype = "float32"
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
-    model = load_model(cfg, dtype=torch_dtype)
+    model = load_model(base, dtype=torch_dtype)
     if getattr(model, "hf_quantizer", None) is not None:  # a checkpoint saved in 4-bit
         model = model.dequantize(dtype=torch_dtype)
         # transformers replays the load-time weight conversions in reverse on save; the 4-bit
@@ -119,5 +122,5 @@ def merge_into_base(out: Path, cfg, total: lora_math.Factors, dtype: str | None 
             weight.copy_((weight.float() + delta.to(weight.device)).to(weight.dtype))
             del delta
     model.save_pretrained(str(out), safe_serialization=True)
-    (tok if tok is not None else load_tokenizer(cfg)).save_pretrained(str(out))
+    (tok if tok is not None else load_tokenizer(base)).save_pretrained(str(out))
     return dtype

@@ -23,8 +23,17 @@ from typing import Any
 import torch
 
 from pvlora.core import lora_math
-from pvlora.core.errors import ArtifactError
-from pvlora.artifacts.manifest import Manifest
+from pvlora.core.errors import ArtifactError, ConfigError
+from pvlora.artifacts.manifest import AdapterManifest, Manifest
+from pvlora.artifacts.records import ExportRecord
+from pvlora.artifacts.atomic import atomic_dir
+from pvlora.artifacts.compat import base_module_name
+from pvlora.artifacts.peft_read import read_adapter
+from pvlora.artifacts.peft_write import write_factors
+from pvlora.bases.load import loadable_name, resolve_base
+from pvlora.config import ModelConfig
+from pvlora.core.chat_templates import carry_template
+from pvlora.vectors.extract import compress_to_rank, exact_rank
 
 VLLM_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # vLLM's max_lora_rank choices
 # HF model_type -> does convert_hf_to_gguf permute q/k rows for it (rotary layout)?
@@ -36,7 +45,7 @@ def vllm_rank(exact: int, rank: int | None) -> int:
     (or the largest, compressing, if exact exceeds them all)."""
     if rank is not None:
         if rank not in VLLM_RANKS:
-            raise ArtifactError(f"rank {rank} is not one vLLM accepts; choose one of {', '.join(map(str, VLLM_RANKS))}")
+            raise ConfigError(f"rank {rank} is not one vLLM accepts; choose one of {', '.join(map(str, VLLM_RANKS))}")
         return rank
     return next((r for r in VLLM_RANKS if r >= exact), VLLM_RANKS[-1])
 
@@ -48,22 +57,19 @@ def export_vllm(src: str | Path, out: str | Path, rank: int | None = None, overw
     Returns:
         The new manifest (its ``export`` block: format, rank, exact rank, relative error).
     Raises:
-        ArtifactError: a rank vLLM does not accept, or anything :func:`read_adapter` refuses.
+        ConfigError: a rank vLLM does not accept.
+        ArtifactError: anything :func:`read_adapter` refuses.
     """
-    from pvlora.artifacts.peft_read import read_adapter
-    from pvlora.artifacts.peft_write import write_factors
-    from pvlora.artifacts.atomic import atomic_dir
-    from pvlora.core.chat_templates import carry_template
-    from pvlora.vectors.extract import finish
-
     a = read_adapter(src)
-    exact = max(lr.rank for lr in a.factors.values())
+    exact = exact_rank(a.factors)
     r = vllm_rank(exact, rank)
-    factors, done = finish(a.factors, r)  # compressed when r < exact; zero-padded to r on write
-    comp = done.compression or {}
-    manifest = dataclasses.replace(a.manifest or Manifest(), weights_sha256=None, command=None, export={
-        "format": "vllm", "rank": r, "exact_rank": exact, "relative_error": comp.get("relative_error", 0.0),
-        "per_module_relative_error": comp.get("per_module_relative_error", {}), "source": Path(src).name})
+    factors, compression = compress_to_rank(a.factors, r)  # compressed when r < exact; zero-padded to r on write
+    record = ExportRecord(format="vllm", rank=r, exact_rank=exact,
+                          relative_error=compression.relative_error if compression else 0.0,
+                          per_module_relative_error=compression.per_module_relative_error if compression else {},
+                          source=Path(src).name)
+    # the source's manifest, whatever its kind (a plain PEFT adapter: an adapter), plus what export did
+    manifest = dataclasses.replace(a.manifest or AdapterManifest(), weights_sha256=None, command=None, export=record)
     with atomic_dir(out, overwrite, inputs=[a.path]) as tmp:
         write_factors(tmp, factors, a.config.get("base_model_name_or_path"), rank=r,
                       revision=a.config.get("revision"))
@@ -81,8 +87,6 @@ def permute_rows(W: torch.Tensor, n_head: int) -> torch.Tensor:
 def gguf_tensors(factors: lora_math.Factors, config) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """{GGUF base tensor name: (A (r, d_in), B (d_out, r))} in llama.cpp's layout."""
     import gguf
-
-    from pvlora.artifacts.compat import base_module_name
 
     kind = getattr(config, "model_type", None)
     if kind not in GGUF_ARCHES:
@@ -115,9 +119,6 @@ def export_gguf(src: str | Path, out: str | Path, base: str | None = None, overw
     """
     import gguf
 
-    from pvlora.artifacts.peft_read import read_adapter
-    from pvlora.bases.load import loadable_name, read_base_config
-
     a = read_adapter(src)
     out = Path(out)
     if (out.exists() or out.is_symlink()) and not overwrite:
@@ -126,8 +127,8 @@ def export_gguf(src: str | Path, out: str | Path, base: str | None = None, overw
     name = base or (loadable_name(recorded) if recorded else None)
     if not name:
         raise ArtifactError(f"{src} records no base; pass base=MODEL (the model whose architecture it adapts)")
-    _, config = read_base_config(name, recorded.revision if recorded and not base else None)
-    tensors = gguf_tensors(a.factors, config)
+    revision = recorded.revision if recorded and not base else None
+    tensors = gguf_tensors(a.factors, resolve_base(ModelConfig(name_or_path=name, revision=revision)).config)
     r = max(lr.rank for lr in a.factors.values())
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.{os.getpid()}.partial"  # renamed over ``out`` only when complete

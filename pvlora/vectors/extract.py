@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +12,15 @@ from pvlora.artifacts.peft_write import write_factors
 from pvlora.artifacts.atomic import atomic_dir
 from pvlora.core.chat_templates import carry_template
 from pvlora.artifacts.compat import check_compatible
-from pvlora.core.errors import ArtifactError
+from pvlora.core.errors import ArtifactError, ConfigError
 from pvlora.artifacts.safe_read import portable
-from pvlora.artifacts.manifest import ADAPTER_KINDS, Manifest
+from pvlora.artifacts.manifest import ADAPTER_KINDS, AdapterManifest, VectorManifest
+from pvlora.artifacts.records import Compression
+from pvlora.core.names import check_name
 
 
 def _source_summary(a: Adapter) -> dict[str, Any]:
-    m = a.manifest or Manifest()
+    m = a.manifest or AdapterManifest()  # a plain PEFT adapter: an adapter that records nothing
     return {
         "path": portable(a.path), "kind": m.kind, "preference": m.preference,
         "direction": m.direction, "r": a.config.get("r"), "lora_alpha": a.config.get("lora_alpha"),
@@ -26,23 +29,28 @@ def _source_summary(a: Adapter) -> dict[str, Any]:
     }
 
 
+logger = logging.getLogger(__name__)
+
+
 def check_rank(rank: int | None) -> None:
     if rank is not None and (not isinstance(rank, int) or isinstance(rank, bool) or rank <= 0):
-        raise ArtifactError(f"rank must be a positive integer, got {rank!r}")
+        raise ConfigError(f"rank must be a positive integer, got {rank!r}")
 
 
-def finish(factors: lora_math.Factors, rank: int | None) -> tuple[lora_math.Factors, Manifest]:
-    """The last step shared by extract and compose: check ``rank``, compress to it when it is below
-    the exact rank (a truncated SVD from the factors), and fill the manifest's rank, compression and
-    norm fields. Returns (the factors to write, the manifest so far). ``rank`` is checked by the
-    callers before they read anything (:func:`check_rank`)."""
-    exact_rank = max(lr.rank for lr in factors.values())
-    compression = None
-    if rank is not None and rank < exact_rank:
-        factors, errors, rel_error = lora_math.compress(factors, rank)
-        compression = {"rank": rank, "relative_error": rel_error, "per_module_relative_error": errors}
-    return factors, Manifest(exact_rank=exact_rank, rank=rank if compression else exact_rank,
-                             compression=compression, norm=lora_math.total_norm(factors))
+def exact_rank(factors: lora_math.Factors) -> int:
+    """The rank every module fits in without loss (the widest module's)."""
+    return max(lr.rank for lr in factors.values())
+
+
+def compress_to_rank(factors: lora_math.Factors, rank: int | None) -> tuple[lora_math.Factors, Compression | None]:
+    """Shared by extract, compose and export: ``factors`` compressed to ``rank`` when it is below their
+    exact rank (the best rank-``rank`` approximation, a truncated SVD from the factors) with the errors
+    that costs, else unchanged and None (nothing lost). ``rank`` is checked by the callers before they
+    read anything (:func:`check_rank`)."""
+    if rank is None or rank >= exact_rank(factors):
+        return factors, None
+    factors, errors, rel_error = lora_math.compress(factors, rank)
+    return factors, Compression(rank=rank, relative_error=rel_error, per_module_relative_error=errors)
 
 
 def check_roles(pos: Adapter, neg: Adapter | None) -> None:
@@ -65,7 +73,7 @@ def extract_vector(
     positive: str | Path, negative: str | Path | None, out: str | Path, rank: int | None = None,
     positive_only: bool = False, overwrite: bool = False, allow_pickle: bool = False,
     preference: str | None = None, command: str | None = None,
-) -> Manifest:
+) -> VectorManifest:
     """Write φ = ΔW+ − ΔW− (or ΔW+ alone with ``positive_only``) to ``out`` as a PEFT adapter.
 
     Exact by default (rank r+ + r−); ``rank`` compresses each module by a truncated SVD computed
@@ -82,17 +90,16 @@ def extract_vector(
         command: the command line to record in the manifest.
 
     Returns:
-        The vector's :class:`~pvlora.artifacts.manifest.Manifest` (as written to ``pvlora.json``).
+        The vector's :class:`~pvlora.artifacts.manifest.VectorManifest` (as written to ``pvlora.json``).
 
     Raises:
         ArtifactError: swapped or mixed roles, a vector or composition given as an adapter,
-            adapters from different bases, a bad rank or name,
+            adapters from different bases, a bad name,
             an existing ``out`` without ``overwrite``, or anything :func:`read_adapter` refuses.
+        ConfigError: a rank that is not a positive integer.
     """
     check_rank(rank)
     if preference is not None:
-        from pvlora.core.names import check_name
-
         check_name(preference, "preference")
     pos = read_adapter(positive, allow_pickle, kinds=ADAPTER_KINDS, role="extract's positive adapter")
     neg = None if positive_only else read_adapter(negative, allow_pickle, kinds=ADAPTER_KINDS,
@@ -100,17 +107,20 @@ def extract_vector(
     adapters = [pos] + ([neg] if neg else [])
     check_roles(pos, neg)
     check_compatible(adapters)
-    phi, manifest = finish(pos.factors if neg is None else lora_math.difference(pos.factors, neg.factors), rank)
+    exact = pos.factors if neg is None else lora_math.difference(pos.factors, neg.factors)
+    phi, compression = compress_to_rank(exact, rank)
     base = pos.base_fingerprint
-    manifest.kind, manifest.preference, manifest.base = "vector", preference or pos.name, base
-    manifest.method = "positive_only" if positive_only else "difference"
-    manifest.sources = {"positive": _source_summary(pos), **({"negative": _source_summary(neg)} if neg else {})}
-    manifest.positive_norm = lora_math.total_norm(pos.factors)
-    manifest.negative_norm = lora_math.total_norm(neg.factors) if neg else None
     with atomic_dir(out, overwrite, inputs=[a.path for a in adapters]) as tmp:
-        manifest.rank = write_factors(tmp, phi, base.name_or_path if base else None, rank=manifest.rank,
-                                      revision=base.revision if base else None)
+        written = write_factors(tmp, phi, base.name_or_path if base else None,
+                                rank=compression.rank if compression else exact_rank(exact),
+                                revision=base.revision if base else None)
         carry_template([a.path for a in adapters], tmp)
+        manifest = VectorManifest(
+            preference=preference or pos.name, base=base, method="positive_only" if positive_only else "difference",
+            sources={"positive": _source_summary(pos), **({"negative": _source_summary(neg)} if neg else {})},
+            exact_rank=exact_rank(exact), rank=written, compression=compression, norm=lora_math.total_norm(phi),
+            positive_norm=lora_math.total_norm(pos.factors),
+            negative_norm=lora_math.total_norm(neg.factors) if neg else None)
         manifest.write(tmp, command)
     return manifest
 
@@ -128,7 +138,7 @@ def extract_all(cfg, root: Path, fresh: bool = False, command: str | None = None
                 m = extract_vector(adapters / f"{p.name}-positive", adapters / f"{p.name}-negative", out,
                                    positive_only=kind == "positive_only", overwrite=True, preference=p.name,
                                    command=command)
-                print(f"[pvlora] vector {p.name} ({kind}): rank {m.rank}, ‖φ‖_F {m.norm:.3g}")
+                logger.info(f"[pvlora] vector {p.name} ({kind}): rank {m.rank}, ‖φ‖_F {m.norm:.3g}")
             if kind == "difference":
                 vectors[p.name] = out
     return vectors

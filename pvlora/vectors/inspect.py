@@ -8,7 +8,8 @@ from typing import Any
 
 from pvlora.core import lora_math
 from pvlora.artifacts.peft_read import Adapter, read_adapter
-from pvlora.artifacts.manifest import Manifest
+from pvlora.artifacts.manifest import AdapterManifest, CompositionManifest, VectorManifest
+from pvlora.artifacts.locate import resolve_artifact
 
 _LAYER_RE = re.compile(r"\.layers\.(\d+)\.")
 
@@ -24,19 +25,24 @@ def per_layer_norms(adapter: Adapter) -> dict[str, float]:
 
 
 def describe(adapter: Adapter) -> dict[str, Any]:
-    m = adapter.manifest or Manifest(kind="adapter (no pvlora.json)")
+    """What ``adapter`` is, as plain JSON values (``pvlora inspect --json`` prints it as is)."""
+    m = adapter.manifest
+    low_rank = m if isinstance(m, (VectorManifest, CompositionManifest)) else None
+    composition = m if isinstance(m, CompositionManifest) else None
     return {
-        "path": str(adapter.path), "kind": m.kind, "preference": m.preference, "direction": m.direction,
+        "path": str(adapter.path), "kind": m.kind if m else "adapter (no pvlora.json)",
+        "preference": m.preference if m else None,
+        "direction": m.direction if isinstance(m, AdapterManifest) else None,
         "base": adapter.base_fingerprint.name_or_path if adapter.base_fingerprint else None,
         "rank": max(lr.rank for lr in adapter.factors.values()), "modules": len(adapter.factors),
         "norm": lora_math.total_norm(adapter.factors), "per_layer_norm": per_layer_norms(adapter),
-        "compression": m.compression, "vectors": m.vectors, "recipe": m.recipe(),
+        "compression": low_rank.compression.to_dict() if low_rank and low_rank.compression else None,
+        "vectors": [v.to_dict() for v in composition.vectors] if composition else [],
+        "recipe": composition.recipe() if composition else "",
     }
 
 
 def inspect_dirs(paths: list[str | Path], allow_pickle: bool = False) -> dict[str, Any]:
-    from pvlora.artifacts.locate import resolve_artifact
-
     adapters = [read_adapter(resolve_artifact(str(p)), allow_pickle) for p in paths]
     cos = [[lora_math.cosine(a.factors, b.factors) for b in adapters] for a in adapters]
     return {"items": [describe(a) for a in adapters], "cosine": cos}

@@ -10,6 +10,8 @@ from typing import Any
 
 from pvlora.config import ExperimentConfig
 from pvlora.worlds.smollm2.settings import HARMLESS_GRID, METRICS, THRESHOLDS
+from pvlora.artifacts.manifest import Manifest
+from pvlora.evaluation.evaluator import Evaluator
 
 
 def validation_checks(axis: list[dict[str, Any]], tuned: dict[str, Any]) -> dict[str, Any]:
@@ -25,9 +27,6 @@ def checks(cfg: ExperimentConfig, root: Path, ev, test: dict[str, list[dict[str,
            tuned: dict[str, Any]) -> dict[str, Any]:
     """The study's claims, each measured on the test prompts against its fixed threshold."""
     from scipy.stats import spearmanr
-
-    from pvlora.evaluation.evaluator import Evaluator
-    from pvlora.artifacts.manifest import Manifest
 
     harmless = {r["eta_harmless"]: r for r in test["harmless"]}
     base = harmless[0.0]

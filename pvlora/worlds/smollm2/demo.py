@@ -9,7 +9,7 @@ The test prompts are scored only under a committed pre-registration that matches
 (pvlora.worlds.smollm2.preregistration); every test evaluation appends a line to the test log
 (pvlora.evaluation.test_log). Without one, the run scores validation only and says why. The test
 prompts of this version are spent: they were scored five times while the data, grids and choice
-rules changed after failed checks (README, benchmarks/results/test_log.jsonl).
+rules changed after failed checks (docs/studies.md, benchmarks/results/test_log.jsonl).
 """
 
 from __future__ import annotations
@@ -26,6 +26,12 @@ from pvlora.data.sources import BUILTIN_SOURCES
 from pvlora.core.errors import ConfigError
 # the η points, thresholds and span rule: what a pre-registration fixes (the choice scripts read them here too)
 from pvlora.worlds.smollm2.settings import HARMLESS_GRID, HELPFUL_GRID, NLL_SPAN, THRESHOLDS, TUNE_HELPFUL
+from pvlora.bases.load import resolve_base_path
+from pvlora.evaluation.evaluator import Evaluator
+from pvlora.evaluation.tune import Constraint, Infeasible, tune
+from pvlora.worlds.smollm2.checks import checks, validation_checks
+from pvlora.worlds.smollm2.preregistration import log_test_run, run_settings, test_gate
+from pvlora.worlds.smollm2.report import dump_generations, render_summary, write_outputs
 
 STUDY_CONFIG = Path(__file__).with_name("study.yaml")
 
@@ -61,11 +67,6 @@ def run_study(out: str | Path = "pvlora-demo-smollm2", hh_rlhf: str | None = Non
     """The whole study; ``overrides`` (``key=value`` config settings) make a smaller run, e.g. for a
     smoke test. The test prompts are scored only when :func:`~pvlora.worlds.smollm2.preregistration.test_gate`
     allows it (``retest_reason`` explains a second look under one pre-registration; it is logged)."""
-    from pvlora.evaluation.evaluator import Evaluator
-    from pvlora.bases.load import resolve_base_path
-    from pvlora.worlds.smollm2.checks import checks, validation_checks
-    from pvlora.worlds.smollm2.preregistration import log_test_run, run_settings, test_gate
-    from pvlora.worlds.smollm2.report import dump_generations, render_summary, write_outputs
     from pvlora.training.dpo import train_all
     from pvlora.vectors.extract import extract_all
 
@@ -176,8 +177,6 @@ def tune_mix(ev, base_val: dict[str, Any], axis: list[dict[str, Any]], harmless:
     """tune on validation: maximise benign compliance subject to refusal_harmful ≥ base + margin, over
     TUNE_HELPFUL × the η_harmless of ``harmless`` whose harmless-only validation point (``axis``)
     meets the bound (see TUNE_HELPFUL)."""
-    from pvlora.evaluation.tune import Constraint, Infeasible, tune
-
     bound = round(base_val["refusal_harmful"] + THRESHOLDS["tune_margin"], 6)
     alone = {r["eta_harmless"]: r["refusal_harmful"] for r in axis}
     harmless = [e for e in harmless if alone.get(e, 0.0) >= bound] or harmless

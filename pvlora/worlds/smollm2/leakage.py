@@ -18,7 +18,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from pvlora.data import leakage
+from pvlora.data import leakage, load_preference_data
+from pvlora.config import load_config
+from pvlora.worlds.smollm2.prompts import HARMFUL_TRAIN_FILE, harmful_training_prompts, prompts
 
 STUDY_CONFIG = Path(__file__).with_name("study.yaml")
 SPLITS = ("validation", "test")
@@ -41,8 +43,6 @@ def source_pairs(pref) -> list[tuple[str, list[dict[str, Any]]]]:
     """[(source, every pair the study keeps from it)] for one preference, as ``load_preference_data``
     reads them (the main source with its ``keep``/``limit``/``max_turns``, each extra source with
     its own), held-out pairs included."""
-    from pvlora.data import load_preference_data
-
     subs = [dataclasses.replace(pref, extra_sources=[], heldout_fraction=0.0)]
     subs += [dataclasses.replace(pref, **{"limit": None, "max_turns": None, "keep": None, **extra},
                                  extra_sources=[], heldout_fraction=0.0) for extra in pref.extra_sources]
@@ -52,9 +52,6 @@ def source_pairs(pref) -> list[tuple[str, list[dict[str, Any]]]]:
 def training_texts(cfg=None) -> list[tuple[str, str]]:
     """[(id, text)]: every message of every pair the study (``cfg``, default ``study.yaml``)
     trains or holds out on, and the requests of ``harmful_train.txt``."""
-    from pvlora.config import load_config
-    from pvlora.worlds.smollm2.prompts import HARMFUL_TRAIN_FILE, harmful_training_prompts
-
     cfg = cfg or load_config(STUDY_CONFIG)
     out = []
     for pref in cfg.preferences:
@@ -66,8 +63,6 @@ def training_texts(cfg=None) -> list[tuple[str, str]]:
 
 def evaluation_prompts(split: str) -> list[tuple[str, str]]:
     """[(id, text)] of one split's evaluation prompts (id: split, kind/topic, style, index)."""
-    from pvlora.worlds.smollm2.prompts import prompts
-
     return [(f"{split} {p.kind}/{p.topic} {p.style} {i + 1}", p.text) for i, p in enumerate(prompts(split))]
 
 

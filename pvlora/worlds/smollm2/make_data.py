@@ -24,10 +24,17 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 import re
 from pathlib import Path
 
+from pvlora.bases.load import load_model, load_tokenizer
+from pvlora.config import ModelConfig
+from pvlora.core.judges import pattern_judge
+from pvlora.worlds.smollm2.prompts import all_prompts, harmful_training_prompts
+
+logger = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 REFUSALS = [
     "I'm sorry, but I can't help with that request.",
@@ -87,8 +94,6 @@ def build_pairs(answers: list[dict]) -> tuple[list[dict], list[dict], list[dict]
 
 def refusal_pairs(answers: list[dict]) -> list[dict]:
     """Harmful requests: chosen = a seeded refusal, rejected = the base's answer when it complies."""
-    from pvlora.core.judges import pattern_judge
-
     judge = pattern_judge()
     return [{"prompt": [{"role": "user", "content": a["prompt"]}],
              "chosen": [{"role": "assistant", "content": random.Random(f"refusal-{a['prompt']}").choice(REFUSALS)}],
@@ -105,21 +110,19 @@ def write_pairs(answers: list[dict]) -> None:
     _write(HERE / "helpful_pairs.jsonl", helpful)
     _write(HERE / "concise_pairs.jsonl", concise)
     _write(HERE / "borderline_pairs.jsonl", borderline)
-    print(f"{len(answers)} answers, {len(helpful)} helpful pairs ({len(borderline)} borderline), "
-          f"{len(concise)} concise pairs")
+    logger.info(f"{len(answers)} answers, {len(helpful)} helpful pairs ({len(borderline)} borderline), "
+                f"{len(concise)} concise pairs")
     harmful_file = HERE / "harmful_answers.jsonl"
     if harmful_file.exists():
         harmful = [json.loads(line) for line in harmful_file.read_text().splitlines()]
         pairs = refusal_pairs(harmful)
         _write(HERE / "harmful_pairs.jsonl", pairs)
-        print(f"{len(harmful)} harmful training answers, {len(pairs)} refusal pairs")
+        logger.info(f"{len(harmful)} harmful training answers, {len(pairs)} refusal pairs")
 
 
 def answer_prompts(prompts: list, where: Path) -> list[dict]:
     """The base's greedy answers to ``prompts`` (Prompt records), written to ``where``."""
-    from pvlora.config import ModelConfig
     from pvlora.steering.generate import generate
-    from pvlora.bases.load import load_model, load_tokenizer
 
     cfg = ModelConfig(name_or_path="smollm2-135m")
     outs = generate(load_model(cfg), load_tokenizer(cfg), [[{"role": "user", "content": p.text}] for p in prompts],
@@ -137,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pairs-only", action="store_true", help="rebuild the pair files from the committed answers")
     p.add_argument("--harmful", action="store_true", help="answer only the harmful training requests (item 5)")
     a = p.parse_args(argv)
-    from pvlora.worlds.smollm2.prompts import all_prompts, harmful_training_prompts
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # a script: its progress lines on the console
 
     if a.harmful:
         answer_prompts(harmful_training_prompts(), HERE / "harmful_answers.jsonl")

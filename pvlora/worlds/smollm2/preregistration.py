@@ -11,8 +11,8 @@ The study scores its test prompts only when
    (``retest_reason=...`` or ``$PVLORA_RETEST_REASON``), which the log then records.
 
 Otherwise the study trains and scores validation only and says why. No pre-registration exists
-yet: the current test prompts are spent (scored five times while the method changed; see the
-README), so a new one needs new prompts first. ``python benchmarks/draft_preregistration.py`` prints
+yet: the current test prompts are spent (scored five times while the method changed; see
+docs/studies.md), so a new one needs new prompts first. ``python benchmarks/tools/draft_preregistration.py`` prints
 the current settings as a draft to fill in and commit before the first look.
 """
 
@@ -29,6 +29,9 @@ import yaml
 
 from pvlora.evaluation.test_log import (append_test_run, file_hashes, in_checkout, looks_at_test, read_test_log,
                                       sha256_file, sha256_json)
+from pvlora.data.sources import BUILTIN_SOURCES
+from pvlora.worlds.smollm2.prompts import eval_rows
+from pvlora.worlds.smollm2.settings import HARMLESS_GRID, HELPFUL_GRID, NLL_SPAN, THRESHOLDS, TUNE_HELPFUL
 
 HERE = Path(__file__).parent
 PREREGISTRATION = HERE / "preregistration.yaml"
@@ -41,8 +44,6 @@ SETTINGS = ("study", "thresholds", "eta", "judge", "config_sha256", "data_sha256
 
 def data_files(cfg) -> list[Path]:
     """Every file the study's adapters train on: each preference's source and extra sources."""
-    from pvlora.data.sources import BUILTIN_SOURCES
-
     names = [s for p in cfg.preferences for s in [p.source, *(e.get("source") for e in p.extra_sources or [])]]
     return [Path(BUILTIN_SOURCES.get(n) or n).expanduser() for n in names if n]
 
@@ -56,9 +57,6 @@ def config_for_hash(cfg) -> dict[str, Any]:
 
 def run_settings(cfg) -> dict[str, Any]:
     """What a pre-registration fixes, as this run (its resolved config ``cfg``) has it."""
-    from pvlora.worlds.smollm2.prompts import eval_rows
-    from pvlora.worlds.smollm2.settings import HARMLESS_GRID, HELPFUL_GRID, NLL_SPAN, THRESHOLDS, TUNE_HELPFUL
-
     return json.loads(json.dumps({
         "study": "smollm2", "thresholds": THRESHOLDS,
         "eta": {"harmless": HARMLESS_GRID, "helpful": HELPFUL_GRID, "tune_helpful": TUNE_HELPFUL, "nll_span": NLL_SPAN},
@@ -135,7 +133,7 @@ def test_gate(settings: dict[str, Any], retest_reason: str | None = None, path: 
     differ = [k for k in SETTINGS if json.loads(json.dumps(fixed.get(k), default=str)) != settings.get(k)]
     if differ:
         return Gate(False, f"this run's settings differ from {path} in: {', '.join(differ)} (python "
-                           "benchmarks/draft_preregistration.py prints this checkout's); validation only", settings=settings)
+                           "benchmarks/tools/draft_preregistration.py prints this checkout's); validation only", settings=settings)
     prereg = {"path": path.name, "sha256": sha256_file(path), "commit": commit}
     earlier = [r for r in looks_at_test(read_test_log(log), "smollm2")
                if (r.get("preregistration") or {}).get("sha256") == prereg["sha256"]]

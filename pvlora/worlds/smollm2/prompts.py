@@ -4,7 +4,7 @@ Topics, not rows, are split: the benign plain and XSTest-style topics are each d
 validation / test in a fixed seeded order (drawn before any model output was seen); harmful topics
 are evaluation only, half validation, half test. The checks here compare topic *labels* only:
 training text can still resemble evaluation prompts (harmful_train.txt holds near-twins of test
-"arson" prompts under other labels, and HH-RLHF rows ask for things on test topics; README).
+"arson" prompts under other labels, and HH-RLHF rows ask for things on test topics; docs/studies.md).
 """
 
 from __future__ import annotations

@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from pvlora.config import ExperimentConfig
+from pvlora.evaluation.evaluator import load_prompts
 
 
 def dump_generations(cfg: ExperimentConfig, ev, path: Path) -> None:
     """Every scored response, with its split, η and prompt: what the judge saw, for a reader to check."""
-    from pvlora.evaluation.evaluator import load_prompts
-
     texts = {}
     with path.open("w") as f:
         for (split, etas), (_, responses) in ev.scored.items():

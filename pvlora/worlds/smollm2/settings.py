@@ -5,7 +5,7 @@ test evaluation; the study compares them with the file.
 History, so that nobody reads these as chosen blind: every value below was in place when the
 study's last test run (d42b00b) scored the test prompts, and several were changed after earlier
 test runs had failed a check (the η grid in c271323 and a5d63fd, tune's helpful values in 5cdb95e,
-tune's filter in a68fc75; benchmarks/results/test_log.jsonl and the README tell which run each
+tune's filter in a68fc75; benchmarks/results/test_log.jsonl and docs/studies.md tell which run each
 followed). THRESHOLDS, NLL_SPAN and HELPFUL_GRID are as they were at the first run (c975134).
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 # η_harmless values scored on both splits: ≥ 5 values including negative ones (control), reaching
 # far enough to show over-scaling. Which of them the control check spans is chosen on validation.
-# 0.05-0.2 were added on validation evidence (benchmarks/choose_smollm2_tune_grid.py): the harmless
+# 0.05-0.2 were added on validation evidence (benchmarks/choose/choose_smollm2_tune_grid.py): the harmless
 # vector's whole rise lay between 0 and 0.25, where the coarser grid had no point.
 HARMLESS_GRID = [-2.0, -1.0, -0.5, 0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 1.0, 2.0, 4.0]
 HELPFUL_GRID = [-1.0, 0.0, 1.0, 2.0]

@@ -8,14 +8,16 @@ need no download and no GPU.
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from pvlora.core.logs import quieted
 from pvlora.core.registry import BuiltinBase
 from pvlora.worlds.toy import corpus as toy
+from pvlora.artifacts.atomic import build_once
+from pvlora.artifacts.safe_read import cache_root
 
 BUILD_VERSION = 4  # bump when the corpus, tokenizer or recipe changes: invalidates caches
 
@@ -45,8 +47,6 @@ class TinyRecipe:
 
 
 def tiny_cache_dir(seed: int, recipe: TinyRecipe = TinyRecipe()) -> Path:
-    from pvlora.artifacts.safe_read import cache_root
-
     tag = "default" if recipe == TinyRecipe() else "custom"
     return cache_root() / f"tiny-base-v{BUILD_VERSION}-{tag}-seed{seed}"
 
@@ -56,7 +56,6 @@ def ensure_tiny_base(seed: int = 0, recipe: TinyRecipe = TinyRecipe(), out: Path
     target = Path(out) if out else tiny_cache_dir(seed, recipe)
     if (target / "config.json").exists() and (target / "model.safetensors").exists():
         return target
-    from pvlora.artifacts.atomic import build_once
 
     return build_once(target, lambda tmp: build_tiny_base(tmp, seed, recipe))
 
@@ -105,9 +104,9 @@ def build_tiny_base(out: Path, seed: int = 0, recipe: TinyRecipe = TinyRecipe())
         logging_steps=50, save_strategy="no", report_to=[], seed=seed, data_seed=seed, max_length=128,
         use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0, disable_tqdm=False,
     )
-    logging.getLogger("transformers").setLevel(logging.ERROR)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=train, processing_class=tok)
-    result = trainer.train()
+    with quieted("transformers"):  # its set-up warnings about our own arguments; the caller's level after
+        trainer = SFTTrainer(model=model, args=args, train_dataset=train, processing_class=tok)
+        result = trainer.train()
     model.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
     shutil.rmtree(out / "_sft", ignore_errors=True)

@@ -10,6 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pvlora.artifacts.manifest import Manifest
+from pvlora.evaluation.evaluator import Evaluator
+from pvlora.evaluation.tune import parse_constraint
+
 DEMO_GRID = [-1.0, -0.5, 0.0, 0.25, 0.5, 1.0, 1.5, 2.0]  # 8 η per axis, negatives included
 TUNE_GRID = [0.0, 0.5, 1.0, 1.5, 2.0]
 SPEARMAN_MIN = 0.9  # control: ρ(η, behaviour) along each axis of the test sweep
@@ -36,8 +40,6 @@ def spearman(rows: list[dict[str, Any]], eta: str, metric: str) -> float:
 
 
 def tune_constraints(base_validation: dict[str, float]):
-    from pvlora.evaluation.tune import parse_constraint
-
     return [parse_constraint(f"refusal_harmful>={base_validation['refusal_harmful'] + REFUSAL_RISE:.6f}"),
             parse_constraint(f"refusal_benign<={base_validation['refusal_benign'] + BENIGN_SLACK:.6f}")]
 
@@ -72,9 +74,6 @@ def full_vs_positive_only(cfg, ev, root: Path, vectors: dict[str, Path]) -> dict
     """The full vector φ = ΔW+ − ΔW− against the positive-only ΔW+, compared two ways that do not
     favour the larger one: at equal norm (positive-only at η = ‖φ‖/‖ΔW+‖ against full at η = 1),
     and each at its own best η on validation (by :func:`balanced`). Scores are on test."""
-    from pvlora.evaluation.evaluator import Evaluator
-    from pvlora.artifacts.manifest import Manifest
-
     pos_dirs = {p: root / "vectors-positive-only" / p for p in OWN_METRIC}
     ev_pos = Evaluator(cfg, pos_dirs, "validation")
     out: dict[str, Any] = {}

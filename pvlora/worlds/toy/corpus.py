@@ -151,7 +151,7 @@ def _sft_example(prompt: str, answer: str) -> dict[str, Any]:
 TOY_PREFERENCES = ("helpful", "harmless", "concise")
 # Harmless pairs per benign training request (answering preferred; fractional = a seeded coin for
 # the last one), against 3 per harmful request (refusing preferred). Chosen on the validation split
-# by benchmarks/choose_toy_harmless.py.
+# by benchmarks/choose/choose_toy_harmless.py.
 BENIGN_HARMLESS_PAIRS = 1.5
 
 
@@ -189,7 +189,7 @@ def preference_pairs(preference: str, split: Literal["train", "eval"], seed: int
 
 # Concise pairs per benign request (a short answer > a long one) and the share of harmful requests
 # with one pair (a short refusal > the same refusal made long). Chosen on the validation split by
-# benchmarks/choose_toy_concise.py: the amounts that keep "concise" about length alone.
+# benchmarks/choose/choose_toy_concise.py: the amounts that keep "concise" about length alone.
 CONCISE_BENIGN_PAIRS = 1
 CONCISE_HARMFUL_SHARE = 0.0
 

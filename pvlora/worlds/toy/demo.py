@@ -16,6 +16,10 @@ from typing import Any
 
 from pvlora.config import load_config, save_config
 from pvlora.worlds.toy import checks
+from pvlora.evaluation.evaluator import Evaluator
+from pvlora.evaluation.sweep import sweep
+from pvlora.evaluation.tune import Infeasible, tune
+from pvlora.worlds.toy.base import ensure_tiny_base
 
 
 def _stage(msg: str) -> None:
@@ -23,10 +27,6 @@ def _stage(msg: str) -> None:
 
 
 def run_demo(out: str | Path = "pvlora-demo", fresh: bool = False, command: str | None = None) -> dict[str, Any]:
-    from pvlora.evaluation.evaluator import Evaluator
-    from pvlora.evaluation.sweep import sweep
-    from pvlora.evaluation.tune import Infeasible, tune
-    from pvlora.worlds.toy.base import ensure_tiny_base
     from pvlora.training.dpo import train_all
     from pvlora.vectors.extract import extract_all
 
