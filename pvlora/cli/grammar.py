@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from pvlora.core.errors import ConfigError
+from pvlora.evaluation.grid import MAX_AXIS_POINTS, MAX_GRID_POINTS, check_grid
 
 
 def _split(item: str, flag: str, shape: str, example: str) -> tuple[str, str]:
@@ -71,14 +72,21 @@ def grid(items: list[str], flag: str = "--grid") -> dict[str, list[float]]:
             start, stop, step = (_number(b, flag, item) for b in bounds)
             if step <= 0 or stop < start:
                 raise ConfigError(f"{flag} {item!r}: a range needs START <= STOP and STEP > 0")
-            n = math.floor((stop - start) / step + 1e-9) + 1
+            span = (stop - start) / step  # inf for 0:1e300:1e-300: counted before any list is made
+            if not span + 1 <= MAX_AXIS_POINTS:
+                raise ConfigError(f"{flag} {item!r}: more than {MAX_AXIS_POINTS:,} points; a grid has at most "
+                                  f"{MAX_AXIS_POINTS:,} per preference and {MAX_GRID_POINTS:,} in all: use a "
+                                  "larger STEP")
+            n = math.floor(span + 1e-9) + 1
             values = [round(start + i * step, 10) for i in range(n)]
         else:
             values = [_number(v, flag, item) for v in rhs.split(",") if v.strip()]
         if not values:
             raise ConfigError(f"{flag} {item!r}: needs at least one value")
         pairs.append((name, values))
-    return _unique(pairs, flag)
+    out = _unique(pairs, flag)
+    check_grid(out, flag)  # the values' count, per preference and in all
+    return out
 
 
 __all__ = ["grid", "vector_specs", "weights"]

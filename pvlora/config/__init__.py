@@ -6,7 +6,9 @@ here: they are plain mappings validated against PEFT's ``LoraConfig`` and TRL's
 its own name and a misspelled key fails loudly.
 
 The blocks live in :mod:`pvlora.config.stages`, the library-owned key checks in
-:mod:`pvlora.config.library_keys`, YAML mapping and overrides in :mod:`pvlora.config.mapping`.
+:mod:`pvlora.config.library_keys`, every value's check by type in :mod:`pvlora.config.values`, YAML
+mapping and overrides in :mod:`pvlora.config.mapping`, and reading a config file (a regular file, bounded,
+YAML aliases' expansion bounded) in :mod:`pvlora.config.yaml_files`.
 """
 
 from __future__ import annotations
@@ -33,7 +35,10 @@ from pvlora.config.stages import (
     SFTStageConfig,
     TrainConfig,
     check_name,
+    check_seed,
 )
+from pvlora.config.values import check_fields, check_library_values
+from pvlora.config.yaml_files import parse_yaml, read_config_file
 from pvlora.core.errors import ConfigError
 
 __all__ = [
@@ -57,12 +62,23 @@ class ExperimentConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check_fields(self, "")
+        check_seed(self.seed, "seed")
         validate_lora_keys(self.lora)
+        check_library_values("LoraConfig", self.lora, "lora")
         validate_dpo_keys(self.dpo)
+        check_library_values("DPOConfig", self.dpo, "dpo")
         names = [p.name for p in self.preferences]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ConfigError(f"preferences: duplicate name(s) {sorted(dup)}")
+
+    def check(self) -> ExperimentConfig:
+        """Run every block's checks again: a script may change a loaded config (``cfg.dpo["beta"] = x``),
+        and training re-checks before it starts. Returns the config."""
+        for block in (self.model, *self.preferences, self.sft, self.train, self.eval, self.output, self):
+            block.__post_init__()
+        return self
 
     def preference(self, name: str) -> PreferenceConfig:
         for p in self.preferences:
@@ -82,14 +98,12 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         file = "<built-in tiny-demo>"
     else:
         file = str(path)
-        try:
-            text = Path(path).read_text()
-        except OSError as exc:
-            raise ConfigError(f"cannot read config {file}: {exc.strerror}") from None
-        try:
-            raw = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{file}: invalid YAML: {exc}") from None
+        # a regular file of bounded size, its YAML aliases' expansion bounded (pvlora.config.yaml_files)
+        raw = parse_yaml(read_config_file(path), f"config {file}")
+        if raw is None:  # empty, or comments only
+            raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config: expected a mapping in {file}, got {type(raw).__name__}")
     raw = apply_overrides(raw, overrides or [])
     return _build(ExperimentConfig, raw, "", file)
 

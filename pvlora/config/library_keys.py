@@ -59,5 +59,5 @@ def trl_fields(name: str) -> set[str]:
 def suggest(key: str, allowed: set[str]) -> str:
     import difflib
 
-    close = difflib.get_close_matches(key, sorted(allowed), n=1)
+    close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""

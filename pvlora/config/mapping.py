@@ -4,12 +4,11 @@ dataclass fields (an unknown key names itself and the file), every value coerced
 from __future__ import annotations
 
 import dataclasses
-import math
-from typing import Any, Literal, get_args, get_origin, get_type_hints
-
-import yaml
+from typing import Any, get_type_hints
 
 from pvlora.config.library_keys import suggest
+from pvlora.config.values import coerce
+from pvlora.config.yaml_files import parse_yaml
 from pvlora.core.errors import ConfigError
 
 
@@ -25,59 +24,37 @@ def _build(cls: type, data: Any, where: str, file: str | None) -> Any:
         path = f"{where}.{key}" if where else str(key)
         if key not in names:
             raise ConfigError(f"unknown config key {path!r}{in_file}{suggest(str(key), names)}")
-        kwargs[key] = _coerce(hints[key], value, path, file)
+        kwargs[key] = coerce(hints[key], value, path, file, build=_build)  # a nested block: built here
     try:
         return cls(**kwargs)
     except TypeError as exc:  # a required field is missing
         raise ConfigError(f"{where or 'config'}{in_file}: {exc}") from None
-
-
-def _coerce(tp: Any, value: Any, path: str, file: str | None) -> Any:
-    in_file = f" in {file}" if file else ""
-    origin = get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, path, file)
-    if origin is list and dataclasses.is_dataclass(get_args(tp)[0]):
-        if not isinstance(value, list):
-            raise ConfigError(f"{path}: expected a list{in_file}")
-        return [_build(get_args(tp)[0], v, f"{path}[{i}]", file) for i, v in enumerate(value)]
-    if origin is Literal:
-        if value not in get_args(tp):
-            raise ConfigError(f"{path}: {value!r} is not one of {list(get_args(tp))}{in_file}")
-        return value
-    args = [a for a in get_args(tp) if a is not type(None)]
-    if value is None:
-        return None
-    base = args[0] if origin is not None and args and origin not in (list, dict) else tp
-    if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        try:
-            number = float(value)
-        except OverflowError:  # an integer with hundreds of digits
-            raise ConfigError(f"{path}: {str(value)[:20]}... is too large for a float{in_file}") from None
-        if not math.isfinite(number):
-            raise ConfigError(f"{path}: must be finite, got {value}{in_file}")
-        return number
-    if base is int and (not isinstance(value, int) or isinstance(value, bool)):
-        raise ConfigError(f"{path}: expected an integer, got {value!r}{in_file}")
-    if base is bool and not isinstance(value, bool):
-        raise ConfigError(f"{path}: expected true or false, got {value!r}{in_file}")
-    if base is str and not isinstance(value, str):
-        raise ConfigError(f"{path}: expected a string, got {value!r}{in_file}")
-    return value
+    except ConfigError as exc:  # a block's own check (__post_init__): name the file too
+        if file and file not in str(exc):
+            raise ConfigError(f"{exc}{in_file}") from None
+        raise
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
-    """``dpo.learning_rate=1e-5`` -> (["dpo", "learning_rate"], 1e-05); the value is parsed as YAML."""
+    """``dpo.learning_rate=1e-5`` -> (["dpo", "learning_rate"], 1e-05); the value is parsed as YAML
+    (one plain value: no anchors or aliases)."""
     if "=" not in item:
         raise ConfigError(f"override {item!r}: expected KEY=VALUE, e.g. dpo.learning_rate=1e-5")
     key, raw = item.split("=", 1)
+    keys = [k.strip() for k in key.split(".")]
+    if not all(keys):
+        raise ConfigError(f"override {item!r}: KEY is a dotted name, e.g. dpo.learning_rate=1e-5")
     if raw.strip().lower() in ("yes", "no", "on", "off", "y", "n"):
         value: Any = raw.strip()  # YAML 1.1 would turn these into booleans (save_strategy=no -> False)
+    elif raw == "":
+        value = ""
     else:
-        value = yaml.safe_load(raw) if raw != "" else ""
+        value = parse_yaml(raw, f"override {item!r}", aliases=False,
+                           invalid="the value is not valid YAML ({problem}); quote text (--set "
+                           f"{key}='\"...\"'), write a list as [a, b]")
     if isinstance(value, str) and _looks_numeric(value):
         value = float(value)  # YAML 1.1 reads '1e-5' as a string
-    return key.strip().split("."), value
+    return keys, value
 
 
 def _looks_numeric(s: str) -> bool:
@@ -93,15 +70,23 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     for item in overrides:
         keys, value = parse_override(item)
         node: Any = raw
-        for i, k in enumerate(keys[:-1]):
+        for i, k in enumerate(keys):
             if isinstance(node, list):  # list of preferences: select by name
+                if keys[:i] != ["preferences"]:
+                    raise ConfigError(f"override {item!r}: {'.'.join(keys[:i])} is a list; set it whole, e.g. "
+                                      f"{'.'.join(keys[:i])}=[a, b]")
+                if i == len(keys) - 1:
+                    raise ConfigError(f"override {item!r}: {'.'.join(keys)} names a preference, and a preference "
+                                      f"is a mapping: set one of its keys, e.g. {'.'.join(keys)}.limit="
+                                      f"{item.split('=', 1)[1]}")
                 match = [p for p in node if isinstance(p, dict) and p.get("name") == k]
                 if not match:
                     raise ConfigError(f"override {item}: no preference named {k!r}")
                 node = match[0]
+            elif not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {'.'.join(keys[:i])} is not a mapping")
+            elif i == len(keys) - 1:
+                node[k] = value
             else:
                 node = node.setdefault(k, {})
-                if not isinstance(node, (dict, list)):
-                    raise ConfigError(f"override {item}: {'.'.join(keys[: i + 1])} is not a mapping")
-        node[keys[-1]] = value
     return raw

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pvlora.core import registry as builtins
 from pvlora.config.library_keys import suggest, trl_fields, validate_dpo_keys
+from pvlora.config.values import check_fields, check_library_values
 from pvlora.data.formats import FORMATS
 from pvlora.data.sft import SFT_FORMATS as SFT_PARSERS
 from pvlora.core.errors import ConfigError
@@ -48,6 +49,8 @@ class ModelConfig:
     )
 
     def __post_init__(self) -> None:
+        check_fields(self, "model")  # quantization="int8", tiny_seed=True: refused however the block is made
+        check_seed(self.tiny_seed, "model.tiny_seed")
         if not self.name_or_path:
             raise ConfigError("model.name_or_path must not be empty")
         if self.chat_template is not None:
@@ -100,8 +103,10 @@ class PreferenceConfig:
     )
 
     def __post_init__(self) -> None:
+        check_fields(self, f"preferences[{self.name}]" if isinstance(self.name, str) else "preferences[]")
         check_name(self.name, "preferences[].name")
         validate_dpo_keys(self.dpo, f"preferences[{self.name}].dpo")
+        check_library_values("DPOConfig", self.dpo, f"preferences[{self.name}].dpo")
         self._check_extra_sources()
         if self.keep is not None and self.keep not in KEEP_RULES:
             raise ConfigError(f"preferences[{self.name}].keep: unknown rule {self.keep!r}; choose one of "
@@ -163,6 +168,7 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
+        check_fields(self, "train")
         if self.heldout_max_pairs is not None and self.heldout_max_pairs < 0:
             raise ConfigError(f"train.heldout_max_pairs must be >= 0 or null, got {self.heldout_max_pairs}")
         for name in ("heldout_batch_size", "heldout_batch_tokens", "heldout_chunk_tokens"):
@@ -195,6 +201,7 @@ class SFTStageConfig:
     args: dict[str, Any] = field(default_factory=dict, metadata={"help": "trl.SFTConfig keyword arguments."})
 
     def __post_init__(self) -> None:
+        check_fields(self, "sft")
         if self.format not in SFT_FORMATS:
             raise ConfigError(f"sft.format: unknown format {self.format!r}; choose one of {', '.join(SFT_FORMATS)}")
         if self.limit is not None and self.limit <= 0:
@@ -203,6 +210,7 @@ class SFTStageConfig:
         for key in self.args:
             if key not in allowed:
                 raise ConfigError(f"sft.args.{key}: not a trl.SFTConfig field{suggest(key, allowed)}")
+        check_library_values("SFTConfig", self.args, "sft.args")
         if "output_dir" in self.args:
             raise ConfigError("sft.args.output_dir: set output.dir (or pass out=DIR) instead; pvlora places the run itself")
 
@@ -223,7 +231,27 @@ class EvalConfig:
     cost_model: str | None = field(default=None, metadata={"help": "Sequence-classification cost model."})
     grid: dict[str, list[float]] = field(default_factory=dict, metadata={"help": "Sweep grid per preference."})
 
+    def __post_init__(self) -> None:
+        check_fields(self, "eval")
+        for name in ("max_new_tokens", "batch_size"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"eval.{name} must be positive, got {getattr(self, name)}")
+        if self.do_sample and self.temperature <= 0:
+            raise ConfigError(f"eval.temperature must be positive, got {self.temperature:g} (for greedy decoding set "
+                              "eval.do_sample: false)")
+
 
 @dataclass
 class OutputConfig:
     dir: str = field(default="runs/experiment", metadata={"help": "Root directory for adapters, vectors and results."})
+
+    def __post_init__(self) -> None:
+        check_fields(self, "output")
+
+
+MAX_SEED = 2**32 - 1  # numpy's seeds (transformers.set_seed seeds numpy too)
+
+
+def check_seed(seed: int, where: str) -> None:
+    if not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"{where} must be an integer in [0, {MAX_SEED}], got {seed}")

@@ -69,16 +69,32 @@ def reverse(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**p, "chosen": p["rejected"], "rejected": p["chosen"]} for p in pairs]
 
 
-def parse_rows(rows, parse, fmt: str, limit: int | None = None) -> tuple[list[dict[str, Any]], int, Counter]:
+class Drops(Counter):
+    """Rows dropped, counted by reason; ``first[reason]`` is where the first such row is (file:line)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.first: dict[str, str] = {}
+
+    def detail(self, empty: str = "the source is empty") -> str:
+        """``(2 empty prompt, 1 identical responses); first dropped: d.jsonl:1 (empty prompt), d.jsonl:4
+        (identical responses)``: what a "no usable row" error says about the rows."""
+        counts = ", ".join(f"{c} {r}" for r, c in self.items()) or empty
+        first = ", ".join(f"{w} ({r})" for r, w in self.first.items())
+        return f"({counts})" + (f"; first dropped: {first}" if first else "")
+
+
+def parse_rows(rows, parse, fmt: str, limit: int | None = None) -> tuple[list[dict[str, Any]], int, Drops]:
     """Apply ``parse(row)`` (one format's parser) to ``(where, row)`` items, stopping after ``limit``
-    usable rows; returns (parsed rows, rows read, drop counts by reason)."""
-    pairs, drops, n = [], Counter(), 0
+    usable rows; returns (parsed rows, rows read, drop counts by reason with the first row of each)."""
+    pairs, drops, n = [], Drops(), 0
     for where, row in rows:
         n += 1
         try:
             pairs.append(parse(row))
         except Drop as d:
             drops[d.reason] += 1
+            drops.first.setdefault(d.reason, where)
         except BadValue as b:
             raise DataError(f"{where}: column {b.column!r}: {b.detail}. Fix or remove the row.") from None
         except MissingColumn as m:
@@ -99,8 +115,7 @@ def _source_pairs(pref: PreferenceConfig, where: str | None = None) -> tuple[lis
     pairs, n, drops = parse_rows(iter_rows(pref.source, pref.split, pref.subset), lambda r: parser(r, label),
                                  pref.format)
     if not pairs:
-        detail = ", ".join(f"{c} {r}" for r, c in drops.items()) or "the source is empty"
-        raise DataError(f"data source {pref.source}: no usable preference pair left out of {n} rows ({detail})")
+        raise DataError(f"data source {pref.source}: no usable preference pair left out of {n} rows {drops.detail()}")
     if pref.max_turns:
         kept = [p for p in pairs if user_turns(p["prompt"]) <= pref.max_turns]
         drops[f"more than {pref.max_turns} user turn(s)"] += len(pairs) - len(kept)
@@ -165,6 +180,5 @@ def load_sft_examples(source: str, fmt: str, split: str = "train", subset: str |
         return examples[:limit] if limit else examples, len(examples), Counter()
     out, n, drops = parse_rows(iter_rows(source, split, subset), SFT_FORMATS[fmt], f"sft {fmt}", limit)
     if not out:
-        detail = ", ".join(f"{c} {r}" for r, c in drops.items()) or "the source is empty"
-        raise DataError(f"sft data source {source}: no usable example out of {n} rows ({detail})")
+        raise DataError(f"sft data source {source}: no usable example out of {n} rows {drops.detail()}")
     return out, n, drops

@@ -6,6 +6,7 @@ Yields ``(where, row)`` so every later error can name the file and the row.
 from __future__ import annotations
 
 import gzip
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,12 +53,33 @@ def iter_rows(source: str, split: str = "train", subset: str | None = None) -> I
         yield from _iter_hub(source, split, subset)
 
 
+# Split names a Hub-style layout uses (train.jsonl, data/test-00000-of-00001.parquet, validation/0.jsonl)
+SPLIT_NAMES = ("train", "validation", "valid", "val", "dev", "test", "eval")
+
+
+def _split_of(rel: Path, split: str) -> str | None:
+    """The split a file belongs to by its name or a folder's (``split`` first, then SPLIT_NAMES): a
+    part that starts with the split's name, not followed by a letter (``training_notes`` is none)."""
+    for name in (split.lower(), *SPLIT_NAMES):
+        if any(re.match(rf"{re.escape(name)}(?![a-z])", part.lower()) for part in rel.parts):
+            return name
+    return None
+
+
 def _iter_dir(path: Path, split: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    files = sorted(p for p in path.rglob("*") if p.is_file() and _suffix(p))
+    # Hidden files and folders (.ipynb_checkpoints/, .cache/, .train.jsonl.swp) are copies or leftovers.
+    files = sorted(p for p in path.rglob("*") if p.is_file() and _suffix(p)
+                   and not any(part.startswith(".") for part in p.relative_to(path).parts))
     if not files:
         raise DataError(f"data source {path}: directory holds no {', '.join(LOCAL_SUFFIXES)} file")
-    # Hub-style layouts (train.jsonl, data/test-00000-of-00001.parquet): keep the requested split.
-    for_split = [p for p in files if p.name.lower().startswith(split.lower())]
+    # Hub-style layouts: keep the requested split; files named for other splits are never read in
+    # its place. A directory whose files name no split is one set of shards: all of them are read.
+    splits = {f: _split_of(f.relative_to(path), split) for f in files}
+    for_split = [f for f in files if splits[f] == split.lower()]
+    if not for_split and any(splits.values()):
+        found = ", ".join(f"{f.relative_to(path)} ({s})" for f, s in splits.items() if s)
+        raise DataError(f"data source {path}: no file for split {split!r} (a name starting {split!r}); found: "
+                        f"{found}. Set split: to one of them, or point source: at a file")
     for f in for_split or files:
         yield from _iter_file(f)
 

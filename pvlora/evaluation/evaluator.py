@@ -30,7 +30,11 @@ def find_vectors(directory: str | Path) -> dict[str, Path]:
         if d.is_dir() and (d / "pvlora.json").exists():
             meta = Manifest.read(d)  # names the file when it is not valid JSON
             if meta.kind == "vector" and meta.method == "difference":
-                out[meta.preference or d.name] = d
+                name = meta.preference or d.name
+                if name in out:  # which one is meant is not ours to guess
+                    raise ConfigError(f"{directory}: two vector directories for preference {name!r}: {out[name]} and "
+                                      f"{d}; keep one (move the other out), or pass vectors=DIR")
+                out[name] = d
     if not out:
         raise ConfigError(f"{directory}: holds no preference-vector directory (pvlora.json with kind 'vector')")
     return out

@@ -73,6 +73,8 @@ def _check_row(row: Any, where: str) -> dict[str, Any]:
                                 f"got {str(m)[:80]!r}")
         if p[-1]["role"] != "user":
             raise DataError(f"{where}: a conversation prompt must end with a user message (the model answers it)")
+        if not p[-1]["content"].strip():
+            raise DataError(f"{where}: the final user message of 'prompt' is empty; give the request the model answers")
     elif not isinstance(p, str) or not p.strip():
         raise DataError(f"{where}: 'prompt' must be non-empty text or a list of messages, got {str(p)[:80]!r}")
     if "kind" not in row:

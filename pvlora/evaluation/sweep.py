@@ -11,7 +11,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from pvlora.core.errors import ConfigError
-from pvlora.evaluation.grid import DEFAULT_GRID, grid_points, pareto_front
+from pvlora.evaluation.grid import DEFAULT_GRID, check_grid, grid_points, pareto_front
 from pvlora.artifacts.atomic import atomic_dir
 from pvlora.evaluation.evaluator import Evaluator
 from pvlora.evaluation.scorers import get_scorer
@@ -102,6 +102,8 @@ def sweep(cfg, vectors: dict[str, Path], grids: dict[str, list[float]], out: str
     ``evaluator``: an already loaded :class:`~pvlora.evaluation.evaluator.Evaluator` to reuse (its points
     scored so far are not scored again); ``axes``: the (x, y) scorers of the trade-off plot (default:
     compliance_benign vs refusal_harmful when both are scored)."""
+    if grids:
+        check_grid(grids)  # before the output directory is made
     unknown = set(grids) - set(vectors)
     if unknown:
         raise ConfigError(f"the grid names {sorted(unknown)} but vectors exist only for {', '.join(vectors)}")

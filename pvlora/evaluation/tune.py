@@ -18,7 +18,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from pvlora.core.errors import ConfigError, PvloraError
-from pvlora.evaluation.grid import DEFAULT_GRID, grid_points
+from pvlora.evaluation.grid import DEFAULT_GRID, check_grid, grid_points
 
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 _CONSTRAINT_RE = re.compile(r"^\s*([A-Za-z_][\w/]*)\s*(>=|<=|>|<)\s*(-?[\d.]+(?:e-?\d+)?)\s*$")
@@ -79,7 +79,12 @@ def tune(evaluator, maximize: str, constraints: list[Constraint], names: list[st
     for s in [maximize] + [c.scorer for c in constraints]:
         if s not in scorers:
             raise ConfigError(f"scorer {s!r} is not among eval.scorers ({', '.join(sorted(scorers))}); add it to the config")
-    grid = grid or {n: list(DEFAULT_GRID) for n in names}
+    if grid:  # a string, a NaN, a billion points or a preference not tuned: refused before any point is scored
+        check_grid(grid)
+        unknown = sorted(set(grid) - set(names))
+        if unknown:
+            raise ConfigError(f"the grid names {unknown} but only {', '.join(names)} are tuned")
+    grid = {n: list((grid or {}).get(n, DEFAULT_GRID)) for n in names}  # a preference without one: the default
     evaluator.set_split("validation")
     seen: dict[tuple, dict[str, float]] = {}
 

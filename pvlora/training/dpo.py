@@ -84,6 +84,7 @@ def check_targets(cfg: ExperimentConfig, jobs: list[tuple[str, str]], out, resum
 def train_all(cfg: ExperimentConfig, preference: str | None = None, direction: str = "both", out=None,
               resume: bool = False, overwrite: bool = False, skip_finished: bool = False,
               log=logger.info, command: str | None = None) -> list[TrainResult]:
+    cfg.check()  # settings changed after loading (a NaN β, a zero batch) are refused before anything starts
     jobs = plan(cfg, preference, direction)
     skip_finished = skip_finished or resume  # --resume: finished adapters are kept, the rest continue
     join_process_group()

@@ -50,6 +50,7 @@ def run_sft(cfg: ExperimentConfig, out: str | Path | None = None, resume: bool =
             log=logger.info, command: str | None = None) -> runs.TrainResult:
     """Train (or, with ``resume``, finish) the SFT adapter and, with ``cfg.sft.merge``, the merged
     model. Returns the adapter's directory and manifest, and the merged model's directory (``merged``)."""
+    cfg.check()  # settings changed after loading are refused before anything starts
     target, merged = sft_dirs(cfg, out)
     part = runs.partial_dir(target)
     runs.join_process_group()
