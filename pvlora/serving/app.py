@@ -30,7 +30,9 @@ from pvlora.serving.batcher import Batcher, Job, complete  # noqa: F401  (comple
 from pvlora.core.errors import ConfigError, PvloraError, RequestError
 from pvlora.core.eta import check_eta
 from pvlora import __version__
+from pvlora.serving.guards import body_error, check_settings
 from pvlora.serving.streaming import chat_chunks
+from pvlora.serving.vectors_admin import add_vector_routes
 from pvlora.steering.scales import get_weights
 
 logger = logging.getLogger(__name__)
@@ -54,6 +56,10 @@ class ServeSettings:
     max_prompt_tokens: int = 2048  # longer prompts are refused with a 400
     temperature: float = 0.0  # default when a request gives none: 0 = greedy
     revision: str | None = None
+    # POST/DELETE /v1/vectors (pvlora.serving.vectors_admin): off unless allowed; loading only from these
+    allow_vector_swap: bool = False
+    vector_dirs: tuple[str, ...] = ()  # directories (and below) a vector may be loaded from
+    vector_orgs: tuple[str, ...] = ()  # Hub organisations a vector may be downloaded from
 
 
 def build_app(model, tok, settings: ServeSettings, name: str | None = None):
@@ -68,23 +74,27 @@ def build_app(model, tok, settings: ServeSettings, name: str | None = None):
     from typing import Literal
 
     from pvlora.steering.logprobs import prompt_text
+    from pvlora.steering.prompts import is_blank
 
+    check_settings(settings)
     default = get_weights(model)  # the server's mix: η per loaded vector name
     served = name or str(settings.base)
     batcher = Batcher(model, tok, settings.max_batch, settings.max_wait_ms / 1000)
 
     class Message(BaseModel):
+        model_config = ConfigDict(strict=True)  # a string is a string: no number or boolean turned into one
         role: Literal["system", "user", "assistant"]
         content: str
 
     class ChatRequest(BaseModel):
-        model_config = ConfigDict(extra="ignore")  # OpenAI clients send fields a server may ignore
+        # OpenAI clients send fields a server may ignore; strict: a number is a JSON number, not "0.5" or true
+        model_config = ConfigDict(extra="ignore", strict=True)
         model: str | None = None
         messages: list[Message] = Field(min_length=1)
         max_tokens: int | None = Field(None, ge=1)
         max_completion_tokens: int | None = Field(None, ge=1)
-        temperature: float | None = Field(None, ge=0, le=2)
-        top_p: float = Field(1.0, gt=0, le=1)
+        temperature: float | None = Field(None, ge=0, le=2, allow_inf_nan=False)
+        top_p: float = Field(1.0, gt=0, le=1, allow_inf_nan=False)
         seed: int | None = Field(None, ge=-2**63, lt=2**64)  # what torch.manual_seed takes
         n: int = 1
         stream: bool = False
@@ -101,9 +111,7 @@ def build_app(model, tok, settings: ServeSettings, name: str | None = None):
 
     @app.exception_handler(RequestValidationError)
     async def bad_body(request: Request, exc: RequestValidationError):
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first.get("loc", ()) if x != "body") or "body"
-        return error(400, f"{where}: {first.get('msg', 'invalid')}", where)
+        return error(400, *body_error(exc.errors()))  # the field's path; no param for a body that is not JSON
 
     @app.exception_handler(RequestError)  # a request's value: the 400 names its field (OpenAI's "param")
     async def bad_field(request: Request, exc: RequestError):
@@ -114,8 +122,8 @@ def build_app(model, tok, settings: ServeSettings, name: str | None = None):
         return error(400, str(exc))
 
     @app.get("/health")
-    async def health():
-        return {"status": "ok"}
+    async def health():  # 503 once the batcher has died: every request would get a 500
+        return {"status": "ok"} if batcher.alive else error(503, "the batcher stopped; restart the server")
 
     @app.get("/v1/models")
     async def models():
@@ -131,11 +139,13 @@ def build_app(model, tok, settings: ServeSettings, name: str | None = None):
             if vec not in default:
                 raise RequestError(f"unknown vector {vec!r} in preference_weights; this server has: "
                                    f"{', '.join(default)}", "preference_weights")
-            weights[vec] = check_eta(vec, eta, f"preference_weights.{vec}")  # finite, in range: a 400 before any work
+            weights[vec] = check_eta(vec, eta, f"preference_weights.{vec}", strict=True)  # a JSON number in range
         max_tokens = req.max_completion_tokens or req.max_tokens or settings.max_tokens
         if max_tokens > settings.max_tokens:
             raise RequestError(f"max_tokens {max_tokens} is over this server's limit of {settings.max_tokens}",
                                "max_tokens")
+        if is_blank([m.model_dump() for m in req.messages]):
+            raise RequestError("the prompt is empty: every message's content is blank", "messages")
         text = prompt_text(tok, [m.model_dump() for m in req.messages])
         if len(text) > CHARS_PER_TOKEN * settings.max_prompt_tokens:
             raise RequestError(f"the prompt is {len(text)} characters, over this server's limit of "
@@ -155,6 +165,8 @@ def build_app(model, tok, settings: ServeSettings, name: str | None = None):
             return StreamingResponse(chat_chunks(batcher.submit, job, head, usage), media_type="text/event-stream")
         try:
             out = await asyncio.wrap_future(batcher.submit(job))
+        except RequestError:  # a vector it uses was removed before it ran (pvlora.serving.batcher.admit): a 400
+            raise
         except Exception as exc:  # noqa: BLE001 — the batch failed (e.g. out of memory): say so, as OpenAI does
             return error(500, f"generation failed: {exc}")
         return {
@@ -164,6 +176,7 @@ def build_app(model, tok, settings: ServeSettings, name: str | None = None):
             "usage": out.usage(),
         }
 
+    add_vector_routes(app, batcher, default, settings)  # POST/DELETE /v1/vectors, off unless allowed
     return app
 
 
@@ -177,10 +190,7 @@ def load(settings: ServeSettings):
 
     if not settings.vectors:
         raise ConfigError("the server needs at least one vector (vectors: {path or Hub id: η})")
-    for label, value, low in (("max_batch", settings.max_batch, 1), ("max_tokens", settings.max_tokens, 1),
-                              ("max_prompt_tokens", settings.max_prompt_tokens, 1), ("max_wait_ms", settings.max_wait_ms, 0)):
-        if value < low:
-            raise ConfigError(f"{label} must be at least {low}, got {value}")
+    check_settings(settings)  # bounds (pvlora.serving.guards) before anything loads
     model, tok = load_composed(settings.base, settings.vectors, revision=settings.revision)
     if tok is None:
         raise ConfigError("pvlora serve needs a base given by name or directory (it loads the tokenizer too)")
@@ -218,7 +228,8 @@ def running(app, host: str = "127.0.0.1", port: int = 0, timeout: float = 30.0) 
 
 
 def serve(settings: ServeSettings) -> None:
-    """Load once, then serve until interrupted."""
+    """Load once, then serve until interrupted (``pvlora serve`` stops on SIGTERM as on SIGINT:
+    :func:`pvlora.serving.guards.sigterm_as_interrupt`)."""
     try:
         import uvicorn
     except ImportError as exc:
@@ -231,6 +242,7 @@ def serve(settings: ServeSettings) -> None:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
     finally:
         app.state.batcher.close()
+        logger.info("[pvlora] server stopped")
 
 
 __all__ = ["ServeSettings", "build_app", "complete", "load", "running", "serve"]

@@ -18,14 +18,17 @@ and beam search reorders beams only within a prompt's block, so the rows' weight
 from __future__ import annotations
 
 import contextlib
+import numbers
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from pvlora.core.errors import ArtifactError, RequestError
+from pvlora.core.errors import ArtifactError, ConfigError, RequestError
 from pvlora.steering.generate import generate as plain
+from pvlora.steering.locks import model_lock
+from pvlora.steering.prompts import prompt_texts, strings_as_raw_text
 from pvlora.steering.logprobs import _pad_id, batch_tensors, completion_logprob_sums, encode, eval_mode
 from pvlora.steering.scales import check_eta, scale_slots, unit_scale
 
@@ -144,48 +147,66 @@ def row_weights(model, rows: Sequence[Mapping[str, float]]) -> Iterator[None]:
     """
     names = adapter_names(model)
     eta = weight_matrix(names, rows)  # checks everything before any hook is attached
-    layers = _layers(model)
     handles = []
 
     def hook(module, args, output, st: Stacked):
         return output + rowwise_delta(args[0], st, eta.to(st.A.device)).to(output.dtype)
 
-    try:
-        with model.disable_adapter():  # the base path only; our hook adds every vector at each row's η
-            for m, st in layers:
-                handles.append(m.register_forward_hook(lambda mod, a, o, st=st: hook(mod, a, o, st)))
-            yield
-    finally:
-        for h in handles:
-            h.remove()
+    with model_lock(model):  # the hooks and the disabled adapters are the model's state: one block at a time
+        layers = _layers(model)
+        try:
+            with model.disable_adapter():  # the base path only; our hook adds every vector at each row's η
+                for m, st in layers:
+                    handles.append(m.register_forward_hook(lambda mod, a, o, st=st: hook(mod, a, o, st)))
+                yield
+        finally:
+            for h in handles:
+                h.remove()
 
 
 @torch.no_grad()
-def generate(model, tok, prompts: Sequence[Any], weights: Sequence[Mapping[str, float]], **kwargs: Any) -> list[str]:
-    """Responses for ``prompts``, each generated at its own mix ``weights[i]``, in shared batches.
+def generate(model, tok, prompts: Sequence[Any], weights: Sequence[Mapping[str, float]],
+             chat_template: bool | None = None, **kwargs: Any) -> list[str]:
+    """Responses for ``prompts``, each generated at its own mix ``weights[i]``, in shared batches; each
+    row equals that prompt generated alone at its mix (greedy, beams, and seeded sampling: every row
+    draws from its own generator seeded ``seed``, so a prompt's sample does not depend on its batch).
 
     Args:
         model, tok: from :func:`pvlora.load_composed`.
-        prompts: strings or chat message lists.
+        prompts: chat message lists (rendered with the tokenizer's chat template) or strings.
         weights: one {vector name: η} per prompt.
+        chat_template: how strings are read. True: as one user message through the chat template (what
+            ``pvlora serve`` does with a request's messages); False: as raw text (how pvlora trains and
+            evaluates on string prompts). None (default): raw text, with a warning when the tokenizer
+            has a chat template (an instruct model usually wants True).
         **kwargs: as :func:`pvlora.steering.generate.generate` (``max_new_tokens``, ``batch_size``,
-            ``do_sample``, ``num_beams``, ...).
+            ``do_sample``, ``temperature``, ``seed``, ``num_beams``, ...).
 
     Returns:
         One response per prompt (with ``num_return_sequences`` k, k per prompt, in order).
 
     Raises:
-        RequestError, ArtifactError: as :func:`row_weights`; RequestError when ``len(weights) != len(prompts)``.
+        RequestError, ArtifactError: as :func:`row_weights`; RequestError when ``len(weights) != len(prompts)``,
+            for an empty prompt, or for beam sampling (one generator for the whole batch).
     """
     if isinstance(weights, Mapping) or len(weights) != len(prompts):
         raise RequestError(f"weights must be a list with one mapping per prompt: {len(prompts)} prompts, "
                            f"got {'a single mapping' if isinstance(weights, Mapping) else len(weights)}", "weights")
     weight_matrix(adapter_names(model), weights)  # every row checked before any work
-    bs = int(kwargs.pop("batch_size", 64))
+    if kwargs.get("do_sample") and int(kwargs.get("num_beams") or 1) > 1:
+        raise RequestError("beam sampling (do_sample with num_beams > 1) draws every row from one generator, so a "
+                           "row's sample would depend on its batch; sample without beams, or use beams greedily",
+                           "num_beams")
+    prompt_texts(tok, prompts, bool(chat_template))  # every prompt checked before any work (empty: refused)
+    if chat_template is None:
+        chat_template = strings_as_raw_text(tok, prompts)
+    bs = kwargs.pop("batch_size", 64)
+    if isinstance(bs, bool) or not isinstance(bs, numbers.Integral) or bs < 1:
+        raise ConfigError(f"batch_size must be at least 1, got {bs!r}")
     out: list[str] = []
     for i in range(0, len(prompts), bs):
         with row_weights(model, weights[i:i + bs]):
-            out += plain(model, tok, list(prompts[i:i + bs]), batch_size=bs, **kwargs)
+            out += plain(model, tok, list(prompts[i:i + bs]), batch_size=bs, chat_template=chat_template, **kwargs)
     return out
 
 

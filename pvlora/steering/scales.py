@@ -10,6 +10,7 @@ from typing import Any
 
 from pvlora.core.errors import ArtifactError, RequestError
 from pvlora.core.eta import MAX_ETA, check_eta  # noqa: F401  (re-exported)
+from pvlora.steering.locks import model_lock
 
 
 def unit_scale(layer, name: str) -> float:
@@ -66,15 +67,16 @@ def set_weights(model, weights: dict[str, float]) -> None:
 
     if not isinstance(weights, Mapping):
         raise RequestError(f"weights must be a mapping {{adapter name: η}}, got {type(weights).__name__}", "weights")
-    slots = scale_slots(model)
-    values = {}
-    for name, eta in weights.items():  # validate everything before changing anything
-        if name not in slots:
-            raise RequestError(f"no adapter named {name!r} in this model; loaded: {', '.join(sorted(slots))}", name)
-        values[name] = check_eta(name, eta)
-    for name, value in values.items():
-        for scaling, unit in slots[name]:
-            scaling[name] = value * unit
+    with model_lock(model):  # not while another thread generates with the model
+        slots = scale_slots(model)
+        values = {}
+        for name, eta in weights.items():  # validate everything before changing anything
+            if name not in slots:
+                raise RequestError(f"no adapter named {name!r} in this model; loaded: {', '.join(sorted(slots))}", name)
+            values[name] = check_eta(name, eta)
+        for name, value in values.items():
+            for scaling, unit in slots[name]:
+                scaling[name] = value * unit
 
 
 def get_weights(model) -> dict[str, float]:
