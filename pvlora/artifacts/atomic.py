@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
+import socket
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from pvlora.core.errors import ArtifactError
+from pvlora.core.files import alive as _alive
+from pvlora.core.files import default_mode as _default_mode
+from pvlora.core.files import exchange as _exchange
+from pvlora.core.files import remove as _remove
+from pvlora.core.files import remove_dead_temps, temp_prefix
 
 OUTPUT_KINDS = ("file", "dir", "into")
 
@@ -24,18 +32,27 @@ def check_output(target: str | Path, overwrite: bool = False, kind: str = "dir",
     (replaced whole) or ``"into"`` (a folder the command writes into, kept if it exists). ``flag``
     names the option on the command line (``--out``); the library's errors name the path alone.
 
-    Refused: an output that is one of ``inputs`` (or holds one), a location below a file or in a
-    folder this process cannot write, a directory where a file goes (and a file where a folder
-    goes), a device or pipe (replacing one as root would delete it), and an existing ``file``/``dir``
-    without ``overwrite``."""
+    Refused: an output that is one of ``inputs``, holds one or lies inside one; the working directory
+    (or a folder holding it); a location below a file or in a folder this process cannot write; a
+    directory where a file goes (and a file where a folder goes); a device or pipe (replacing one as
+    root would delete it); and an existing ``file``/``dir`` without ``overwrite``."""
     target = Path(target)
     label = f"{flag} {target}" if flag else str(target)
     if kind not in OUTPUT_KINDS:
         raise ValueError(f"kind must be one of {OUTPUT_KINDS}, got {kind!r}")
+    if target.name in ("", ".."):  # "." or "..": name the folder itself (a temporary goes beside it)
+        target = target.resolve()
+    t = target.resolve()
     for src in inputs:
-        s, t = Path(src).resolve(), target.resolve()
+        s = Path(src).resolve()
         if s == t or s.is_relative_to(t):
             raise ArtifactError(f"{label} is one of this command's own inputs ({src}); choose another output")
+        if s.is_dir() and t.is_relative_to(s):  # replacing a file of an input, or writing into it
+            raise ArtifactError(f"{label} is inside {src}, one of this command's own inputs (writing there would "
+                                "change or replace its files); choose another output")
+    if kind != "into" and Path(os.path.realpath(os.curdir)).is_relative_to(t):
+        raise ArtifactError(f"{label} is the directory you are working in (or holds it); replacing it would delete "
+                            "what is in it: choose another output")
     _check_location(target, label)
     try:
         st = target.lstat()
@@ -89,48 +106,37 @@ def atomic_dir(target: str | Path, overwrite: bool = False, inputs: tuple = ()) 
     with _write_lock(target):
         recover(target)
         check_output(target, overwrite, "dir")  # again, under the lock: recover() may have put one back
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(target), dir=target.parent))
         try:
             yield tmp
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        _swap_in(tmp, target)
+
+
+def _swap_in(tmp: Path, target: Path) -> None:
+    """Put the finished ``tmp`` in ``target``'s place. If that fails (an immutable or read-only
+    target, an interrupt between the two renames), ``target`` is as it was and ``tmp`` is gone."""
+    old = None
+    try:
         _default_mode(tmp, 0o777)  # mkdtemp makes it private (0700); the result is an ordinary directory
         if (target.exists() or target.is_symlink()) and _exchange(tmp, target):
             _remove(tmp)  # now the old copy: the destination was never missing
             return
-        old = None
         if target.exists() or target.is_symlink():  # no atomic exchange here: two renames, recoverable
             old = target.parent / f".{target.name}.old-{tmp.name[-8:]}"
             target.rename(old)
         tmp.rename(target)
-        if old is not None:
-            _remove(old)
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where unsupported.
-    Python's os.replace cannot replace a non-empty directory, and two renames leave a moment with none."""
-    import ctypes
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fn = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    return fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
+    except BaseException as exc:
+        if old is not None and not os.path.lexists(target):
+            old.rename(target)  # put the old artifact back
+        _remove(tmp)
+        if isinstance(exc, OSError):
+            raise _unwritable(target, exc) from None
+        raise
+    if old is not None:
+        _remove(old)
 
 
 def recover(target: Path) -> None:
@@ -147,8 +153,6 @@ def recover(target: Path) -> None:
 @contextlib.contextmanager
 def _write_lock(target: Path) -> Iterator[None]:
     """An exclusive lock file ``.NAME.lock`` holding the writer's pid; one left by a dead process is taken over."""
-    import socket
-
     lock = target.parent / f".{target.name}.lock"
     me = f"{socket.gethostname()} {os.getpid()}"
     try:
@@ -159,13 +163,11 @@ def _write_lock(target: Path) -> Iterator[None]:
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
-            try:
-                host, pid = lock.read_text().split()
-            except (OSError, ValueError):
-                host, pid = "", "0"
-            if host == socket.gethostname() and not _alive(int(pid)):
-                lock.unlink(missing_ok=True)  # its writer was killed: take over
+            holder = _lock_holder(lock)
+            if holder is None or (holder[0] == socket.gethostname() and not _alive(int(holder[1]))):
+                lock.unlink(missing_ok=True)  # its writer was killed (or it is no pvlora lock): take over
                 continue
+            host, pid = holder
             raise ArtifactError(f"{target} is being written by another pvlora process ({host or '?'} pid {pid}); "
                                 f"wait for it to finish, or delete {lock} if that process is gone") from None
         except OSError as exc:
@@ -181,23 +183,28 @@ def _write_lock(target: Path) -> Iterator[None]:
         lock.unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _lock_holder(lock: Path) -> tuple[str, str] | None:
+    """(host, pid) a lock file names; None when it names none (empty or garbage) a second after it was
+    read first: a live writer fills its lock at once, so such a lock is a killed writer's."""
+    for _ in range(10):
+        try:
+            m = re.fullmatch(r"(\S+) (\d{1,9})", lock.read_text(errors="replace").strip())
+        except FileNotFoundError:
+            return None
+        except OSError:
+            m = None
+        if m:
+            return m[1], m[2]
+        time.sleep(0.1)
+    return None
 
 
 def build_once(target: Path, build) -> Path:
     """A cache entry: ``build(tmp)`` fills a temporary directory beside ``target``, which is then
     renamed into place. A concurrent build that finished first wins (its copy is kept)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    remove_dead_temps(target)  # builds killed before they finished
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(target), dir=target.parent))
     try:
         build(tmp)
         if target.exists():
@@ -211,29 +218,33 @@ def build_once(target: Path, build) -> Path:
     return target
 
 
-def _default_mode(path: Path, mode: int) -> None:
-    """The permissions an ordinary ``mkdir``/``open`` would have given (``mode`` less the umask)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    path.chmod(mode & ~umask)
-
-
 @contextlib.contextmanager
-def atomic_file(target: Path, mode: str = "w"):
-    """Write ``target`` through a temporary file beside it; replaced only when writing succeeded.
+def atomic_path(target: Path) -> Iterator[Path]:
+    """A temporary path beside ``target`` (removed first: those a killed writer left) for a writer that
+    opens files itself; it replaces ``target`` when the block succeeds and is removed when it fails.
     Whether an existing ``target`` may be replaced is the caller's decision (made up front with
     :func:`check_output`); the rest of the output rule is checked here."""
     target = check_output(target, overwrite=True, kind="file")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        remove_dead_temps(target)
+        fd, name = tempfile.mkstemp(prefix=temp_prefix(target), dir=target.parent)
+        os.close(fd)
     except OSError as exc:
         raise _unwritable(target, exc) from None
+    tmp = Path(name)
     try:
-        with open(fd, mode, encoding=None if "b" in mode else "utf-8") as fh:
-            yield fh
-        _default_mode(Path(tmp), 0o666)  # mkstemp makes it private (0600)
-        Path(tmp).replace(target)
+        yield tmp
+        _default_mode(tmp, 0o666)  # mkstemp makes it private (0600)
+        tmp.replace(target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def atomic_file(target: Path, mode: str = "w"):
+    """Write ``target`` through a temporary file beside it (:func:`atomic_path`); replaced only when
+    writing succeeded."""
+    with atomic_path(target) as tmp, open(tmp, mode, encoding=None if "b" in mode else "utf-8") as fh:
+        yield fh

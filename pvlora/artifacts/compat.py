@@ -93,8 +93,9 @@ def check_shapes(adapters: list, shapes: dict[str, tuple[int, int]], base_name: 
 
 
 def unverified(adapters: list) -> list[str]:
-    """Paths read without a ``pvlora.json``: nothing could check their files' integrity."""
-    return [str(a.path) for a in adapters if not a.manifest]
+    """Paths read without a ``pvlora.json``, or with one that hashes nothing (no ``weights_sha256``):
+    nothing could check their files' integrity."""
+    return [str(a.path) for a in adapters if not a.manifest or a.manifest.weights_sha256 is None]
 
 
 __all__ = ["BaseFingerprint", "base_shapes", "check_compatible", "check_shapes", "describe",

@@ -215,7 +215,7 @@ def pull(spec: str, out: str | Path | None = None, token: str | None = None, ove
     read_adapter(local)  # integrity check on arrival
     if out is None:
         return local
-    with atomic_dir(out, overwrite) as tmp:
+    with atomic_dir(out, overwrite, inputs=(local,)) as tmp:  # pulling a local directory onto itself: refused
         for f in sorted(local.iterdir()):
             if f.name in UPLOAD_FILES:  # the artifact's own files only, each a bounded regular file
                 regular_file(f, MAX_WEIGHT_BYTES, local)

@@ -33,10 +33,9 @@ from pvlora.artifacts.manifest import (
     Manifest,
     check_kind,
 )
-from pvlora.artifacts.records import is_number
+from pvlora.artifacts.lora_config import MAX_MODULE_NAME, PEFT_DEFAULT_R, check_config_types
 
 _KEY_RE = re.compile(r"^(?P<module>.+)\.lora_(?P<ab>[AB])(?:\.[^.]+)?\.weight$")
-MAX_ALPHA = 1e6  # lora_alpha and alpha_pattern values: real adapters use up to about 1e3
 
 
 # ---------------------------------------------------------------- reading LoRA adapters
@@ -148,6 +147,12 @@ def read_adapter(path: str | Path, allow_pickle: bool = False, verify: bool = Tr
                 "hold ΔW = B·A exactly and would lose it. Train plain LoRA (no lora_bias, modules_to_save, "
                 "DoRA or trainable tokens)"
             )
+        if not key.startswith(PEFT_PREFIX):  # PEFT would match no module of the model and load nothing
+            raise ArtifactError(f"{file}: tensor {key!r:.120} does not start with PEFT's {PEFT_PREFIX!r}; PEFT would "
+                                "load nothing from it (η would have no effect). Save the adapter with PEFT's "
+                                "save_pretrained, or add the prefix to every key")
+        if len(m["module"]) > MAX_MODULE_NAME:
+            raise ArtifactError(f"{file}: tensor {key!r:.120}... names a module over {MAX_MODULE_NAME} characters long")
         pieces.setdefault(m["module"], {})[m["ab"]] = t
     factors: Factors = {}
     for module, ab in pieces.items():
@@ -156,6 +161,9 @@ def read_adapter(path: str | Path, allow_pickle: bool = False, verify: bool = Tr
         A, B = ab["A"], ab["B"]  # (r, d_in), (d_out, r)
         if A.dim() != 2 or B.dim() != 2 or A.shape[0] != B.shape[1]:
             raise ArtifactError(f"{file}: module {module!r} has mismatched LoRA shapes {tuple(A.shape)}, {tuple(B.shape)}")
+        if 0 in A.shape or 0 in B.shape:
+            raise ArtifactError(f"{file}: module {module!r} has empty LoRA factors {tuple(A.shape)}, {tuple(B.shape)} "
+                                f"(rank {A.shape[0]}); the adapter is malformed")
         r = A.shape[0]
         target = base_module_name(module)
         if not _adapted_by_peft(peft_config, target):
@@ -163,38 +171,17 @@ def read_adapter(path: str | Path, allow_pickle: bool = False, verify: bool = Tr
             raise ArtifactError(f"{file}: module {target!r} has LoRA weights but {ADAPTER_CONFIG}'s target_modules "
                                 f"({config.get('target_modules')!r}) does not select it; the config and weights disagree")
         a = alpha_pat.get(get_pattern_key(list(alpha_pat), target), alpha)
-        configured_r = rank_pat.get(get_pattern_key(list(rank_pat), target), config.get("r", r))
-        if configured_r != r:
-            raise ArtifactError(f"{file}: module {module!r} has rank {r} but {ADAPTER_CONFIG} says {configured_r}")
+        rank_key = get_pattern_key(list(rank_pat), target)
+        configured_r = rank_pat[rank_key] if rank_key in rank_pat else config.get("r", PEFT_DEFAULT_R)
+        if configured_r != r:  # PEFT would build the layer at configured_r and fail (or mis-scale) on load
+            default = "" if "r" in config or rank_key in rank_pat else " (PEFT's default: it has no 'r')"
+            raise ArtifactError(f"{file}: module {module!r} has rank {r} but {ADAPTER_CONFIG} says "
+                                f"{configured_r}{default}")
         scale = a / math.sqrt(r) if rslora else a / r
         factors[module] = from_lora(A, B, scale)
     if not factors:
         raise ArtifactError(f"{file}: no LoRA factors (lora_A/lora_B weights) found")
     return Adapter(directory, config, factors, manifest)
-
-
-def check_config_types(config: dict[str, Any], path: Path) -> None:
-    """The fields that scale or place ΔW must have the types PEFT writes (``lora_alpha: "16"`` is refused,
-    not multiplied as a string)."""
-    def number(v):  # finite, non-zero and at most MAX_ALPHA in size: a larger alpha/r overflows the factors
-        return is_number(v) and v != 0 and abs(v) <= MAX_ALPHA
-
-    checks = {
-        "r": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
-        "lora_alpha": number,
-        "use_rslora": lambda v: isinstance(v, bool),
-        "target_modules": lambda v: v is None or isinstance(v, str) or (
-            isinstance(v, list) and all(isinstance(x, str) for x in v)),
-        "rank_pattern": lambda v: v is None or (isinstance(v, dict) and all(
-            isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v.values())),
-        "alpha_pattern": lambda v: v is None or (isinstance(v, dict) and all(number(x) for x in v.values())),
-        "layers_to_transform": lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)) or (
-            isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in v)),
-    }
-    for key, ok in checks.items():
-        if key in config and not ok(config[key]):
-            raise ArtifactError(f"{path}: {key} has the wrong type or value ({config[key]!r:.60}); PEFT writes a "
-                                f"non-zero number of at most {MAX_ALPHA:g} in size here (r: a positive integer)")
 
 
 def _peft_config(config: dict[str, Any], path: Path):

@@ -55,11 +55,18 @@ def regular_file(path: Path, max_bytes: int, directory: Path | None = None) -> o
         raise ArtifactError(f"{path}: missing") from None
     if stat.S_ISLNK(st.st_mode):
         root = _confinement(directory or path.parent)
-        real = path.resolve()
+        try:
+            real = path.resolve()
+        except (RuntimeError, OSError):  # Python 3.11 raises RuntimeError on a loop
+            raise ArtifactError(f"{path}: a symlink loop; replace it with the real file") from None
         if not real.is_relative_to(root):
             raise ArtifactError(f"{path}: a symlink to {real}, outside {root}; copy the real file into the "
                                 "artifact directory (links out of it are never followed)")
-        st = real.stat()
+        try:
+            st = real.stat()
+        except OSError:  # a dangling link (or a loop): what it named is gone
+            raise ArtifactError(f"{path}: a broken symlink (to {os.readlink(path)}, which does not exist); "
+                                "restore the file or remove the link") from None
     if not stat.S_ISREG(st.st_mode):
         raise ArtifactError(f"{path}: not a regular file (a device, pipe or directory); refused")
     if st.st_size > max_bytes:

@@ -79,9 +79,15 @@ def resolve_base(cfg: ModelConfig) -> ResolvedBase:
 
     try:
         path = resolve_base_path(cfg)
+        if (Path(path) / "adapter_config.json").is_file() and not (Path(path) / "config.json").is_file():
+            raise ArtifactError(f"{cfg.name_or_path} is a PEFT adapter directory, not a base model; give the base "
+                                "it was made on (`pvlora inspect` shows it)")
         config = AutoConfig.from_pretrained(path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
     except OSError as exc:
         raise ArtifactError(f"cannot read the config of base {cfg.name_or_path!r}: {exc}") from None
+    except ValueError as exc:  # a config.json without a model_type transformers knows
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ArtifactError(f"cannot read the config of base {cfg.name_or_path!r}: {first}") from None
     return ResolvedBase(path, config, BaseFingerprint.from_dict(fingerprint(cfg, config)), cfg)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import signal
 import sys
 from collections.abc import Iterator
 
@@ -133,14 +134,43 @@ def main(argv: list[str] | None = None) -> int:
     a.recorded = "pvlora " + shlex.join(portable_command(sys.argv[1:] if argv is None else argv))
     run = next(c.run for c in COMMANDS if c.name == a.command)
     try:
-        with _console():
+        with _console(), _sigterm_as_interrupt():
             return run(a)
     except (PvloraError, UsageError) as exc:
         print(f"pvlora {a.command}: error: {as_flags(str(exc))}", file=sys.stderr)
         return 2
+    except Terminated:
+        print(f"\npvlora {a.command}: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print(f"\npvlora {a.command}: interrupted", file=sys.stderr)
         return 130
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is, so it unwinds as Ctrl-C does: every atomic write
+    removes its temporary and lock, and the destination stays the old artifact (or is the new one)."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While a command runs, SIGTERM (``kill``, a scheduler's stop) raises :class:`Terminated` instead
+    of ending the process on the spot (Python's default), which would leave temporaries and locks.
+    Only the main thread can handle signals; from another thread (a test) nothing changes."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    before = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 __all__ = ["COMMANDS", "FLAGS", "as_flags", "main", "make_parser"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pvlora.cli.base import Command, add_overwrite
 from pvlora.artifacts.atomic import check_output
 
@@ -38,8 +40,9 @@ def _pull_args(p) -> None:
 def cmd_pull(a) -> int:
     from pvlora.artifacts.hub import pull
 
-    if a.out:  # before the download
-        check_output(a.out, a.overwrite, "dir", flag="--out")
+    if a.out:  # before the download; a local directory pulled is an input the output must not replace
+        local = (a.repo_id,) if Path(a.repo_id).expanduser().exists() else ()
+        check_output(a.out, a.overwrite, "dir", inputs=local, flag="--out")
     print(f"[pvlora] {a.repo_id} -> {pull(a.repo_id, a.out, a.token, overwrite=a.overwrite)}")
     return 0
 

@@ -26,7 +26,7 @@ def cmd_extract(a) -> int:
 
     if not a.negative and not a.positive_only:
         raise UsageError("--negative is required (or pass --positive-only for φ = ΔW+)")
-    check_output(a.out, a.overwrite, "dir", flag="--out")
+    check_output(a.out, a.overwrite, "dir", inputs=tuple(p for p in (a.positive, a.negative) if p), flag="--out")
     m = extract_vector(a.positive, a.negative, a.out, rank=a.rank, positive_only=a.positive_only,
                        overwrite=a.overwrite, allow_pickle=a.allow_pickle, preference=a.preference,
                        command=a.recorded)
@@ -61,8 +61,8 @@ def cmd_compose(a) -> int:
                 overwrite=a.overwrite, allow_pickle=a.allow_pickle, revision=a.revision, dtype=a.dtype,
                 command=a.recorded)
     for path in m.unverified:
-        print(f"[pvlora] note: {path} has no pvlora.json, so no integrity check of its files was possible",
-              file=sys.stderr)
+        print(f"[pvlora] note: {path}: no pvlora.json, or one without weights_sha256, so no integrity check of "
+              "its files was possible", file=sys.stderr)
     recipe = m.recipe()
     print(f"[pvlora] composition {recipe}: rank {m.rank} ({m.method}) -> {a.out}")
     return 0

@@ -78,7 +78,7 @@ def svd_factors(lr: LowRank) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     so B·A = (Q_B U) S (Q_A V)ᵀ. Returns (left (d_out, r), S (r,), right (r, d_in))."""
     Qb, Rb = _thin_qr(lr.B)  # (d_out, r), (r, r)
     Qa, Ra = _thin_qr(lr.A.T)  # (d_in, r), (r, r)
-    U, S, Vh = torch.linalg.svd(Rb @ Ra.T)  # (r, r) core
+    U, S, Vh = torch.linalg.svd(Rb @ Ra.T, full_matrices=False)  # (r, r) core (smaller when r > d_out or d_in)
     return Qb @ U, S, Vh @ Qa.T
 
 
@@ -86,10 +86,12 @@ def truncate(lr: LowRank, k: int) -> tuple[LowRank, float, float]:
     """Best rank-k approximation of B·A (Eckart–Young), from the factors only.
 
     Returns (factors, absolute Frobenius error, ||B·A||_F). The singular values are split evenly
-    between the two factors (√S on each) so neither factor's scale dominates in low precision."""
+    between the two factors (√S on each) so neither factor's scale dominates in low precision. A
+    ``k`` past the module's smaller dimension keeps it exact (its rank is at most that dimension)."""
     if k <= 0:
         raise ValueError(f"rank must be positive, got {k}")
-    left, S, right = svd_factors(lr)  # (d_out, r), (r,), (r, d_in)
+    left, S, right = svd_factors(lr)  # (d_out, m), (m,), (m, d_in), m ≤ min(r, d_out, d_in)
+    k = min(k, S.numel())
     total = float(torch.linalg.vector_norm(S))
     err = float(torch.linalg.vector_norm(S[k:]))
     root = S[:k].sqrt()

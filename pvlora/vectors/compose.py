@@ -15,7 +15,7 @@ from pvlora.artifacts.compat import (
     check_shapes,
     unverified,
 )
-from pvlora.core.errors import ConfigError
+from pvlora.core.errors import ConfigError, EtaError
 from pvlora.artifacts.safe_read import portable
 from pvlora.artifacts.manifest import CompositionManifest
 from pvlora.artifacts.records import RecipeEntry
@@ -63,6 +63,7 @@ def compose(
     check_shapes([a for a, _ in items], base_shapes(resolved.config), str(fp))
     exact = lora_math.weighted_sum([(a.factors, w) for a, w in items])
     total, compression = compress_to_rank(exact, rank)
+    check_float32(total, [(spec, w) for spec, (_, w) in zip(vectors, items)])
     recipe = [RecipeEntry(path=portable(spec), preference=a.name, weight=w,
                           weights_sha256=a.manifest.weights_sha256 if a.manifest else None)
               for spec, (a, w) in zip(vectors, items)]
@@ -80,6 +81,21 @@ def compose(
             unverified=[portable(p) for p in unverified([a for a, _ in items])], dtype=merged_dtype)
         manifest.write(tmp, command)
     return manifest
+
+
+def check_float32(total: lora_math.Factors, weights: list[tuple[str, float]]) -> None:
+    """The weighted factors are written in float32: a value past its range would become Inf. Said as
+    what it is, weights too large for these vectors, naming them (not as a corrupt file)."""
+    import torch
+
+    big = torch.finfo(torch.float32).max
+    for key, lr in total.items():
+        worst = max(float(lr.A.abs().max()), float(lr.B.abs().max()))
+        if worst > big:
+            spec, eta = max(weights, key=lambda sw: abs(sw[1]))
+            raise EtaError(f"weight {eta:g} for {spec!r} (of {', '.join(f'{s}={w:g}' for s, w in weights)}) makes "
+                           f"module {base_module_name(key)!r} too large for float32 (an entry of {worst:.3g}); "
+                           "use smaller weights", spec)
 
 
 def merge_into_base(out: Path, base: ResolvedBase, total: lora_math.Factors, dtype: str | None = None,
@@ -119,7 +135,11 @@ def merge_into_base(out: Path, base: ResolvedBase, total: lora_math.Factors, dty
         for key, lr in total.items():
             weight = modules[base_module_name(key)].weight  # (d_out, d_in)
             delta = lr.B.float() @ lr.A.float()  # (d_out, d_in), this layer only
-            weight.copy_((weight.float() + delta.to(weight.device)).to(weight.dtype))
+            merged = (weight.float() + delta.to(weight.device)).to(weight.dtype)
+            if not torch.isfinite(merged).all():
+                raise EtaError(f"merging makes module {base_module_name(key)!r} overflow {dtype}; use smaller weights "
+                               "(or a wider dtype)")
+            weight.copy_(merged)
             del delta
     model.save_pretrained(str(out), safe_serialization=True)
     (tok if tok is not None else load_tokenizer(base)).save_pretrained(str(out))

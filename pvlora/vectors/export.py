@@ -16,7 +16,6 @@ map, and for Llama the q/k row permutation of ``convert_hf_to_gguf.LlamaModel.pe
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +25,15 @@ from pvlora.core import lora_math
 from pvlora.core.errors import ArtifactError, ConfigError
 from pvlora.artifacts.manifest import AdapterManifest, Manifest
 from pvlora.artifacts.records import ExportRecord
-from pvlora.artifacts.atomic import atomic_dir
-from pvlora.artifacts.compat import base_module_name
+from pvlora.artifacts.atomic import atomic_dir, atomic_path, check_output
+from pvlora.artifacts.compat import base_module_name, base_shapes, check_shapes
 from pvlora.artifacts.peft_read import read_adapter
 from pvlora.artifacts.peft_write import write_factors
 from pvlora.bases.load import loadable_name, resolve_base
 from pvlora.config import ModelConfig
 from pvlora.core.chat_templates import carry_template
-from pvlora.vectors.extract import compress_to_rank, exact_rank
+from pvlora.core.files import alive, glob_escape
+from pvlora.vectors.extract import check_against_base, compress_to_rank, exact_rank
 
 VLLM_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # vLLM's max_lora_rank choices
 # HF model_type -> does convert_hf_to_gguf permute q/k rows for it (rotary layout)?
@@ -63,6 +63,7 @@ def export_vllm(src: str | Path, out: str | Path, rank: int | None = None, overw
     a = read_adapter(src)
     exact = exact_rank(a.factors)
     r = vllm_rank(exact, rank)
+    check_against_base([a])  # vLLM would fail on a module its base lacks, after the model loaded
     factors, compression = compress_to_rank(a.factors, r)  # compressed when r < exact; zero-padded to r on write
     record = ExportRecord(format="vllm", rank=r, exact_rank=exact,
                           relative_error=compression.relative_error if compression else 0.0,
@@ -120,19 +121,18 @@ def export_gguf(src: str | Path, out: str | Path, base: str | None = None, overw
     import gguf
 
     a = read_adapter(src)
-    out = Path(out)
-    if (out.exists() or out.is_symlink()) and not overwrite:
-        raise ArtifactError(f"{out} already exists; pass overwrite=True to replace it")
+    out = check_output(out, overwrite, "file", inputs=(a.path,))
     recorded = a.base_fingerprint
     name = base or (loadable_name(recorded) if recorded else None)
     if not name:
         raise ArtifactError(f"{src} records no base; pass base=MODEL (the model whose architecture it adapts)")
     revision = recorded.revision if recorded and not base else None
-    tensors = gguf_tensors(a.factors, resolve_base(ModelConfig(name_or_path=name, revision=revision)).config)
+    config = resolve_base(ModelConfig(name_or_path=name, revision=revision)).config
+    check_shapes([a], base_shapes(config), repr(name))  # llama.cpp would refuse it, or read it misaligned
+    tensors = gguf_tensors(a.factors, config)
     r = max(lr.rank for lr in a.factors.values())
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.{os.getpid()}.partial"  # renamed over ``out`` only when complete
-    try:
+    _remove_old_partials(out)
+    with atomic_path(out) as tmp:  # renamed over ``out`` only when complete
         w = gguf.GGUFWriter(str(tmp), gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA])
         w.add_type(gguf.GGUFType.ADAPTER)
         w.add_string(gguf.Keys.Adapter.TYPE, "lora")
@@ -147,11 +147,15 @@ def export_gguf(src: str | Path, out: str | Path, base: str | None = None, overw
         w.write_kv_data_to_file()
         w.write_tensors_to_file()
         w.close()
-        tmp.replace(out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return {"tensors": len(tensors), "rank": r, "alpha": float(r), "architecture": "llama", "base": name}
+
+
+def _remove_old_partials(out: Path) -> None:
+    """``.NAME.PID.partial``: what a killed export of pvlora 0.2 left (removed once its pid is gone)."""
+    for path in out.parent.glob(f".{glob_escape(out.name)}.*.partial"):
+        pid = path.name[len(out.name) + 2:-len(".partial")]
+        if pid.isdigit() and not alive(int(pid)):
+            path.unlink(missing_ok=True)
 
 
 __all__ = ["VLLM_RANKS", "export_gguf", "export_vllm", "gguf_tensors", "permute_rows", "vllm_rank"]

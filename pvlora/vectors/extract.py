@@ -11,12 +11,14 @@ from pvlora.artifacts.peft_read import Adapter, read_adapter
 from pvlora.artifacts.peft_write import write_factors
 from pvlora.artifacts.atomic import atomic_dir
 from pvlora.core.chat_templates import carry_template
-from pvlora.artifacts.compat import check_compatible
+from pvlora.artifacts.compat import base_shapes, check_compatible, check_shapes
 from pvlora.core.errors import ArtifactError, ConfigError
 from pvlora.artifacts.safe_read import portable
 from pvlora.artifacts.manifest import ADAPTER_KINDS, AdapterManifest, VectorManifest
 from pvlora.artifacts.records import Compression
 from pvlora.core.names import check_name
+from pvlora.bases.load import loadable_name, resolve_base
+from pvlora.config import ModelConfig
 
 
 def _source_summary(a: Adapter) -> dict[str, Any]:
@@ -51,6 +53,24 @@ def compress_to_rank(factors: lora_math.Factors, rank: int | None) -> tuple[lora
         return factors, None
     factors, errors, rel_error = lora_math.compress(factors, rank)
     return factors, Compression(rank=rank, relative_error=rel_error, per_module_relative_error=errors)
+
+
+def check_against_base(adapters: list[Adapter]) -> None:
+    """Every module of ``adapters`` must exist, with their shapes, in the base they record (its config
+    alone is read). A base that cannot be read here (a Hub id offline, a folder since moved) is said
+    in a warning, and the check is left to whoever loads the vector onto a base."""
+    fp = adapters[0].base_fingerprint
+    if fp is None or not fp.name_or_path:
+        logger.warning(f"[pvlora] note: {adapters[0].path} records no base; its modules are not checked against one")
+        return
+    try:
+        seed = {"tiny_seed": fp.tiny_seed} if fp.tiny_seed is not None else {}  # the copy already built
+        config = resolve_base(ModelConfig(name_or_path=loadable_name(fp), revision=fp.revision, **seed)).config
+    except (ArtifactError, ConfigError) as exc:
+        logger.warning(f"[pvlora] note: {adapters[0].path}: its modules are not checked against its base "
+                       f"{fp.name_or_path} ({exc})")
+        return
+    check_shapes(adapters, base_shapes(config), fp.name_or_path + (f"@{fp.revision}" if fp.revision else ""))
 
 
 def check_roles(pos: Adapter, neg: Adapter | None) -> None:
@@ -107,6 +127,7 @@ def extract_vector(
     adapters = [pos] + ([neg] if neg else [])
     check_roles(pos, neg)
     check_compatible(adapters)
+    check_against_base(adapters)
     exact = pos.factors if neg is None else lora_math.difference(pos.factors, neg.factors)
     phi, compression = compress_to_rank(exact, rank)
     base = pos.base_fingerprint
