@@ -26,3 +26,12 @@ def make_adapter(base_dir, out, seed, **lora_kw):
                 p.normal_(0, 0.5)
     peft_model.save_pretrained(out)
     return out
+
+
+def one_line_error(capsys, *needles):
+    """The CLI's error path: one line on stderr holding every needle, no traceback."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    for needle in needles:
+        assert needle in err, err
+    return err

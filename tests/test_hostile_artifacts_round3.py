@@ -22,18 +22,11 @@ from pvlora.artifacts.peft_read import read_adapter
 from pvlora.cli import main
 from pvlora.core.errors import ArtifactError, EtaError
 from pvlora.vectors.extract import extract_vector
-from tests.helpers import make_adapter
+from tests.helpers import make_adapter, one_line_error
 
 REPO = Path(__file__).resolve().parents[1]
 HOSTILE = "([a-z_.0-9]+)+X"  # exponential backtracking on any module name
 
-
-def one_line_error(capsys, *needles):
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and err.count("\n") == 1, err
-    for needle in needles:
-        assert needle in err, err
-    return err
 
 
 @pytest.fixture(scope="module")

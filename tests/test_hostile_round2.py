@@ -15,19 +15,11 @@ from pvlora.data import load_preference_data
 from pvlora.core.errors import ArtifactError, DataError
 from pvlora.artifacts.manifest import AdapterManifest
 from pvlora.vectors.extract import extract_vector
-from tests.helpers import make_adapter
+from tests.helpers import make_adapter, one_line_error
 
 PAIR = {"prompt": "p", "chosen": "a", "rejected": "b"}
 DEEP = "[" * 200_000 + "]" * 200_000  # far past Python's recursion limit
 
-
-def one_line_error(capsys, *needles):
-    """The CLI's error path: one line on stderr holding every needle, no traceback."""
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and err.count("\n") == 1, err
-    for needle in needles:
-        assert needle in err, err
-    return err
 
 
 @pytest.fixture

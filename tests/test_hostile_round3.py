@@ -15,17 +15,10 @@ import pytest
 from pvlora.cli import main
 from pvlora.config import EvalConfig, ModelConfig, PreferenceConfig, load_config
 from pvlora.core.errors import ConfigError, DataError
+from tests.helpers import one_line_error
 
 PAIR = {"prompt": "p", "chosen": "a", "rejected": "b"}
 
-
-def one_line_error(capsys, *needles):
-    """The CLI's error path: one line on stderr holding every needle, no traceback."""
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and err.count("\n") == 1, err
-    for needle in needles:
-        assert needle in err, err
-    return err
 
 
 # ---------------------------------------------------------------- --set overrides

@@ -18,6 +18,7 @@ from pvlora.cli import evaluation, judging, serving, sharing, training, vectors
 from pvlora.cli.base import Command, UsageError
 from pvlora.artifacts.safe_read import portable_command
 from pvlora.core.errors import PvloraError
+from pvlora.core.files import sigterm_raises
 
 EPILOG = """\
 typical session (the built-in tiny model, on a CPU):
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     a.recorded = "pvlora " + shlex.join(portable_command(sys.argv[1:] if argv is None else argv))
     run = next(c.run for c in COMMANDS if c.name == a.command)
     try:
-        with _console(), _sigterm_as_interrupt():
+        with _console(), sigterm_raises(Terminated):
             return run(a)
     except (PvloraError, UsageError) as exc:
         print(f"pvlora {a.command}: error: {as_flags(str(exc))}", file=sys.stderr)
@@ -150,27 +151,6 @@ def main(argv: list[str] | None = None) -> int:
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the command is, so it unwinds as Ctrl-C does: every atomic write
     removes its temporary and lock, and the destination stays the old artifact (or is the new one)."""
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """While a command runs, SIGTERM (``kill``, a scheduler's stop) raises :class:`Terminated` instead
-    of ending the process on the spot (Python's default), which would leave temporaries and locks.
-    Only the main thread can handle signals; from another thread (a test) nothing changes."""
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise Terminated()
-
-    before = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, before)
 
 
 __all__ = ["COMMANDS", "FLAGS", "as_flags", "main", "make_parser"]

@@ -5,10 +5,12 @@ Nothing here imports pvlora (the writers sit low in the package's import chains)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -82,3 +84,26 @@ def default_mode(path: Path, mode: int) -> None:
     umask = os.umask(0)
     os.umask(umask)
     Path(path).chmod(mode & ~umask)
+
+
+@contextlib.contextmanager
+def sigterm_raises(exc_type: type[BaseException] = KeyboardInterrupt) -> Iterator[None]:
+    """Inside the block SIGTERM (``kill``, a scheduler's stop, ``docker stop``) raises ``exc_type``
+    where the program is, instead of Python's default of ending the process on the spot, which would
+    skip every cleanup (temporaries, locks, the server's batcher). The previous handler comes back
+    after. Only the main thread can handle signals: elsewhere (a test's thread) nothing changes."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise exc_type()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -13,14 +13,11 @@ Bounds (each a :class:`~pvlora.core.errors.ConfigError` naming the setting):
 
 from __future__ import annotations
 
-import contextlib
 import math
-import signal
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 from pvlora.core.errors import ConfigError
+from pvlora.core.files import sigterm_raises
 
 MAX_WAIT_MS = 10_000.0
 MAX_BATCH = 4096
@@ -65,24 +62,11 @@ def body_error(errors: list[dict[str, Any]]) -> tuple[str, str | None]:
     return f"{where}: {first.get('msg', 'invalid')}", where
 
 
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Inside the block SIGTERM raises KeyboardInterrupt, as SIGINT does: while loading, the command stops
-    as on Ctrl-C; while serving, uvicorn shuts down gracefully on either and then re-raises the signal
-    here, so the caller's cleanup runs (the default SIGTERM action would kill the process mid-way).
-    The previous handler comes back after; off the main thread (no signals there) it does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def sigterm_as_interrupt():
+    """SIGTERM raises KeyboardInterrupt, as SIGINT does: while loading, the command stops as on Ctrl-C;
+    while serving, uvicorn shuts down gracefully on either and then re-raises the signal here, so the
+    caller's cleanup runs."""
+    return sigterm_raises(KeyboardInterrupt)
 
 
 __all__ = ["MAX_BATCH", "MAX_WAIT_MS", "body_error", "check_settings", "sigterm_as_interrupt"]
