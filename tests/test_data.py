@@ -58,9 +58,7 @@ def test_pku_drops_counted_by_reason(tmp_path):
     assert d.drops == {BAD_LABEL: 3, EMPTY: 1, IDENTICAL: 1, EMPTY_PROMPT: 1}
 
 
-@pytest.mark.skipif(not HH_FILE.exists(), reason=f"the shared HH-RLHF file {HH_FILE} is not present "
-                    "(set PVLORA_HH_RLHF_FILE to its path)")
-def test_hh_rlhf_all_shared_rows_parse():
+def test_hh_rlhf_all_shipped_rows_parse():
     d = load_preference_data(pref("harmless", HH_FILE, "hh_rlhf", heldout_fraction=0.1))
     kept = len(d.train) + len(d.heldout)
     assert d.rows_read == 1800 and kept + sum(d.drops.values()) == 1800

