@@ -80,7 +80,7 @@ def test_an_unwritable_folder_is_refused_before_any_work(data_config, tmp_path, 
     ("file", "below-broken-link", True, r"cannot write there \(.*link is a broken link, not a directory\)"),
 ])
 def test_the_output_rule(tmp_path, kind, make, overwrite, msg):
-    from pvlora.artifacts.atomic import check_output
+    from pvlora.artifacts.outputs import check_output
 
     target = tmp_path / "out"
     if make == "dir":
@@ -274,3 +274,16 @@ def test_compositions_and_plain_peft_adapters_still_load(kinds, random_base_dir,
     model, _ = pvlora.load_composed(str(random_base_dir), {str(kinds / "comp"): 1.0})
     assert pvlora.get_weights(model) == {"comp": 1.0}
     assert extract_vector(kinds / "plain", None, tmp_path / "v", positive_only=True).kind == "vector"
+
+
+def test_a_write_that_hits_a_file_size_limit_is_one_line_and_leaves_nothing(tmp_path):
+    # ulimit -f (or a full disk) during the write: EFBIG inside the atomic writer, not a traceback
+    import subprocess
+    import sys
+
+    script = ("import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (2048, 2048)); "
+              "from pvlora.cli import main; sys.exit(main(['data', '--preference', 'harmless', '--export', 'out.jsonl']))")
+    r = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and "the write failed (File too large" in r.stderr, r.stderr
+    assert list(tmp_path.iterdir()) == []  # no partial file, no temporary

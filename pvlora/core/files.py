@@ -6,12 +6,16 @@ Nothing here imports pvlora (the writers sit low in the package's import chains)
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+
+# Errors that mean the write itself hit a limit (a file-size ulimit, a full disk or quota), not a bad path.
+WRITE_LIMITS = frozenset({errno.EFBIG, errno.ENOSPC, errno.EDQUOT})
 
 
 def alive(pid: int) -> bool:
