@@ -9,7 +9,7 @@ LAYERS = (("core",), ("artifacts",), ("config", "data"), ("bases",), ("vectors",
           ("evaluation",), ("serving",), ("worlds",), ("cli",))
 
 __all__ = ["__version__", "load_composed", "set_weights", "get_weights", "generate", "row_weights", "extract_vector",
-           "compose", "load_config"]
+           "compose", "load_config", "add_vector", "remove_vector", "merge_weighted"]
 
 
 def __getattr__(name):
@@ -22,6 +22,14 @@ def __getattr__(name):
         from pvlora.steering import rowwise
 
         return getattr(rowwise, name)
+    if name in ("add_vector", "remove_vector"):  # vectors swapped in and out of a loaded model
+        from pvlora.steering import swap
+
+        return getattr(swap, name)
+    if name == "merge_weighted":  # a composition in memory through PEFT's add_weighted_adapter(cat)
+        from pvlora.steering.merge import merge_weighted
+
+        return merge_weighted
     if name == "extract_vector":
         from pvlora.vectors.extract import extract_vector
 
