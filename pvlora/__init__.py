@@ -3,7 +3,7 @@
 __version__ = "0.2.0"
 
 # The package's layers, lowest first (one folder each; config and data share a layer). A module imports
-# only from its own layer or a lower one, at top level or inside a function; tests/test_layers.py
+# only from its own layer or a lower one, at top level or inside a function; tests/package/test_layers.py
 # and benchmarks/tools/module_graph.py read this rule from here.
 LAYERS = (("core",), ("artifacts",), ("config", "data"), ("bases",), ("vectors",), ("steering",), ("training",),
           ("evaluation",), ("serving",), ("worlds",), ("cli",))

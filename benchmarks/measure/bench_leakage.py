@@ -7,7 +7,7 @@ prompts of ``prompts.txt``. Measure and threshold: :mod:`pvlora.data.leakage` (c
 prompt's adjacent content-word pairs in one training text; a prompt leaks at >= THRESHOLD).
 
 Writes the count of evaluation prompts at or above the threshold per split, each such prompt with
-its training text, and the 20 best-matching pairs. tests/test_leakage.py checks the figures
+its training text, and the 20 best-matching pairs. tests/data/test_leakage.py checks the figures
 against this file, so a change in the data or the measure shows. No model is loaded.
 
     python benchmarks/measure/bench_leakage.py

@@ -176,7 +176,7 @@ def declared_results(path: Path) -> tuple[str, ...] | None:
 
 def scripts() -> list[tuple[Path, tuple[str, ...] | None]]:
     """Every script of measure/, choose/, estimate/ and tools/ with the files it declares (None: it
-    declares nothing, which the index shows and tests/test_benchmarks_readme.py refuses); modules
+    declares nothing, which the index shows and tests/package/test_benchmarks_readme.py refuses); modules
     named ``_*`` are helpers, not scripts."""
     return [(path, declared_results(path)) for folder in SCRIPT_FOLDERS
             for path in sorted((BENCHMARKS / folder).glob("[!_]*.py"))]

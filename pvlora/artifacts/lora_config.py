@@ -31,7 +31,7 @@ MAX_REPEATS = 3  # PEFT adds one more (``(.*\.)?``) around rank/alpha pattern ke
 MAX_PATTERN_CHARS = 500
 MAX_PATTERNS = 10_000  # rank_pattern / alpha_pattern entries: one per module of a large model at most
 MAX_MODULE_NAME = 300  # a module name from a weight file ("base_model.model.model.layers.31.mlp.down_proj")
-PEFT_DEFAULT_R = 8  # LoraConfig.r when adapter_config.json has none (tests/test_hostile_artifacts_round3.py)
+PEFT_DEFAULT_R = 8  # LoraConfig.r when adapter_config.json has none (tests/artifacts/test_hostile_artifacts_round3.py)
 _REPEATS = {_sre.MAX_REPEAT, _sre.MIN_REPEAT, getattr(_sre, "POSSESSIVE_REPEAT", _sre.MAX_REPEAT)}
 
 

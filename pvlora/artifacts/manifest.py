@@ -23,7 +23,7 @@ from pvlora.core.names import NAME_RE
 
 MANIFEST = "pvlora.json"
 # PEFT's own file names (peft.utils.constants CONFIG_NAME, SAFETENSORS_WEIGHTS_NAME, WEIGHTS_NAME),
-# spelled out because importing peft costs seconds; tests/test_manifest.py checks they are PEFT's.
+# spelled out because importing peft costs seconds; tests/artifacts/test_manifest.py checks they are PEFT's.
 ADAPTER_CONFIG = "adapter_config.json"
 SAFE_WEIGHTS = "adapter_model.safetensors"
 PICKLE_WEIGHTS = "adapter_model.bin"

@@ -17,7 +17,7 @@ import logging
 from pathlib import Path
 
 from pvlora.core.errors import ConfigError
-from pvlora.artifacts.atomic import build_once
+from pvlora.core.files import build_once
 from pvlora.artifacts.safe_read import cache_root
 
 logger = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from pathlib import Path
 from pvlora.cli.base import Command, add_config, add_overwrite, add_vectors
 from pvlora.core.errors import ConfigError
 from pvlora.artifacts.atomic import atomic_file
-from pvlora.artifacts.outputs import check_output
+from pvlora.artifacts.atomic import check_output
 from pvlora.cli.grammar import grid, weights as parse_weights
 from pvlora.config import load_config
 from pvlora.evaluation.prompt_sets import prompt_set, scorer_gaps
@@ -25,7 +25,7 @@ def _setup(a):
 
 
 def _check_out(a) -> None:
-    """``--out FILE``: the output rule (:func:`pvlora.artifacts.outputs.check_output`), before any work."""
+    """``--out FILE``: the output rule (:func:`pvlora.artifacts.atomic.check_output`), before any work."""
     if a.out:
         check_output(a.out, a.overwrite, "file", flag="--out")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pvlora.cli.base import Command, add_overwrite, raw
-from pvlora.artifacts.outputs import check_output
+from pvlora.artifacts.atomic import check_output
 from pvlora.core.judges import JUDGE_VERSION
 from pvlora.evaluation.judging import judge_file
 

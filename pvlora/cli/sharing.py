@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pvlora.cli.base import Command, add_overwrite
-from pvlora.artifacts.outputs import check_output
+from pvlora.artifacts.atomic import check_output
 
 
 def _push_args(p) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pvlora.cli.base import Command, UsageError, add_config, add_overwrite
 from pvlora.artifacts.atomic import atomic_file
-from pvlora.artifacts.outputs import check_output
+from pvlora.artifacts.atomic import check_output
 from pvlora.config import load_config
 from pvlora.data import load_preference_data
 

@@ -6,7 +6,7 @@ import json
 import sys
 
 from pvlora.cli.base import Command, UsageError, add_allow_pickle, add_overwrite, raw
-from pvlora.artifacts.outputs import check_output
+from pvlora.artifacts.atomic import check_output
 from pvlora.cli.grammar import vector_specs
 
 

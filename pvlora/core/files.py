@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -111,3 +112,22 @@ def sigterm_raises(exc_type: type[BaseException] = KeyboardInterrupt) -> Iterato
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def build_once(target: Path, build) -> Path:
+    """A cache entry: ``build(tmp)`` fills a temporary directory beside ``target``, which is then
+    renamed into place. A concurrent build that finished first wins (its copy is kept)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_dead_temps(target)  # builds killed before they finished
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(target), dir=target.parent))
+    try:
+        build(tmp)
+        if target.exists():
+            shutil.rmtree(tmp)
+        else:
+            default_mode(tmp, 0o777)
+            tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target

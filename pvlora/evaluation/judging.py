@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pvlora.artifacts.atomic import atomic_file
-from pvlora.artifacts.outputs import check_output
+from pvlora.artifacts.atomic import check_output
 from pvlora.artifacts.safe_read import parse_json, regular_file
 from pvlora.core.errors import DataError
 from pvlora.core.judges import LABELS, four_way_judge

@@ -42,7 +42,7 @@ class Refused(PvloraError):
 def allowed_path(raw: str, dirs: tuple[str, ...]) -> Path:
     """``raw`` resolved (symlinks followed), if it lies in one of ``dirs``."""
     if not dirs:
-        raise Refused("loading vectors from a path is off on this server (start it with --vector-dir DIR)", "path")
+        raise Refused("loading vectors from a path is off on this server (its vector_dirs setting is empty)", "path")
     try:
         path = Path(raw).resolve()
     except (OSError, ValueError, RuntimeError) as exc:  # a NUL byte, a symlink loop, a name too long
@@ -51,14 +51,14 @@ def allowed_path(raw: str, dirs: tuple[str, ...]) -> Path:
         root = Path(d).resolve()
         if path == root or path.is_relative_to(root):
             return path
-    raise Refused(f"path {raw!r:.200} is outside the directories this server loads vectors from (--vector-dir)",
+    raise Refused(f"path {raw!r:.200} is outside the directories this server loads vectors from (vector_dirs)",
                   "path")
 
 
 def allowed_hub_id(raw: str, orgs: tuple[str, ...]) -> str:
     """``raw`` (``ORG/NAME[@REVISION]``), if ORG is one of ``orgs`` and it names no local path."""
     if not orgs:
-        raise Refused("downloading vectors from the Hub is off on this server (start it with --vector-org ORG)",
+        raise Refused("downloading vectors from the Hub is off on this server (its vector_orgs setting is empty)",
                       "hub_id")
     from pvlora.artifacts.locate import REPO_RE  # here: keeps the server's import chain short
 
@@ -68,7 +68,7 @@ def allowed_hub_id(raw: str, orgs: tuple[str, ...]) -> str:
     org = m["repo"].split("/", 1)[0]
     if org.lower() not in {o.lower() for o in orgs}:
         raise Refused(f"hub_id {raw!r:.200}: organisation {org!r} is not one this server downloads from "
-                      "(--vector-org)", "hub_id")
+                      "(vector_orgs)", "hub_id")
     if Path(raw).exists() or Path(m["repo"]).exists() or Path(org).exists():  # read as a local path first
         raise RequestError(f"hub_id {raw!r:.200} also names a local path on the server; refused", "hub_id")
     return raw

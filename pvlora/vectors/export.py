@@ -26,7 +26,7 @@ from pvlora.core.errors import ArtifactError, ConfigError
 from pvlora.artifacts.manifest import AdapterManifest, Manifest
 from pvlora.artifacts.records import ExportRecord
 from pvlora.artifacts.atomic import atomic_dir, atomic_path
-from pvlora.artifacts.outputs import check_output
+from pvlora.artifacts.atomic import check_output
 from pvlora.artifacts.compat import base_module_name, base_shapes, check_shapes
 from pvlora.artifacts.peft_read import read_adapter
 from pvlora.artifacts.peft_write import write_factors

@@ -16,7 +16,7 @@ from pathlib import Path
 from pvlora.core.logs import quieted
 from pvlora.core.registry import BuiltinBase
 from pvlora.worlds.toy import corpus as toy
-from pvlora.artifacts.atomic import build_once
+from pvlora.core.files import build_once
 from pvlora.artifacts.safe_read import cache_root
 
 BUILD_VERSION = 4  # bump when the corpus, tokenizer or recipe changes: invalidates caches

@@ -134,7 +134,7 @@ def test_quickstart_notebook_executes(demo_dir):
     import nbformat
     from nbclient import NotebookClient
 
-    nb = nbformat.read(os.path.join(os.path.dirname(__file__), "..", "notebooks", "quickstart.ipynb"), as_version=4)
+    nb = nbformat.read(os.path.join(os.path.dirname(__file__), "..", "..", "notebooks", "quickstart.ipynb"), as_version=4)
     os.environ["PVLORA_QUICKSTART_DIR"] = str(demo_dir)  # reuse the demo's adapters
     t = time.perf_counter()
     NotebookClient(nb, timeout=180, kernel_name="python3").execute()

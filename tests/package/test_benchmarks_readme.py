@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BENCHMARKS = REPO / "benchmarks"
 FOLDERS = {"measure": "bench_", "choose": "choose_", "estimate": "estimate_", "tools": ""}
 # The command the five test-log lines rebuilt from git record (the script's path at the time); the log is
@@ -158,7 +158,7 @@ def test_toy_data_amounts_are_the_ones_chosen_on_validation():
 
     from pvlora.worlds.toy import corpus
 
-    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    results = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
     harmless = json.loads((results / "toy_harmless_choice.json").read_text())
     concise = json.loads((results / "toy_concise_choice.json").read_text())
     assert harmless["split"] == concise["split"] == "validation"

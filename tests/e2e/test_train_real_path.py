@@ -147,7 +147,7 @@ def test_killed_two_direction_run_resumes_to_identical_weights(tmp_path, tiny_ba
 
 def test_accelerate_launch_with_two_processes_writes_once(tmp_path, tiny_base_dir):
     """The shipped DDP config, two CPU processes (gloo): both train, only the main process writes."""
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(repo / "configs/accelerate/ddp.yaml"),
            "--mixed_precision", "no", "--main_process_port", "29533", "-m", "pvlora.cli", "train",
            "--preference", "concise", "--set", f"output.dir={tmp_path}", "--set", "dpo.max_steps=3",

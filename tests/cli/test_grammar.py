@@ -57,7 +57,7 @@ def test_no_library_error_names_a_command_line_flag():
     import re
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1] / "pvlora"
+    root = Path(__file__).resolve().parents[2] / "pvlora"
     found = []
     for f in root.rglob("*.py"):
         if "cli" in f.relative_to(root).parts:

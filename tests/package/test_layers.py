@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pvlora
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "benchmarks" / "tools"))
 try:
     import module_graph

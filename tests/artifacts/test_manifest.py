@@ -17,7 +17,7 @@ from pvlora.artifacts.manifest import SCHEMA, Manifest
 from pvlora.vectors.extract import extract_vector
 from tests.helpers import make_adapter
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

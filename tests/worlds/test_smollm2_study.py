@@ -10,7 +10,7 @@ from pvlora.core.errors import ConfigError
 from pvlora.worlds.smollm2 import make_data
 from pvlora.worlds.smollm2.prompts import all_prompts, eval_rows, parse, prompts
 
-FIXTURE = Path(__file__).parent / "fixtures" / "smollm2_refusals.jsonl"
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "smollm2_refusals.jsonl"
 
 
 def test_prompt_set_sizes_and_topic_held_out_splits():

@@ -12,7 +12,7 @@ import pytest
 from pvlora.core.errors import ConfigError
 from pvlora.evaluation import test_log as tl
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

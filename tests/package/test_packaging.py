@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
@@ -59,7 +59,7 @@ def test_built_wheel_runs_the_default_commands(tmp_path):
 def test_nothing_reads_a_sibling_directory_of_the_checkout():
     # A user's clone has nothing beside it: code, configs, tests and scripts reach data only inside
     # the repository or through a documented environment variable (PVLORA_HH_RLHF_FILE).
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     tracked = subprocess.run(["git", "ls-files", "pvlora", "configs", "tests", "benchmarks", ".ci"], cwd=root,
                              capture_output=True, text=True, check=False).stdout.split()
     if not tracked:

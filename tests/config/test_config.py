@@ -5,7 +5,7 @@ import pytest
 from pvlora.config import load_config
 from pvlora.core.errors import ConfigError
 
-REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 
 def write(tmp_path, text):

@@ -182,7 +182,7 @@ def test_the_last_vector_stays(random_base_dir, two_vectors):
         code, r = call(url, "DELETE", "/v1/vectors/helpful")
         assert code == 409 and "only vector" in r["error"]["message"]
         code, r = call(url, "POST", "/v1/vectors", {"path": two_vectors["harmless"]})
-        assert code == 403 and r["error"]["param"] == "path" and "--vector-dir" in r["error"]["message"]
+        assert code == 403 and r["error"]["param"] == "path" and "vector_dirs" in r["error"]["message"]
 
 
 def test_requests_during_swaps_get_the_old_set_or_the_new_one_never_a_mix(server, random_base_dir, two_vectors,

@@ -80,7 +80,7 @@ def test_an_unwritable_folder_is_refused_before_any_work(data_config, tmp_path, 
     ("file", "below-broken-link", True, r"cannot write there \(.*link is a broken link, not a directory\)"),
 ])
 def test_the_output_rule(tmp_path, kind, make, overwrite, msg):
-    from pvlora.artifacts.outputs import check_output
+    from pvlora.artifacts.atomic import check_output
 
     target = tmp_path / "out"
     if make == "dir":

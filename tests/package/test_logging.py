@@ -9,7 +9,7 @@ from pathlib import Path
 import pvlora.cli as cli
 from pvlora.core.logs import quieted
 
-PKG = Path(__file__).resolve().parents[1] / "pvlora"
+PKG = Path(__file__).resolve().parents[2] / "pvlora"
 # What prints on purpose: the command line, and the demos' narrative (the output of `pvlora demo`).
 PRINTS_ALLOWED = ("cli/", "worlds/toy/demo.py", "worlds/smollm2/demo.py")
 

@@ -24,7 +24,7 @@ from pvlora.core.errors import ArtifactError, EtaError
 from pvlora.vectors.extract import extract_vector
 from tests.helpers import make_adapter, one_line_error
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 HOSTILE = "([a-z_.0-9]+)+X"  # exponential backtracking on any module name
 
 
@@ -344,7 +344,8 @@ def test_an_immutable_target_leaves_nothing_behind(src, tmp_path, monkeypatch):
 
 
 def test_temporaries_of_dead_writers_are_removed(src, random_base_dir, tmp_path):
-    from pvlora.artifacts.atomic import atomic_file, build_once
+    from pvlora.artifacts.atomic import atomic_file
+    from pvlora.core.files import build_once
     from pvlora.core.files import host
     from pvlora.vectors.export import export_gguf
 
