@@ -22,15 +22,14 @@ import yaml
 
 from pvlora.config.library_keys import validate_dpo_keys, validate_lora_keys
 from pvlora.config.mapping import _build, apply_overrides, parse_override
+from pvlora.config.eval_blocks import EvalConfig, OutputConfig
 from pvlora.config.stages import (
     FORMAT_NAMES,
     KEEP_RULES,
     NAME_RE,
     SFT_FORMATS,
     Direction,
-    EvalConfig,
     ModelConfig,
-    OutputConfig,
     PreferenceConfig,
     SFTStageConfig,
     TrainConfig,
