@@ -166,6 +166,8 @@ def train_one(cfg: ExperimentConfig, preference: str, direction: str, target: Pa
     from transformers import set_seed
     from trl import DPOConfig, DPOTrainer
 
+    from pvlora.training.lm_head import CompactDPOTrainer  # imports trl
+
     data = load_preference_data(cfg.preference(preference), direction, seed=cfg.seed)
     base = base or resolve_base(cfg.model)
     tok = load_tokenizer(base)
@@ -184,10 +186,12 @@ def train_one(cfg: ExperimentConfig, preference: str, direction: str, target: Pa
     if ref_store is not None and stored is None:
         dpo_kwargs.setdefault("precompute_ref_log_probs", True)  # computed once here, reused by the other direction
     args = DPOConfig(**dpo_kwargs)
+    # completion positions only through the LM head, a bounded number at a time (see training/lm_head.py)
+    compact = {"token_chunk": cfg.train.lm_head_tokens} if cfg.train.lm_head_tokens else None
     with quieted("transformers"):  # its set-up warnings about our own arguments; the caller's level after
-        trainer = DPOTrainer(
+        trainer = (CompactDPOTrainer if compact else DPOTrainer)(
             model=model, args=args, train_dataset=Dataset.from_list(data.train), processing_class=tok,
-            peft_config=peft_config,
+            peft_config=peft_config, **(compact or {}),
         )
     if ref_store is not None:
         share_reference(trainer, preference, ref_store, stored)
