@@ -35,3 +35,26 @@ def one_line_error(capsys, *needles):
     for needle in needles:
         assert needle in err, err
     return err
+
+
+def post(url: str, body, raw: bool = False, timeout: float = 60) -> tuple[int, dict]:
+    """POST a chat-completions body (or raw bytes) to a running ``pvlora serve``: (status, JSON reply)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    data = body if raw else json.dumps(body).encode()
+    req = urllib.request.Request(f"{url}/v1/chat/completions", data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def body(prompt: str, mix: dict | None = None, **kw) -> dict:
+    """A chat-completions request for one user prompt, at ``mix`` when given."""
+    b = {"model": "test-base", "messages": [{"role": "user", "content": prompt}], "max_tokens": 8, **kw}
+    if mix is not None:
+        b["preference_weights"] = mix
+    return b

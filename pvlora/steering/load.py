@@ -88,7 +88,8 @@ def load_composed(base: Any, vectors: dict[str, float], revision: str | None = N
     for path in unverified(adapters):
         import warnings
 
-        warnings.warn(f"{path} has no pvlora.json, so no integrity check of its files was possible", stacklevel=2)
+        warnings.warn(f"{path} has no pvlora.json (or one without weights_sha256), so no integrity check of its "
+                      "files was possible", stacklevel=2)
     check_shapes(adapters, linear_shapes(model), repr(getattr(model.config, "_name_or_path", None) or "the base"))
     for i, (adapter, name) in enumerate(zip(adapters, names)):
         if i == 0:

@@ -14,6 +14,7 @@ pytest.importorskip("uvicorn")
 
 import pvlora
 from pvlora.serving.app import ServeSettings, build_app, load, running
+from tests.helpers import body, post
 
 MIXES = [{"helpful": 0.8, "harmless": -0.4}, {"helpful": -1.5, "harmless": 2.0}, {"helpful": 0.0, "harmless": 0.0},
          {"harmless": 0.3}, {"helpful": 3.0}, {}]
@@ -28,23 +29,6 @@ def server(random_base_dir, two_vectors):
     app = build_app(model, tok, settings, name="test-base")
     with running(app) as url:
         yield url, model, tok, app
-
-
-def post(url: str, body, raw: bool = False) -> tuple[int, dict]:
-    data = body if raw else json.dumps(body).encode()
-    req = urllib.request.Request(f"{url}/v1/chat/completions", data=data, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
-
-
-def body(prompt: str, mix: dict | None = None, **kw) -> dict:
-    b = {"model": "test-base", "messages": [{"role": "user", "content": prompt}], "max_tokens": 8, **kw}
-    if mix is not None:
-        b["preference_weights"] = mix
-    return b
 
 
 def test_concurrent_requests_at_different_mixes_match_offline_generation(server):

@@ -4,7 +4,6 @@ not a JSON number, seeded sampling that must not depend on the batch, two thread
 string prompts and the chat template, preference names PyTorch reserves, empty prompts, error messages
 that name their field, and SIGTERM."""
 
-import json
 import os
 import signal
 import socket
@@ -25,9 +24,9 @@ import pvlora
 from pvlora.cli import main
 from pvlora.core.errors import ArtifactError, ConfigError, EtaError, PvloraError, RequestError
 from pvlora.core.eta import check_eta
-from pvlora.serving import app as serving_app
 from pvlora.serving import batcher as serving_batcher
 from pvlora.serving.app import ServeSettings, build_app, load, running
+from tests.helpers import body, post
 from pvlora.serving.batcher import Batcher, Job
 
 DEFAULT = {"helpful": 1.0, "harmless": 0.5}
@@ -50,23 +49,6 @@ def server(loaded, settings):
     app = build_app(model, tok, settings, name="test-base")
     with running(app) as url:
         yield url, app
-
-
-def post(url: str, body, raw: bool = False, timeout: float = 60) -> tuple[int, dict]:
-    data = body if raw else json.dumps(body).encode()
-    req = urllib.request.Request(f"{url}/v1/chat/completions", data=data, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
-
-
-def body(prompt: str, mix: dict | None = None, **kw) -> dict:
-    b = {"model": "test-base", "messages": [{"role": "user", "content": prompt}], "max_tokens": 8, **kw}
-    if mix is not None:
-        b["preference_weights"] = mix
-    return b
 
 
 def text(reply: dict) -> str:
