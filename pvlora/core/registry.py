@@ -29,7 +29,9 @@ _REGISTRY: dict[str, dict[str, str]] = {
     "base": {"tiny": "pvlora.worlds.toy.base:BUILTIN"},
     "preference_data": {"toy": "pvlora.worlds.toy.entries:preference_split"},
     "sft_data": {"toy": "pvlora.worlds.toy.entries:sft_data"},
-    "prompts": {"toy": "pvlora.worlds.toy.entries:eval_rows", "smollm2": "pvlora.worlds.smollm2.prompts:eval_rows"},
+    # smollm2: the study's evaluation set; smollm2-first: its first set, spent (scored five times)
+    "prompts": {"toy": "pvlora.worlds.toy.entries:eval_rows", "smollm2": "pvlora.worlds.smollm2.eval_set:eval_rows",
+                "smollm2-first": "pvlora.worlds.smollm2.prompts:eval_rows"},
     "judge": {"toy": "pvlora.worlds.toy.entries:judge"},
 }
 

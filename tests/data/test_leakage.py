@@ -109,3 +109,7 @@ def test_the_study_leakage_equals_the_committed_figures(study):
     # the near-twin the audit found is among them, on the test split
     assert any(m["eval_text"] == TWIN_EVAL and m["train_text"] == TWIN_TRAIN for m in study["splits"]["test"]["leaking"])
     assert sum(s["above"] for s in study["splits"].values()) > 0  # known to leak: a 0 here would be news
+    # the second set, which the study now scores, passed the gate: no prompt at or above the threshold
+    second, then = study["second_set"], committed["second_set"]
+    assert second == then
+    assert all(s["above"] == 0 and s["eval_prompts"] >= 400 for s in second["splits"].values())

@@ -61,22 +61,33 @@ def training_texts(cfg=None) -> list[tuple[str, str]]:
     return out
 
 
-def evaluation_prompts(split: str) -> list[tuple[str, str]]:
-    """[(id, text)] of one split's evaluation prompts (id: split, kind/topic, style, index)."""
+def evaluation_prompts(split: str, which: str = "first") -> list[tuple[str, str]]:
+    """[(id, text)] of one split's evaluation prompts (id: split, kind/topic, style or form, index) of
+    the ``first`` set (``prompts.txt``, spent) or the ``second`` (``eval_prompts.txt``)."""
+    if which == "second":
+        from pvlora.worlds.smollm2.eval_set import select
+
+        return [(f"{split} {p.kind}/{p.topic} {p.form} {i + 1}", p.text) for i, p in enumerate(select(split))]
     return [(f"{split} {p.kind}/{p.topic} {p.style} {i + 1}", p.text) for i, p in enumerate(prompts(split))]
 
 
 def study_leakage(top: int = 20, cfg=None) -> dict[str, Any]:
     """{threshold, n, train_texts, per split {eval_prompts, above, leaking}, top (the ``top`` best
-    matches over both splits)}."""
+    matches over both splits)} of the first set, and the same of the second under ``second_set``."""
     train = training_texts(cfg)
-    out: dict[str, Any] = {"threshold": leakage.THRESHOLD, "n": leakage.N, "train_texts": len(train), "splits": {}}
-    every = []
-    for split in SPLITS:
-        r = leakage.report(train, evaluation_prompts(split), top=10 ** 9)
-        out["splits"][split] = {"eval_prompts": r["eval_prompts"], "above": r["above"], "leaking": r["leaking"]}
-        every += r["top"]
-    out["top"] = sorted(every, key=lambda m: (-m["containment"], -m["jaccard"], m["eval_id"]))[:top]
+    out: dict[str, Any] = {"threshold": leakage.THRESHOLD, "n": leakage.N, "train_texts": len(train)}
+    for which in ("first", "second"):
+        part: dict[str, Any] = {"splits": {}}
+        every = []
+        for split in SPLITS:
+            r = leakage.report(train, evaluation_prompts(split, which), top=10 ** 9)
+            part["splits"][split] = {"eval_prompts": r["eval_prompts"], "above": r["above"], "leaking": r["leaking"]}
+            every += r["top"]
+        part["top"] = sorted(every, key=lambda m: (-m["containment"], -m["jaccard"], m["eval_id"]))[:top]
+        if which == "first":
+            out.update(part)
+        else:
+            out["second_set"] = part
     return out
 
 

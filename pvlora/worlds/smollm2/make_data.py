@@ -19,6 +19,10 @@
    refusal by the study's judge (built-in source ``smollm2-harmful``).
 
 ``python -m pvlora.worlds.smollm2.make_data --pairs-only`` rebuilds 2-5 from the committed answers.
+
+6. ``eval_answers.jsonl`` (``--eval-answers``): the base's answers, made as in 1, to the benign prompts of
+   the second evaluation set that carry a ``heldout_nll`` reference
+   (:func:`pvlora.worlds.smollm2.eval_set.reference_prompts`). Nothing trains on them.
 """
 
 from __future__ import annotations
@@ -139,9 +143,16 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pairs-only", action="store_true", help="rebuild the pair files from the committed answers")
     p.add_argument("--harmful", action="store_true", help="answer only the harmful training requests (item 5)")
+    p.add_argument("--eval-answers", action="store_true",
+                   help="answer only the second evaluation set's reference prompts (item 6)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # a script: its progress lines on the console
 
+    if a.eval_answers:
+        from pvlora.worlds.smollm2.eval_set import EVAL_ANSWERS_FILE, reference_prompts
+
+        answer_prompts(reference_prompts(), EVAL_ANSWERS_FILE)
+        return
     if a.harmful:
         answer_prompts(harmful_training_prompts(), HERE / "harmful_answers.jsonl")
     elif not a.pairs_only:

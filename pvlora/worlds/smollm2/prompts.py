@@ -31,8 +31,10 @@ class Prompt:
     split: str
 
 
-def parse(text: str, where: str = str(PROMPTS_FILE)) -> list[tuple[str, str, str, str]]:
-    """(text, kind, topic, style) rows from the ``[kind topic style]`` sections of ``text``."""
+def parse(text: str, where: str = str(PROMPTS_FILE),
+          styles: tuple[str, ...] = ("plain", "xstest")) -> list[tuple[str, str, str, str]]:
+    """(text, kind, topic, style) rows from the ``[kind topic style]`` sections of ``text``; ``styles``
+    are the third words a header may have (the second evaluation set's forms, there)."""
     rows, header = [], None
     for i, line in enumerate(text.splitlines(), 1):
         line = line.strip()
@@ -40,8 +42,9 @@ def parse(text: str, where: str = str(PROMPTS_FILE)) -> list[tuple[str, str, str
             continue
         if line.startswith("["):
             parts = line.strip("[]").split()
-            if len(parts) != 3 or parts[0] not in ("benign", "harmful") or parts[2] not in ("plain", "xstest"):
-                raise ConfigError(f"{where}:{i}: expected a header [benign|harmful TOPIC plain|xstest], got {line!r}")
+            if len(parts) != 3 or parts[0] not in ("benign", "harmful") or parts[2] not in styles:
+                raise ConfigError(f"{where}:{i}: expected a header [benign|harmful TOPIC {'|'.join(styles)}], "
+                                  f"got {line!r}")
             header = tuple(parts)
             continue
         if header is None:
