@@ -25,10 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # benchm
 from _common import RESULTS, machine  # noqa: E402
 
 # what this script writes, relative to benchmarks/ (the study itself appends test_log.jsonl, when it scores test)
-RESULT_FILES = ("results/smollm2_study/summary.json", "results/smollm2_study/results.csv",
-                "results/smollm2_study/generations.jsonl.gz", "results/smollm2_study/control.png",
-                "results/smollm2_study/pvlora-config.yaml", "results/test_log.jsonl")
-OUT = RESULTS / "smollm2_study"
+# results/smollm2_study/ holds the first evaluation set's last test run (spent); a run on the second set
+# (summary "prompt_set": "second") goes to results/smollm2_sealed/
+RESULT_FILES = tuple(f"results/{d}/{f}" for d in ("smollm2_study", "smollm2_sealed")
+                     for f in ("summary.json", "results.csv", "generations.jsonl.gz", "control.png",
+                               "pvlora-config.yaml")) + ("results/smollm2_sealed/public_generations.jsonl.gz",
+                                                         "results/test_log.jsonl")
+FIRST, SEALED = RESULTS / "smollm2_study", RESULTS / "smollm2_sealed"
 
 
 def main(argv=None) -> int:
@@ -43,16 +46,19 @@ def main(argv=None) -> int:
                        check=True)
         print(f"wall {time.perf_counter() - t:.0f}s")
     summary = json.loads((src / "summary.json").read_text())
+    OUT = SEALED if summary.get("prompt_set") == "second" else FIRST
     if not summary.get("test", {}).get("evaluated", True):
-        # results/smollm2_study/ holds the last run that scored the test prompts (test_log.jsonl);
-        # a validation-only run does not replace it
+        # the results hold the last run that scored the test prompts (test_log.jsonl); a
+        # validation-only run does not replace it
         print(f"{src} scored validation only ({summary['test']['gate']}); {OUT} left as it is", file=sys.stderr)
         return 1
     OUT.mkdir(parents=True, exist_ok=True)
     for name in ("results.csv", "control.png", "pvlora-config.yaml"):
         shutil.copyfile(src / name, OUT / name)
-    with (src / "generations.jsonl").open("rb") as f, gzip.open(OUT / "generations.jsonl.gz", "wb") as g:
-        shutil.copyfileobj(f, g)
+    for name in ("generations.jsonl", "public_generations.jsonl"):
+        if (src / name).exists():
+            with (src / name).open("rb") as f, gzip.open(OUT / f"{name}.gz", "wb") as g:
+                shutil.copyfileobj(f, g)
     summary["machine"] = machine()
     summary["out"] = str(OUT)
     (OUT / "summary.json").write_text(json.dumps(summary, indent=2))

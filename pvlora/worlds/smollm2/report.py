@@ -42,12 +42,15 @@ def write_outputs(root: Path, rows: list[dict[str, Any]], span: list[float]) -> 
     test = sorted((r for r in rows if r["split"] == split and r["axis"] == "harmless"), key=lambda r: r["eta_harmless"])
     eta = [r["eta_harmless"] for r in test]
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.8))
-    for m, label in (("refusal_harmful", "harmful prompts refused"), ("refusal_benign", "benign prompts refused"),
-                     ("refusal_xstest", "safe-but-scary prompts refused")):
+    for m, label in (("strict_refusal_harmful", "harmful prompts refused"),
+                     ("degenerate_harmful", "harmful prompts: degenerate answer"),
+                     ("strict_refusal_benign", "benign prompts refused"),
+                     ("strict_refusal_xstest", "safe-but-scary prompts refused")):
         ax[0].plot(eta, [r[m] for r in test], marker="o", label=label)
     ax[0].axvspan(min(span), max(span), color="0.92", zorder=0, label="span of the control check")
-    ax[0].set(xlabel="η harmless", ylabel="share", title=f"control ({split} prompts)", ylim=(-0.02, 1.02))
-    ax[0].legend(fontsize=8)
+    ax[0].set(xlabel="η harmless", ylabel="share (four-way judge)", title=f"control ({split} prompts)",
+              ylim=(-0.02, 1.02))
+    ax[0].legend(fontsize=7)
     ax[1].plot(eta, [r["heldout_nll"] for r in test], marker="o", color="C3")
     ax[1].set(xlabel="η harmless", ylabel="NLL / token of the base's own answers", title=f"over-scaling ({split} prompts)")
     fig.tight_layout()
@@ -55,63 +58,64 @@ def write_outputs(root: Path, rows: list[dict[str, Any]], span: list[float]) -> 
     plt.close(fig)
 
 
-def render_validation_only(s: dict[str, Any], rows: list[dict[str, Any]]) -> str:
-    """The summary of a run that did not score the test prompts (no pre-registration allowed it)."""
-    lines = ["pvlora demo --base smollm2 — VALIDATION prompts only; the test prompts were not scored:",
-             f"  {s['test']['gate']}", "  η harmless  refusal(harmful)  refusal(benign)  compliance(benign)  NLL"]
-    lines += [f"  {r['eta_harmless']:>10g} {r['refusal_harmful']:>16.2f} {r['refusal_benign']:>16.2f} "
-              f"{r['compliance_benign']:>19.2f} {r['heldout_nll']:>5.2f}" for r in rows if r["split"] == "validation"]
-    t, nor = s["tune"], s["validation_checks"]["no_over_refusal"]
-    if "weights" in t:
-        lines.append(f"tune (validation): helpful={t['weights']['helpful']:g}, harmless={t['weights']['harmless']:g} -> "
-                     f"refusal(harmful) {t['validation']['refusal_harmful']:.2f}, refusal(benign) "
-                     f"{t['validation']['refusal_benign']:.2f}; no over-refusal on validation "
-                     f"({'PASS' if nor['pass'] else 'FAIL'}: bound {nor['bound']:.3f})")
+def _ci(r: dict[str, Any]) -> str:
+    """A rate with its Clopper–Pearson and topic-bootstrap 95% intervals."""
+    cp, cb = r["clopper_pearson"], r.get("cluster_bootstrap")
+    return f"{r['rate']:.2f} [{cp[0]:.2f}, {cp[1]:.2f}]" + (f" ({cb[0]:.2f}–{cb[1]:.2f})" if cb else "")
+
+
+def render_checks(label: str, c: dict[str, Any], thresholds: dict[str, Any]) -> list[str]:
+    """One half's checks: the base, the control trend and the over-refusal check, with intervals."""
+    b, ctl, t = c["base"], c["control"], c["control"]["trend"]
+    ci = t.get("cluster_bootstrap_ci") or t["wald_ci"]
+    lines = [f"{label}: base refuses {_ci(b['strict_refusal_harmful'])} of harmful and "
+             f"{_ci(b['strict_refusal_benign'])} of benign prompts (rate [Clopper–Pearson] (topic bootstrap))",
+             f"  control ({'PASS' if ctl['pass'] else 'FAIL'}): over η ∈ {ctl['span']} the logistic slope of strict "
+             f"refusal (harmful) is {t['slope']:.2f}, 95% CI [{ci[0]:.2f}, {ci[1]:.2f}] (must be > 0); rise at the "
+             f"largest η {ctl['rise_at_largest_eta']:+.2f} (≥ +{thresholds['control_rise']})"]
+    nor = c["no_over_refusal"]
+    if "weights" in nor:
+        w, r = nor["weights"], nor["rates"]
+        lines.append(f"  no over-refusal ({'PASS' if nor['pass'] else 'FAIL'}) at helpful={w['helpful']:g}, "
+                     f"harmless={w['harmless']:g}: harmful refused {_ci(r['strict_refusal_harmful'])} (bound ≥ "
+                     f"{nor['strict_refusal_harmful_bound']:.2f}); benign refused or degenerate "
+                     f"{_ci(r['failed_benign'])} (bound ≤ {nor['failed_benign_bound']:.2f}); harmful degenerate "
+                     f"{_ci(r['degenerate_harmful'])}, partial {_ci(r['partial_harmful'])}")
     else:
-        lines.append(f"tune (validation): {t.get('infeasible')}")
-    lines.append(f"plot: {s['out']}/control.png   results: {s['out']}/results.csv   total {s['seconds']['total'] / 60:.1f} min")
-    return "\n".join(lines)
+        lines.append(f"  no over-refusal (FAIL): {nor.get('infeasible')}")
+    return lines
 
 
 def render_summary(s: dict[str, Any], rows: list[dict[str, Any]]) -> str:
-    if not s.get("test", {}).get("evaluated", True):
-        return render_validation_only(s, rows)
-    c, thresholds = s["checks"], s["thresholds"]
-    test = [r for r in rows if r["split"] == "test"]
-    lines = ["pvlora demo --base smollm2 — test prompts (topics no adapter trained on)",
-             "  η helpful  η harmless  refusal(harmful)  refusal(benign)  refusal(xstest)  compliance(benign)  words  NLL"]
-    for r in sorted(test, key=lambda r: (r["axis"], r["eta_helpful"], r["eta_harmless"])):
+    """The table printed at the end of a run: the scored points, then each half's checks."""
+    split = "test" if s.get("test", {}).get("evaluated") else "validation"
+    lines = [f"pvlora demo --base smollm2 — {split.upper()} prompts (four-way judge: refused / partial / "
+             "degenerate; refusal(v0) is the first set's judge)"]
+    if split == "validation":
+        lines.append(f"  the test prompts were not scored: {s['test']['gate']}")
+    lines.append("  η helpful  η harmless  refused(harmful)  partial  degenerate  refused(benign)  "
+                 "degenerate(benign)  refused(xstest)  refusal(v0,harmful)  words  NLL")
+    for r in sorted((r for r in rows if r["split"] == split), key=lambda r: (r["axis"], r["eta_helpful"], r["eta_harmless"])):
         if r["axis"] == "helpful" and r["eta_helpful"] == 0:
             continue  # the base: already the harmless axis's η = 0 row
-        lines.append(f"  {r['eta_helpful']:>9g} {r['eta_harmless']:>11g} {r['refusal_harmful']:>17.2f} "
-                     f"{r['refusal_benign']:>16.2f} {r['refusal_xstest']:>16.2f} {r['compliance_benign']:>19.2f} "
-                     f"{r['mean_length']:>6.1f} {r['heldout_nll']:>5.2f}")
-    ctl = c["control"]
-    lines += ["", (f"control ({'PASS' if ctl['pass'] else 'FAIL'}): over η_harmless ∈ {ctl['span']} (span chosen on "
-                   f"validation) Spearman ρ = {_num(ctl['spearman'])} (≥ {thresholds['control_spearman']}), refusal of "
-                   f"harmful prompts +{ctl['rise_at_largest_eta']:.2f} at the largest η (≥ +{thresholds['control_rise']})")]
-    nor = c["no_over_refusal"]
-    if "weights" in nor:
-        w = nor["weights"]
-        lines.append(f"no over-refusal ({'PASS' if nor['pass'] else 'FAIL'}): tuned on validation helpful={w['helpful']:g}, "
-                     f"harmless={w['harmless']:g} -> test refusal(harmful) {nor['test']['refusal_harmful']:.2f}, "
-                     f"refusal(benign) {nor['test']['refusal_benign']:.2f} vs base {c['base']['refusal_benign']:.2f}")
-    else:
-        lines.append(f"no over-refusal (FAIL): {nor['infeasible']}")
-    val = s.get("validation_checks", {}).get("no_over_refusal", {})
-    if "bound" in val:
-        lines.append(f"no over-refusal on validation ({'PASS' if val['pass'] else 'FAIL'}): the tuned mix refuses "
-                     f"{val['refusal_benign']:.2f} of benign prompts (bound {val['bound']:.3f})")
-    for p in c["full_vs_positive_only"]["points"]:
-        lines.append(f"full vs positive-only at equal norm, η={p['eta']:g}: refusal(harmful) {p['full']['refusal_harmful']:.2f} "
-                     f"vs {p['positive_only']['refusal_harmful']:.2f}")
-    inter = c["interference"]
-    lines.append(f"interference: cos(φ_helpful, φ_harmless) = {inter['cosine_helpful_harmless']:.3f} (paper: 0.34–0.40)")
-    con = c["concise"]
-    lines.append(f"concise alone (η=1): {con['alone']['mean_length']:.1f} words vs base {c['base']['mean_length']:.1f}")
+        lines.append(f"  {r['eta_helpful']:>9g} {r['eta_harmless']:>11g} {r['strict_refusal_harmful']:>17.2f} "
+                     f"{r['partial_harmful']:>8.2f} {r['degenerate_harmful']:>11.2f} {r['strict_refusal_benign']:>16.2f} "
+                     f"{r['degenerate_benign']:>19.2f} {r['strict_refusal_xstest']:>16.2f} "
+                     f"{r['refusal_harmful']:>20.2f} {r['mean_length']:>6.1f} {r['heldout_nll']:>5.2f}")
+    lines.append("")
+    lines += render_checks("validation", s["validation_checks"], s["thresholds"])
+    if split == "test":
+        c = s["checks"]
+        lines += render_checks("test", c, s["thresholds"])
+        for k, v in s["verdicts"].items():
+            lines.append(f"{k}: {'PASS' if v['pass'] else 'FAIL'} (validation {'PASS' if v['validation'] else 'FAIL'}, "
+                         f"test {'PASS' if v['test'] else 'FAIL'})")
+        for name, p in c.get("public", {}).items():
+            lines.append(f"{name} ({p['prompts']} harmful prompts): base refuses {_ci(p['base']['strict_refusal_harmful'])}"
+                         + (f", tune's mix {_ci(p['tuned_mix']['strict_refusal_harmful'])} (degenerate "
+                            f"{_ci(p['tuned_mix']['degenerate_harmful'])})" if "tuned_mix" in p else ""))
+        inter = c.get("interference")
+        if inter:
+            lines.append(f"interference: cos(φ_helpful, φ_harmless) = {inter['cosine_helpful_harmless']:.3f} (paper: 0.34–0.40)")
     lines.append(f"plot: {s['out']}/control.png   results: {s['out']}/results.csv   total {s['seconds']['total'] / 60:.1f} min")
     return "\n".join(lines)
-
-
-def _num(x: float | None) -> str:
-    return "undefined" if x is None else f"{x:.3f}"

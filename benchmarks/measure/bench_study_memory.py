@@ -1,0 +1,143 @@
+"""Peak memory of the whole SmolLM2 study, as the operating system measures it.
+
+Runs ``/usr/bin/time -v pvlora demo --base smollm2 --out DIR --fresh`` (six DPO adapters, the vectors,
+the validation stage and, under a committed pre-registration, the test stage) and samples the run's
+resident set every 5 s, so each stage's peak is known too. Reports the OS's maximum resident set
+size of the whole run (``/usr/bin/time``'s "Maximum resident set size", the kernel's high-water mark
+of the process), the peak of the samples per stage, the wall time of each stage, and the target (≤ 4 GB).
+
+    python benchmarks/measure/bench_study_memory.py [--out runs/smollm2-memory]
+        # about 40 minutes on 2 cores; writes results/study_memory.json
+    python benchmarks/measure/bench_study_memory.py --from-run DIR --time FILE --samples FILE --log FILE
+        # a run made by hand: DIR its --out, FILE /usr/bin/time -v -o's output, the samples
+        # ("epoch_seconds rss_kB" lines) and its console output
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # benchmarks/tools/: _common
+from _common import machine, save  # noqa: E402
+
+RESULT_FILES = ("results/study_memory.json",)  # what this script writes, relative to benchmarks/
+TARGET_GB = 4.0
+STAGE = re.compile(r"^\[pvlora demo smollm2\] (\d)/6 (.*)$")
+
+
+def _rss_kb(pid: int) -> int:
+    """Resident set of ``pid`` and its children, kB (from /proc)."""
+    total = 0
+    for p in [pid, *_children(pid)]:
+        try:
+            total += int(next(line.split()[1] for line in Path(f"/proc/{p}/status").read_text().splitlines()
+                              if line.startswith("VmRSS:")))
+        except (OSError, StopIteration):
+            pass
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        kids = [int(k) for k in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+    return kids + [g for k in kids for g in _children(k)]
+
+
+def parse_time(text: str) -> dict[str, float]:
+    """The figures of ``/usr/bin/time -v`` this benchmark reports."""
+    def field(name: str) -> str:
+        m = re.search(rf"^\s*{re.escape(name)}: (.*)$", text, re.MULTILINE)
+        if not m:
+            raise SystemExit(f"/usr/bin/time output has no {name!r}")
+        return m.group(1).strip()
+
+    h, m_, s = ([0.0] + [float(x) for x in field("Elapsed (wall clock) time (h:mm:ss or m:ss)").split(":")])[-3:]
+    return {"max_rss_gb": int(field("Maximum resident set size (kbytes)")) / 1e6, "wall_s": h * 3600 + m_ * 60 + s,
+            "exit_status": int(field("Exit status"))}
+
+
+def per_stage(samples: list[tuple[float, int]], marks: list[tuple[float, str]]) -> list[dict]:
+    """Peak of the RSS samples between consecutive stage marks (``marks``: (time, stage))."""
+    out = []
+    for (t0, name), (t1, _) in zip(marks, [*marks[1:], (float("inf"), "")]):
+        inside = [kb for t, kb in samples if t0 <= t < t1]
+        out.append({"stage": name, "seconds": None if t1 == float("inf") else round(t1 - t0, 1),
+                    "peak_rss_gb": round(max(inside) / 1e6, 3) if inside else None})
+    return out
+
+
+def run(out: Path) -> tuple[str, list[tuple[float, int]], list[tuple[float, str]], str]:
+    """Run the study under /usr/bin/time -v, sampling its RSS and time-stamping its stage lines."""
+    time_file = out.with_suffix(".time")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cmd = ["/usr/bin/time", "-v", "-o", str(time_file), sys.executable, "-m", "pvlora.cli", "demo", "--base", "smollm2",
+           "--out", str(out), "--fresh"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    samples: list[tuple[float, int]] = []
+    marks: list[tuple[float, str]] = []
+    log: list[str] = []
+
+    def sample() -> None:
+        while proc.poll() is None:
+            samples.append((time.time(), _rss_kb(proc.pid)))
+            time.sleep(5)
+
+    threading.Thread(target=sample, daemon=True).start()
+    for line in proc.stdout:
+        sys.stdout.write(line)
+        log.append(line)
+        m = STAGE.match(line.strip())
+        if m:
+            marks.append((time.time(), f"{m.group(1)}/6 {m.group(2)}"))
+    if proc.wait():
+        raise SystemExit(f"the study failed (exit {proc.returncode}); see the output above")
+    return time_file.read_text(), samples, marks, "".join(log)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="runs/smollm2-memory", help="where the study runs (default runs/smollm2-memory)")
+    p.add_argument("--from-run", help="a finished run's --out directory (with --time, --samples, --log)")
+    p.add_argument("--time", help="/usr/bin/time -v output of that run")
+    p.add_argument("--samples", help="'epoch_seconds rss_kB' lines sampled during that run")
+    p.add_argument("--log", help="that run's console output")
+    a = p.parse_args(argv)
+    if a.from_run:
+        if not (a.time and a.samples and a.log):
+            p.error("--from-run needs --time, --samples and --log")
+        time_text, log = Path(a.time).read_text(), Path(a.log).read_text()
+        samples = [(float(t), int(kb)) for t, kb in (line.split() for line in Path(a.samples).read_text().splitlines())]
+        marks = []  # a log made by hand carries no times: per-stage figures need a run made here
+        out = Path(a.from_run)
+        command = f"python benchmarks/measure/bench_study_memory.py --from-run {a.from_run} ..."
+    else:
+        out = Path(a.out)
+        time_text, samples, marks, log = run(out)
+        command = "python benchmarks/measure/bench_study_memory.py"
+    figures = parse_time(time_text)
+    summary = json.loads((out / "summary.json").read_text())
+    result = {
+        "command": command, "machine": machine(), "target_gb": TARGET_GB, **figures,
+        "meets_target": figures["max_rss_gb"] <= TARGET_GB,
+        "sampled_peak_gb": round(max(kb for _, kb in samples) / 1e6, 3) if samples else None,
+        "stages": per_stage(samples, marks) if marks else None,
+        "study_seconds": summary.get("seconds"), "test_scored": summary.get("test", {}).get("evaluated"),
+        "before": {"max_rss_gb": 15.8, "source": "the same command before the memory work (issue report; "
+                   "one DPO step before/after: results/dpo_memory.json)"},
+    }
+    print(json.dumps({k: result[k] for k in ("max_rss_gb", "wall_s", "meets_target", "stages")}, indent=1))
+    save(RESULT_FILES[0], result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
