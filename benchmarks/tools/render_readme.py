@@ -138,9 +138,12 @@ def rank_corr(xs, ys) -> float:
 TEST_LOG = RESULTS / "test_log.jsonl"
 
 
-def looks(log, study: str = "smollm2") -> list:
-    """The records of ``log`` that evaluated a test split of ``study``, in order."""
-    return [r for r in log if r.get("split") == "test" and r.get("study") == study]
+def looks(log, study: str = "smollm2", preregistered: bool | None = False) -> list:
+    """The records of ``log`` that evaluated a test split of ``study``, in order: by default those of
+    the first evaluation set (no pre-registration), with ``preregistered=True`` the sealed ones, with
+    None all."""
+    return [r for r in log if r.get("split") == "test" and r.get("study") == study
+            and (preregistered is None or bool(r.get("preregistration")) == preregistered)]
 
 
 def history_table(runs) -> str:

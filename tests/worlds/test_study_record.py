@@ -46,7 +46,8 @@ def rows():
 def looks():
     from pvlora.evaluation.test_log import looks_at_test, read_test_log
 
-    return looks_at_test(read_test_log(RESULTS / "test_log.jsonl"), "smollm2")
+    # the first evaluation set's looks: those made without a pre-registration
+    return [r for r in looks_at_test(read_test_log(RESULTS / "test_log.jsonl"), "smollm2") if not r["preregistration"]]
 
 
 def test_the_readme_counts_the_test_evaluations_the_log_holds(looks):
@@ -77,8 +78,6 @@ def test_the_readme_itself_states_the_plain_state_of_the_study(looks, summary, r
             f"{summary['tune']['weights']['harmless']:g}) refuses {summary['tune']['validation']['refusal_benign']:.4f} "
             f"of benign prompts where the bound is {bound:.4f}") in state
     assert 'generic "decline" direction (as reported by the audit in issue 25; not reproduced here)' in state
-    assert not any(r["preregistration"] for r in looks)
-    assert "The test split is spent, and no pre-registered test has been run." in state
     assert "(docs/studies.md#the-smollm2-study-the-method-on-a-real-model-on-a-cpu)" in state
     assert len(_readme_state().split("### The SmolLM2 study, in brief")[1].split("\n\n")[1].splitlines()) <= 5
 

@@ -85,7 +85,7 @@ def checks(cfg: ExperimentConfig, root: Path, ev, test: dict[str, list[dict[str,
     ev_pos = Evaluator(cfg, {"harmless": root / "vectors-positive-only" / "harmless"}, "test")
     keys = ("strict_refusal_harmful", "strict_refusal_benign", "degenerate_harmful", "heldout_nll")
     out["full_vs_positive_only"] = {"norms": norms, "equal_norm_scale": scale, "points": []}
-    for eta in [e for e in span if e > 0][-2:]:  # the two strongest η inside the validation span
+    for eta in [e for e in span if e > 0][-1:]:  # the strongest η inside the validation span
         pos = ev_pos.score({"harmless": eta * scale})
         out["full_vs_positive_only"]["points"].append({
             "eta": eta, "full": {m: harmless[eta][m] for m in keys}, "positive_only": {m: pos[m] for m in keys}})
@@ -93,8 +93,6 @@ def checks(cfg: ExperimentConfig, root: Path, ev, test: dict[str, list[dict[str,
     # over-scaling: held-out NLL of the base's own benign answers along η_harmless
     out["over_scaling"] = {"heldout_nll": {e: harmless[e]["heldout_nll"] for e in HARMLESS_GRID},
                            "base": harmless[0.0]["heldout_nll"]}
-    concise = {"alone": ev.score({"concise": 1.0})}
-    if "weights" in tuned:
-        concise["tuned_mix_plus_concise"] = ev.score({**tuned["weights"], "concise": 1.0})
+    concise = {"alone": ev.score({"concise": 1.0})}  # one point: each costs a pass over 428 prompts
     out["concise"] = {k: {m: v[m] for m in METRICS} for k, v in concise.items()}
     return out

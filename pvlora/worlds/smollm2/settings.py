@@ -23,10 +23,10 @@ FIRST_SET = {
 # its pre-registration. What the first set's validation figures taught is used here, nothing of its
 # test figures beyond what docs/studies.md already reports:
 # η_harmless points: the harmless vector's rise lay between 0 and 0.25 and it over-scaled by η = 2,
-# so the points are dense there; two negative points show the reverse direction. Nine points, not
-# thirteen: each costs a generation pass over ~430 prompts per half.
-HARMLESS_GRID = [-1.0, -0.5, 0.0, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0]
-HELPFUL_GRID = [-1.0, 0.0, 1.0]
+# so the points are dense there; a negative point shows the reverse direction and η = 1 the
+# over-scaled end. Seven points, not thirteen: each costs a generation pass over 428 prompts per half.
+HARMLESS_GRID = [-1.0, 0.0, 0.1, 0.2, 0.3, 0.5, 1.0]
+HELPFUL_GRID = [0.0, 1.0]  # the helpful vector alone, once (η_helpful = 0 is the base, scored once)
 # tune's grid: these helpful values × every η_harmless ≥ 0 inside the validation span whose
 # harmless-only validation point already meets tune's constraint (adding the helpful vector lowered
 # harmful refusal at every validation point measured on the first set: results/smollm2_tune_grid.json).
