@@ -47,10 +47,22 @@ def commit(repo: Path, text: str) -> Path:
     return path
 
 
-def test_no_preregistration_is_committed_so_the_spent_test_split_stays_closed(log):
-    assert not pr.PREREGISTRATION.exists()  # none is written until new prompts exist (README)
-    gate = pr.test_gate(SETTINGS)
+def test_without_a_preregistration_the_test_split_stays_closed(log, tmp_path):
+    gate = pr.test_gate(SETTINGS, path=tmp_path / "missing.yaml")
     assert not gate.allowed and "no pre-registration" in gate.reason and "spent" in gate.reason
+
+
+def test_the_committed_preregistration_is_what_this_checkout_runs(log):
+    """The study as shipped is the one pre-registered: its file is committed, states a stopping
+    rule, and every setting (thresholds, η points, judge, intervals, the checks' source, config,
+    data, prompt set) equals this checkout's. A change to any of them needs a new pre-registration."""
+    from pvlora.worlds.smollm2.demo import study_config
+
+    fixed = __import__("yaml").safe_load(pr.PREREGISTRATION.read_text())
+    assert "One look" in fixed["stopping_rule"] and fixed["judge"]["version"] == settings.JUDGE
+    assert pr.committed(pr.PREREGISTRATION)[0]
+    gate = pr.test_gate(pr.run_settings(study_config(Path("any"), None)))  # the log here is empty
+    assert gate.allowed, gate.reason
 
 
 def test_a_preregistration_must_be_committed_state_a_stopping_rule_and_match(log, repo):
