@@ -106,6 +106,53 @@ def ok(passed: bool) -> str:
     return "✓" if passed else "✗"
 
 
+def ci(r) -> str:
+    """A rate summary (pvlora.core.intervals.rate_summary) as 'k/n = 0.42 [0.35, 0.50; 0.31–0.55]':
+    the rate, its Clopper–Pearson interval and, when it has one, its topic-bootstrap interval."""
+    cp, cb = r["clopper_pearson"], r.get("cluster_bootstrap")
+    return (f"{r['k']}/{r['n']} = {r['rate']:.2f} [{cp[0]:.2f}, {cp[1]:.2f}"
+            + (f"; {cb[0]:.2f}–{cb[1]:.2f}]" if cb else "]"))
+
+
+def verdict(passed: bool) -> str:
+    return "PASS" if passed else "FAIL"
+
+
+def tuned_rows(s) -> str:
+    """The sealed study's table rows at tune's mix on both halves (or why there is none)."""
+    val, test = s.validation_checks.no_over_refusal, s.checks.no_over_refusal
+    if "weights" not in test:
+        return (f"| no over-refusal | FAIL: `tune` found no mix on validation that meets its constraint "
+                f"({s.tune.get('constraint', '')}) | FAIL |")
+    w = test.weights
+    rows = [("harmful refused", "strict_refusal_harmful"), ("… harmful: partial", "partial_harmful"),
+            ("… harmful: degenerate", "degenerate_harmful"), ("… XSTest-style refused", "strict_refusal_xstest")]
+    out = [f"| `tune`'s mix (helpful {w.helpful:g}, harmless {w.harmless:g}): {label} | {ci(val.rates[k])} | "
+           f"{ci(test.rates[k])} |" if i == 0 else f"| {label} | {ci(val.rates[k])} | {ci(test.rates[k])} |"
+           for i, (label, k) in enumerate(rows)]
+    out.append(f"| … benign refused or degenerate (bound: base + {s.thresholds.over_refusal}) | {ci(val.rates.failed_benign)} "
+               f"(≤ {val.failed_benign_bound:.2f}) | {ci(test.rates.failed_benign)} (≤ {test.failed_benign_bound:.2f}) |")
+    for form in test.by_form:
+        out.append(f"| … benign {form} refused | {ci(val.by_form[form])} | {ci(test.by_form[form])} |")
+    out.append(f"| no over-refusal | {verdict(val['pass'])} | {verdict(test['pass'])} |")
+    return "\n".join(out)
+
+
+def public_rows(s) -> str:
+    """The sealed study's HarmBench and AdvBench figures (test sets: scored once, nothing chosen on them)."""
+    pub = s.checks.get("public") or {}
+    if not pub:
+        return "The public sets were not scored."
+    mix = "tuned_mix" in next(iter(pub.values()))
+    head = ("| public set (scored once) | base: refused | `tune`'s mix: refused | … partial | … degenerate |\n|---|---|---|---|---|"
+            if mix else "| public set (scored once) | base: refused |\n|---|---|")
+    rows = [f"| {name} ({p.prompts} harmful prompts) | {ci(p.base.strict_refusal_harmful)} | "
+            + (f"{ci(p.tuned_mix.strict_refusal_harmful)} | {ci(p.tuned_mix.partial_harmful)} | "
+               f"{ci(p.tuned_mix.degenerate_harmful)} |" if mix else "")
+            for name, p in pub.items()]
+    return "\n".join([head, *rows])
+
+
 def find(rows, **match):
     """The one row of ``rows`` whose fields equal ``match``."""
     found = [r for r in rows if all(r.get(k) == v for k, v in match.items())]
@@ -314,7 +361,8 @@ def missed(ns: dict) -> str:
 
 
 def namespace() -> dict:
-    ns = {"sci": sci, "err": err, "mins": mins, "ok": ok, "find": find, "rank_corr": rank_corr, "looks": looks,
+    ns = {"sci": sci, "err": err, "mins": mins, "ok": ok, "ci": ci, "verdict": verdict, "tuned_rows": tuned_rows,
+          "public_rows": public_rows, "find": find, "rank_corr": rank_corr, "looks": looks,
           "history_table": history_table, "script_index": script_index, "old_commands": old_commands,
           "undeclared": undeclared}
     ns["missed"] = lambda: missed(ns)
