@@ -37,6 +37,7 @@ from pvlora.training.runs import (  # noqa: F401  (partial_dir, cast_trainable_t
     wait_for_everyone,
 )
 from pvlora.core.logs import quieted
+from pvlora.core.memory import release_memory
 from pvlora.core.seeded import heldout_sample
 from pvlora.data import load_preference_data
 from pvlora.steering.logprobs import adapter_and_base_accuracy
@@ -233,4 +234,6 @@ def train_one(cfg: ExperimentConfig, preference: str, direction: str, target: Pa
             manifest.write(target)  # atomic: replaces the first one whole
     wait_for_everyone()
     del trainer, model, peft_model
+    release_memory()
     return TrainResult(target, manifest)
+
