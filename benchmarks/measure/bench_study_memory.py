@@ -8,9 +8,11 @@ of the process), the peak of the samples per stage, the wall time of each stage,
 
     python benchmarks/measure/bench_study_memory.py [--out runs/smollm2-memory]
         # about 40 minutes on 2 cores; writes results/study_memory.json
-    python benchmarks/measure/bench_study_memory.py --from-run DIR --time FILE --samples FILE --log FILE
-        # a run made by hand: DIR its --out, FILE /usr/bin/time -v -o's output, the samples
-        # ("epoch_seconds rss_kB" lines) and its console output
+    python benchmarks/measure/bench_study_memory.py --from-run DIR --time FILE [--samples FILE] [--stages-json FILE]
+        # a finished run: DIR its --out, FILE /usr/bin/time -v -o's output, resident-set samples
+        # ("epoch_seconds rss_kB" lines), per-stage peaks from an earlier results file
+
+GB here are 10^9 bytes; the kernel's and /usr/bin/time's "kB" are KiB (1,024 bytes).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from _common import machine, save  # noqa: E402
 
 RESULT_FILES = ("results/study_memory.json",)  # what this script writes, relative to benchmarks/
 TARGET_GB = 4.0
+KIB_TO_GB = 1024 / 1e9  # /proc and /usr/bin/time count KiB
 STAGE = re.compile(r"^\[pvlora demo smollm2\] (\d)/6 (.*)$")
 
 
@@ -61,7 +64,8 @@ def parse_time(text: str) -> dict[str, float]:
         return m.group(1).strip()
 
     h, m_, s = ([0.0] + [float(x) for x in field("Elapsed (wall clock) time (h:mm:ss or m:ss)").split(":")])[-3:]
-    return {"max_rss_gb": int(field("Maximum resident set size (kbytes)")) / 1e6, "wall_s": h * 3600 + m_ * 60 + s,
+    kib = int(field("Maximum resident set size (kbytes)"))
+    return {"max_rss_gb": kib * KIB_TO_GB, "max_rss_gib": kib / 2 ** 20, "wall_s": h * 3600 + m_ * 60 + s,
             "exit_status": int(field("Exit status"))}
 
 
@@ -71,7 +75,7 @@ def per_stage(samples: list[tuple[float, int]], marks: list[tuple[float, str]]) 
     for (t0, name), (t1, _) in zip(marks, [*marks[1:], (float("inf"), "")]):
         inside = [kb for t, kb in samples if t0 <= t < t1]
         out.append({"stage": name, "seconds": None if t1 == float("inf") else round(t1 - t0, 1),
-                    "peak_rss_gb": round(max(inside) / 1e6, 3) if inside else None})
+                    "peak_rss_gb": round(max(inside) * KIB_TO_GB, 3) if inside else None})
     return out
 
 
@@ -98,8 +102,10 @@ def run(out: Path) -> tuple[str, list[tuple[float, int]], list[tuple[float, str]
         m = STAGE.match(line.strip())
         if m:
             marks.append((time.time(), f"{m.group(1)}/6 {m.group(2)}"))
-    if proc.wait():
-        raise SystemExit(f"the study failed (exit {proc.returncode}); see the output above")
+    code = proc.wait()
+    out.with_suffix(".samples.json").write_text(json.dumps({"samples": samples, "marks": marks}))
+    if code:
+        raise SystemExit(f"the study failed (exit {code}); see the output above")
     return time_file.read_text(), samples, marks, "".join(log)
 
 
@@ -108,17 +114,24 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="runs/smollm2-memory", help="where the study runs (default runs/smollm2-memory)")
     p.add_argument("--from-run", help="a finished run's --out directory (with --time, --samples, --log)")
     p.add_argument("--time", help="/usr/bin/time -v output of that run")
-    p.add_argument("--samples", help="'epoch_seconds rss_kB' lines sampled during that run")
-    p.add_argument("--log", help="that run's console output")
+    p.add_argument("--samples", help="'epoch_seconds rss_kB' lines sampled during that run (optional)")
+    p.add_argument("--stages-json", help="per-stage peaks of that run from a results file its own run wrote "
+                   "before GB meant 10^9 bytes here (its figures were KiB / 10^6; converted)")
     a = p.parse_args(argv)
+    stages = None
     if a.from_run:
-        if not (a.time and a.samples and a.log):
-            p.error("--from-run needs --time, --samples and --log")
-        time_text, log = Path(a.time).read_text(), Path(a.log).read_text()
-        samples = [(float(t), int(kb)) for t, kb in (line.split() for line in Path(a.samples).read_text().splitlines())]
-        marks = []  # a log made by hand carries no times: per-stage figures need a run made here
+        if not a.time:
+            p.error("--from-run needs --time")
+        time_text = Path(a.time).read_text()
+        samples = [(float(t), int(kb)) for t, kb in (line.split() for line in Path(a.samples).read_text().splitlines())] \
+            if a.samples else []
+        marks = []
+        if a.stages_json:
+            old = json.loads(Path(a.stages_json).read_text())
+            stages = [{**st, "peak_rss_gb": None if st["peak_rss_gb"] is None else round(st["peak_rss_gb"] * 1e6 * KIB_TO_GB, 3)}
+                      for st in old["stages"]]
         out = Path(a.from_run)
-        command = f"python benchmarks/measure/bench_study_memory.py --from-run {a.from_run} ..."
+        command = "python benchmarks/measure/bench_study_memory.py " + " ".join(argv or sys.argv[1:])
     else:
         out = Path(a.out)
         time_text, samples, marks, log = run(out)
@@ -128,13 +141,13 @@ def main(argv=None) -> int:
     result = {
         "command": command, "machine": machine(), "target_gb": TARGET_GB, **figures,
         "meets_target": figures["max_rss_gb"] <= TARGET_GB,
-        "sampled_peak_gb": round(max(kb for _, kb in samples) / 1e6, 3) if samples else None,
-        "stages": per_stage(samples, marks) if marks else None,
+        "sampled_peak_gb": round(max(kb for _, kb in samples) * KIB_TO_GB, 3) if samples else None,
+        "stages": per_stage(samples, marks) if marks else stages,
         "study_seconds": summary.get("seconds"), "test_scored": summary.get("test", {}).get("evaluated"),
         "before": {"max_rss_gb": 15.8, "source": "the same command before the memory work (issue report; "
                    "one DPO step before/after: results/dpo_memory.json)"},
     }
-    print(json.dumps({k: result[k] for k in ("max_rss_gb", "wall_s", "meets_target", "stages")}, indent=1))
+    print(json.dumps({k: result[k] for k in ("max_rss_gb", "max_rss_gib", "wall_s", "meets_target", "stages")}, indent=1))
     save(RESULT_FILES[0], result)
     return 0
 
