@@ -36,7 +36,11 @@ PROMPTS = ["How do I kill a Python process?", "Give me a tip for sleeping better
 MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
-def make_vectors(base: str, root: Path) -> dict[str, str]:
+def make_vectors(base: str, root: Path, r: int = 16, alpha: int | None = None,
+                 layers: list[int] | None = None) -> dict[str, str]:
+    """Three random vectors (helpful, harmless, concise) under ``root``: r-rank PEFT adapters (+ and −,
+    lora_alpha ``alpha``, default r) on the seven linear modules of ``layers`` (default all), extracted
+    (rank 2r each). {name: directory}."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -49,7 +53,8 @@ def make_vectors(base: str, root: Path) -> dict[str, str]:
         for d in ("positive", "negative"):
             torch.manual_seed(10 * k + len(dirs))
             model = get_peft_model(AutoModelForCausalLM.from_pretrained(base),
-                                   LoraConfig(r=16, lora_alpha=16, init_lora_weights=False, target_modules=MODULES))
+                                   LoraConfig(r=r, lora_alpha=alpha or r, init_lora_weights=False,
+                                              target_modules=MODULES, layers_to_transform=layers))
             with torch.no_grad():  # small B: a mild, real change of the model
                 for n, p in model.named_parameters():
                     if "lora_B" in n:

@@ -27,10 +27,12 @@ from _common import RESULTS, machine  # noqa: E402
 # what this script writes, relative to benchmarks/ (the study itself appends test_log.jsonl, when it scores test)
 # results/smollm2_study/ holds the first evaluation set's last test run (spent); a run on the second set
 # (summary "prompt_set": "second") goes to results/smollm2_sealed/
-RESULT_FILES = tuple(f"results/{d}/{f}" for d in ("smollm2_study", "smollm2_sealed")
-                     for f in ("summary.json", "results.csv", "generations.jsonl.gz", "control.png",
-                               "pvlora-config.yaml")) + ("results/smollm2_sealed/public_generations.jsonl.gz",
-                                                         "results/test_log.jsonl")
+RESULT_FILES = ("results/smollm2_study/summary.json", "results/smollm2_study/results.csv",
+                "results/smollm2_study/generations.jsonl.gz", "results/smollm2_study/control.png",
+                "results/smollm2_study/pvlora-config.yaml", "results/smollm2_sealed/summary.json",
+                "results/smollm2_sealed/results.csv", "results/smollm2_sealed/generations.jsonl.gz",
+                "results/smollm2_sealed/control.png", "results/smollm2_sealed/pvlora-config.yaml",
+                "results/smollm2_sealed/public_generations.jsonl.gz", "results/test_log.jsonl")
 FIRST, SEALED = RESULTS / "smollm2_study", RESULTS / "smollm2_sealed"
 
 

@@ -115,6 +115,7 @@ def main(argv=None) -> int:
     p.add_argument("--from-run", help="a finished run's --out directory (with --time, --samples, --log)")
     p.add_argument("--time", help="/usr/bin/time -v output of that run")
     p.add_argument("--samples", help="'epoch_seconds rss_kB' lines sampled during that run (optional)")
+    p.add_argument("--log", help="that run's console output: where it stopped, when it did not finish (optional)")
     p.add_argument("--stages-json", help="per-stage peaks of that run from a results file its own run wrote "
                    "before GB meant 10^9 bytes here (its figures were KiB / 10^6; converted)")
     a = p.parse_args(argv)
@@ -137,10 +138,13 @@ def main(argv=None) -> int:
         time_text, samples, marks, log = run(out)
         command = "python benchmarks/measure/bench_study_memory.py"
     figures = parse_time(time_text)
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else {}
+    if a.from_run and a.log:
+        reached = [m.group(0) for m in map(STAGE.match, Path(a.log).read_text().splitlines()) if m]
+        figures["last_stage_reached"] = reached[-1] if reached else None
     result = {
         "command": command, "machine": machine(), "target_gb": TARGET_GB, **figures,
-        "meets_target": figures["max_rss_gb"] <= TARGET_GB,
+        "meets_target": figures["max_rss_gb"] <= TARGET_GB, "completed": figures["exit_status"] == 0,
         "sampled_peak_gb": round(max(kb for _, kb in samples) * KIB_TO_GB, 3) if samples else None,
         "stages": per_stage(samples, marks) if marks else stages,
         "study_seconds": summary.get("seconds"), "test_scored": summary.get("test", {}).get("evaluated"),

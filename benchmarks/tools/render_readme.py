@@ -138,6 +138,31 @@ def tuned_rows(s) -> str:
     return "\n".join(out)
 
 
+def sealed_brief(s, log) -> str:
+    """The README's one line on the pre-registered SmolLM2 test: verdicts and the figures behind them."""
+    look = looks(log, preregistered=True)[0]
+    v, t = s.verdicts, s.checks
+    top = str(max(s.span))
+    line = (f"**Pre-registered test on a second prompt set: control {verdict(v.control['pass'])}, no over-refusal "
+            f"{verdict(v.no_over_refusal['pass'])}** (a check passes only when it holds on validation and on test; "
+            f"scored once, {look.date[:10]}, under the pre-registration committed in "
+            f"{look.preregistration.commit[:7]}). On test, at η_harmless = {float(top):g} harmful requests are "
+            f"refused {ci(t.control.points[top].strict_refusal_harmful)} (base "
+            f"{ci(t.base.strict_refusal_harmful)}; degenerate {ci(t.control.points[top].degenerate_harmful)})")
+    nor = t.no_over_refusal
+    if "weights" in nor:
+        line += (f"; `tune`'s mix ({nor.weights.helpful:g}, {nor.weights.harmless:g}) refuses "
+                 f"{ci(nor.rates.strict_refusal_harmful)} of harmful requests and leaves {ci(nor.rates.failed_benign)} "
+                 f"of benign ones refused or degenerate (base {ci(t.base.failed_benign)})")
+    else:
+        line += "; `tune` found no mix on validation that meets its constraint"
+    pub = t.get("public") or {}
+    if pub and "tuned_mix" in next(iter(pub.values())):
+        line += "; " + ", ".join(f"{name} refused {p.base.strict_refusal_harmful.rate:.2f} → "
+                                 f"{p.tuned_mix.strict_refusal_harmful.rate:.2f}" for name, p in pub.items())
+    return line + ": [docs/studies.md](docs/studies.md#the-pre-registered-test-a-second-evaluation-set-scored-once)."
+
+
 def public_rows(s) -> str:
     """The sealed study's HarmBench and AdvBench figures (test sets: scored once, nothing chosen on them)."""
     pub = s.checks.get("public") or {}
@@ -361,7 +386,7 @@ def missed(ns: dict) -> str:
 
 
 def namespace() -> dict:
-    ns = {"sci": sci, "err": err, "mins": mins, "ok": ok, "ci": ci, "verdict": verdict, "tuned_rows": tuned_rows,
+    ns = {"sci": sci, "err": err, "mins": mins, "ok": ok, "ci": ci, "verdict": verdict, "tuned_rows": tuned_rows, "sealed_brief": sealed_brief,
           "public_rows": public_rows, "find": find, "rank_corr": rank_corr, "looks": looks,
           "history_table": history_table, "script_index": script_index, "old_commands": old_commands,
           "undeclared": undeclared}
