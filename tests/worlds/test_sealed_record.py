@@ -99,4 +99,4 @@ def test_readme_and_docs_state_the_verdicts(summary):
     assert (f"**Result: control {_verdict(v['control']['pass'])}** (validation {_verdict(v['control']['validation'])}, "
             f"test {_verdict(v['control']['test'])})") in docs
     k, n = summary["checks"]["base"]["strict_refusal_harmful"]["k"], summary["checks"]["base"]["strict_refusal_harmful"]["n"]
-    assert f"| base: harmful requests refused | " in docs and f"{k}/{n} = " in docs
+    assert "| base: harmful requests refused | " in docs and f"{k}/{n} = " in docs
