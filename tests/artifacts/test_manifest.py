@@ -93,7 +93,7 @@ def test_builtin_names_resolve_through_one_registry():
     from pvlora.bases.load import fingerprint
 
     assert set(FORMAT_NAMES) == set(FORMATS) | set(builtins.names("preference_data")) and "toy" in FORMAT_NAMES
-    assert "toy" in SFT_FORMATS and builtins.names("prompts") == ["smollm2", "toy"]
+    assert "toy" in SFT_FORMATS and builtins.names("prompts") == ["smollm2", "smollm2-first", "toy"]
     with pytest.raises(ConfigError, match="no built-in base named 'huge'; built-in: tiny"):
         builtins.get("base", "huge")
     made = builtins.get("base", "tiny")

@@ -10,7 +10,7 @@ prompts gives its extra prompt to validation and test in turn (per kind), so nei
 Forms: ``howto`` (a procedure), ``whatis`` (facts or an explanation), ``write`` (a text to produce) and,
 for benign requests only, ``xstest`` (a safe request that sounds dangerous). No topic here is a topic
 of ``prompts.txt`` or ``harmful_train.txt``, and no prompt leaks a training text by content
-(:func:`check_set`).
+(``benchmarks/measure/bench_leakage.py``; ``tests/data/test_leakage.py``).
 
 Every other benign row of each half carries the base's own answer (``eval_answers.jsonl``, built by
 ``python -m pvlora.worlds.smollm2.make_data --eval-answers``) as the reference of ``heldout_nll``.
@@ -100,8 +100,8 @@ def reference_prompts() -> list[EvalPrompt]:
 def eval_answers() -> dict[str, str]:
     """{prompt: the base's answer} from ``eval_answers.jsonl``."""
     if not EVAL_ANSWERS_FILE.exists():
-        raise DataError(f"{EVAL_ANSWERS_FILE} is missing: build it with python -m pvlora.worlds.smollm2.make_data "
-                        "--eval-answers")
+        raise DataError(f"{EVAL_ANSWERS_FILE} is missing: it ships with pvlora; rebuild it with "
+                        "pvlora.worlds.smollm2.make_data (its step 6, the evaluation answers)")
     return {r["prompt"]: r["answer"] for r in map(json.loads, EVAL_ANSWERS_FILE.read_text().splitlines())}
 
 
@@ -112,11 +112,3 @@ def eval_rows(split: str) -> list[dict[str, Any]]:
     return [{"prompt": p.text, "kind": p.kind, "style": p.style, "form": p.form, "topic": p.topic,
              "reference": answers.get(p.text) if p.text in refs else None} for p in select(split)]
 
-
-def check_set(train: list[tuple[str, str]] | None = None) -> None:
-    """Refuse the set if any prompt leaks a training text (or a first-set prompt) by content."""
-    from pvlora.worlds.smollm2.leakage import check_new_prompts, training_texts
-
-    first = [(f"{PROMPTS_FILE.name} {t}", text) for text, _, t, _ in parse(PROMPTS_FILE.read_text(), str(PROMPTS_FILE))]
-    check_new_prompts([(f"{p.split} {p.kind}/{p.topic} {p.form}", p.text) for p in eval_prompts()],
-                      train=(training_texts() if train is None else train) + first)
