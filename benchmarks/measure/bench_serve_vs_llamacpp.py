@@ -57,7 +57,6 @@ import json
 import os
 import random
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -70,7 +69,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # benchmarks/tools/: _common
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # measure/: bench_serve (random vectors, p95)
-from _common import save  # noqa: E402
+from _common import free_port, save  # noqa: E402
 from bench_serve import _p95, make_vectors  # noqa: E402
 
 RESULT_FILES = ("results/serve_vs_llamacpp.json",)  # what this script writes, relative to benchmarks/
@@ -81,12 +80,6 @@ CTX_PER_SLOT = 512  # llama.cpp context per slot: prompt (~40-60 tokens with the
 
 
 # --- the servers -----------------------------------------------------------------------------------------------
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def post(url: str, path: str, body: dict | None = None, timeout: float = 900):
     """The JSON reply to POST ``body`` (GET when None)."""
@@ -151,14 +144,14 @@ def start_llama(bin_dir: Path, model: Path, loras: list[Path], a, log: Path) -> 
     cmd = [str(bin_dir / "llama-server"), "-m", str(model), "--lora", ",".join(map(str, loras)),  # ids 0, 1, ... in order
            "--lora-init-without-apply", "--parallel", str(a.clients), "-c", str(a.clients * CTX_PER_SLOT),
            "--threads", str(a.threads), "--threads-batch", str(a.threads), "-n", str(a.new_tokens),
-           "--temp", "0", "--top-k", "1", "--cache-ram", "0", "--no-webui", "--host", "127.0.0.1", "--port", str(_port())]
+           "--temp", "0", "--top-k", "1", "--cache-ram", "0", "--no-webui", "--host", "127.0.0.1", "--port", str(free_port())]
     return Process(cmd, log)
 
 
 def start_pvlora(base: str, vectors: dict[str, str], a, log: Path) -> Process:
     config = {"base": base, "vectors": {path: 0.0 for path in vectors.values()}, "max_batch": a.pvlora_max_batch,
               "max_wait_ms": a.pvlora_max_wait_ms, "max_tokens": a.new_tokens, "dtype": a.pvlora_dtype,
-              "threads": a.threads, "port": _port()}
+              "threads": a.threads, "port": free_port()}
     cmd = [sys.executable, str(Path(__file__).resolve()), "--pvlora-server", json.dumps(config),
            "--port", str(config["port"])]
     return Process(cmd, log, env={"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(a.threads)})

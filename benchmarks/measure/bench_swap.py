@@ -26,7 +26,6 @@ import gc
 import importlib.util
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,7 +36,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # benchmarks/tools/: _common
-from _common import save  # noqa: E402
+from _common import free_port, save  # noqa: E402
 
 RESULT_FILES = ("results/swap.json",)  # what this script writes, relative to benchmarks/
 MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -74,12 +73,6 @@ def make_vectors(base: str, root: Path, n: int, r: int) -> list[str]:
     return out
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def call(url: str, method: str, path: str, body: dict | None = None, timeout: float = 600) -> tuple[int, dict]:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(f"{url}{path}", data=data, method=method, headers={"Content-Type": "application/json"})
@@ -101,7 +94,7 @@ class Server:
     """A `pvlora serve` process; ``ready_s``: seconds from its start until /health answered."""
 
     def __init__(self, base: str, vectors: list[str], log: Path, swap_dir: Path | None = None):
-        self.port, self.log = _port(), log
+        self.port, self.log = free_port(), log
         cmd = [sys.executable, "-m", "pvlora.cli", "serve", "--base", base, "--port", str(self.port),
                "--max-tokens", "64", *[x for v in vectors for x in ("--vector", f"{v}=0")]]
         if swap_dir is not None:

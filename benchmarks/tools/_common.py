@@ -30,6 +30,15 @@ def timeit(fn, repeats: int = 5, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a server a benchmark starts)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def machine() -> dict:
     import os
 
