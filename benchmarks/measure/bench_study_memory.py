@@ -8,9 +8,9 @@ of the process), the peak of the samples per stage, the wall time of each stage,
 
     python benchmarks/measure/bench_study_memory.py [--out runs/smollm2-memory]
         # about 40 minutes on 2 cores; writes results/study_memory.json
-    python benchmarks/measure/bench_study_memory.py --from-run DIR --time FILE [--samples FILE] [--stages-json FILE]
-        # a finished run: DIR its --out, FILE /usr/bin/time -v -o's output, resident-set samples
-        # ("epoch_seconds rss_kB" lines), per-stage peaks from an earlier results file
+    python benchmarks/measure/bench_study_memory.py --from-run DIR --time FILE [--samples FILE] [--log FILE]
+        # a finished or stopped run: DIR its --out, FILE /usr/bin/time -v -o's output, resident-set
+        # samples ("epoch_seconds rss_kB" lines), its console output (where it stopped)
 
 GB here are 10^9 bytes; the kernel's and /usr/bin/time's "kB" are KiB (1,024 bytes).
 """
@@ -79,7 +79,7 @@ def per_stage(samples: list[tuple[float, int]], marks: list[tuple[float, str]]) 
     return out
 
 
-def run(out: Path) -> tuple[str, list[tuple[float, int]], list[tuple[float, str]], str]:
+def run(out: Path) -> tuple[str, list[tuple[float, int]], list[tuple[float, str]]]:
     """Run the study under /usr/bin/time -v, sampling its RSS and time-stamping its stage lines."""
     time_file = out.with_suffix(".time")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -88,7 +88,6 @@ def run(out: Path) -> tuple[str, list[tuple[float, int]], list[tuple[float, str]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     samples: list[tuple[float, int]] = []
     marks: list[tuple[float, str]] = []
-    log: list[str] = []
 
     def sample() -> None:
         while proc.poll() is None:
@@ -98,7 +97,6 @@ def run(out: Path) -> tuple[str, list[tuple[float, int]], list[tuple[float, str]
     threading.Thread(target=sample, daemon=True).start()
     for line in proc.stdout:
         sys.stdout.write(line)
-        log.append(line)
         m = STAGE.match(line.strip())
         if m:
             marks.append((time.time(), f"{m.group(1)}/6 {m.group(2)}"))
@@ -106,7 +104,7 @@ def run(out: Path) -> tuple[str, list[tuple[float, int]], list[tuple[float, str]
     out.with_suffix(".samples.json").write_text(json.dumps({"samples": samples, "marks": marks}))
     if code:
         raise SystemExit(f"the study failed (exit {code}); see the output above")
-    return time_file.read_text(), samples, marks, "".join(log)
+    return time_file.read_text(), samples, marks
 
 
 def main(argv=None) -> int:
@@ -116,26 +114,19 @@ def main(argv=None) -> int:
     p.add_argument("--time", help="/usr/bin/time -v output of that run")
     p.add_argument("--samples", help="'epoch_seconds rss_kB' lines sampled during that run (optional)")
     p.add_argument("--log", help="that run's console output: where it stopped, when it did not finish (optional)")
-    p.add_argument("--stages-json", help="per-stage peaks of that run from a results file its own run wrote "
-                   "before GB meant 10^9 bytes here (its figures were KiB / 10^6; converted)")
     a = p.parse_args(argv)
-    stages = None
     if a.from_run:
         if not a.time:
             p.error("--from-run needs --time")
         time_text = Path(a.time).read_text()
         samples = [(float(t), int(kb)) for t, kb in (line.split() for line in Path(a.samples).read_text().splitlines())] \
             if a.samples else []
-        marks = []
-        if a.stages_json:
-            old = json.loads(Path(a.stages_json).read_text())
-            stages = [{**st, "peak_rss_gb": None if st["peak_rss_gb"] is None else round(st["peak_rss_gb"] * 1e6 * KIB_TO_GB, 3)}
-                      for st in old["stages"]]
+        marks = []  # a run made elsewhere carries no stage times
         out = Path(a.from_run)
         command = "python benchmarks/measure/bench_study_memory.py " + " ".join(argv or sys.argv[1:])
     else:
         out = Path(a.out)
-        time_text, samples, marks, log = run(out)
+        time_text, samples, marks = run(out)
         command = "python benchmarks/measure/bench_study_memory.py"
     figures = parse_time(time_text)
     summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else {}
@@ -146,7 +137,7 @@ def main(argv=None) -> int:
         "command": command, "machine": machine(), "target_gb": TARGET_GB, **figures,
         "meets_target": figures["max_rss_gb"] <= TARGET_GB, "completed": figures["exit_status"] == 0,
         "sampled_peak_gb": round(max(kb for _, kb in samples) * KIB_TO_GB, 3) if samples else None,
-        "stages": per_stage(samples, marks) if marks else stages,
+        "stages": per_stage(samples, marks) if marks else None,
         "study_seconds": summary.get("seconds"), "test_scored": summary.get("test", {}).get("evaluated"),
         "before": {"max_rss_gb": 15.8, "source": "the same command before the memory work (issue report; "
                    "one DPO step before/after: results/dpo_memory.json)"},
