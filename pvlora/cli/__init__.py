@@ -23,7 +23,7 @@ from pvlora.core.files import sigterm_raises
 EPILOG = """\
 typical session (the built-in tiny model, on a CPU):
   pvlora demo                                   # everything below, end to end
-  pvlora demo --base smollm2                    # the same on the real SmolLM2-135M-Instruct (under an hour on 2 cores)
+  pvlora demo --base smollm2                    # the same on the real SmolLM2-135M-Instruct (an hour or more on 2 cores)
   pvlora data --preference harmless --limit 3   # what a preference trains on
   pvlora sft                                    # optional first stage: SFT the base, merged as OUT/sft-merged
   pvlora train --preference harmless            # harmless-positive and harmless-negative adapters

