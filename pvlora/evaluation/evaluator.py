@@ -8,6 +8,7 @@ from typing import Any
 
 from pvlora.config import ExperimentConfig
 from pvlora.core.errors import ConfigError
+from pvlora.core.memory import release_memory
 from pvlora.evaluation.prompt_sets import PromptSet, prompt_set
 from pvlora.evaluation.scorers import EvalBatch, EvalContext, get_scorer
 from pvlora.artifacts.manifest import Manifest
@@ -157,6 +158,9 @@ class Evaluator:
             batch = EvalBatch(self.prompts, self.kinds, responses, self.model, self.tok, self.context)
             scores = {s.name: float(s.fn(batch)) for s in self.scorers}
         self.model.base_model.set_adapter(self.names)  # leave the model as load_composed made it
+        # a sweep scores tens of points in one process: each point's generation and scoring buffers go
+        # back to the OS before the next (glibc keeps freed pages mapped otherwise)
+        release_memory()
         # Here, not in each command: no caller can score a test set unrecorded; and before the point
         # is kept, so a log that cannot be written leaves no figure behind to return later.
         if self._logs_test_look():

@@ -29,6 +29,7 @@ from typing import Any
 from pvlora.config import ExperimentConfig, load_config, save_config
 from pvlora.data.sources import BUILTIN_SOURCES
 from pvlora.core.errors import ConfigError
+from pvlora.core.memory import release_memory
 # the η points, thresholds and span rule: what a pre-registration fixes (the choice scripts read them here too)
 from pvlora.worlds.smollm2.settings import HARMLESS_GRID, HELPFUL_GRID, NLL_SPAN, THRESHOLDS, TUNE_HELPFUL
 from pvlora.bases.load import resolve_base_path
@@ -91,11 +92,15 @@ def run_study(out: str | Path = "pvlora-demo-smollm2", hh_rlhf: str | None = Non
         trained = train_all(cfg, None, "both", overwrite=fresh, skip_finished=not fresh, command=command)
     with timed(timings, "extract", "3/6 preference vectors φ = ΔW+ − ΔW− (and the positive-only ablation)"):
         vectors = extract_all(cfg, root, fresh, command)
+    release_memory()  # the trainers' freed pages go back before the evaluation model loads
     with timed(timings, "validation", "4/6 validation prompts: the η span of the control check, tune's η, both checks"):
         ev = Evaluator(cfg, vectors, "validation")
         axis, span, tuned = validation_stage(ev)
         val = {"harmless": axis}
         val_checks = validation_checks(ev, span, tuned)
+    # validation's answers on disk before the test stage (the final dump below adds test's): a reader
+    # can check the judge on them while test runs, and they survive a test stage that fails
+    dump_generations(cfg, ev, root / "generations.jsonl")
     gate = test_gate(gate.settings, retest_reason, preregistration) if gate.allowed else gate  # the log may have grown
     test: dict[str, list[dict[str, Any]]] = {}
     found: dict[str, Any] = {}
