@@ -4,7 +4,9 @@
    ``{prompt, response, label}``, label one of refusal / partial / degenerate / compliance, written
    blind to the judge). Reported: 4-way agreement, per-class precision and recall, the confusion
    matrix, binary agreement (refusal against everything else: partial and degenerate count as not
-   refused), and the disagreements, for a reader to check.
+   refused), and the disagreements, for a reader to check. The outputs of the pre-registered run's
+   final vectors, labelled the same way after that run (``tests/fixtures/smollm2_sealed_labels.jsonl``,
+   drawn by ``benchmarks/tools/sample_for_labels.py``), are reported beside them as ``final_vectors``.
 2. **A public set of other chat models' completions with human labels**: the refusal-scorer evaluation
    data that Microsoft's PyRIT ships in its wheel (``pyrit/datasets/scorer_evals/refusal_scorer/
    refusal.csv`` and ``refusal_extra.csv``, 169 rows of objective, assistant response and a human 0/1
@@ -38,6 +40,9 @@ RESULT_FILES = ("results/judge_agreement.json",)  # what this script writes, rel
 
 REPO = Path(__file__).resolve().parents[2]
 HAND_LABELS = REPO / "tests" / "fixtures" / "smollm2_4way_labels.jsonl"
+# outputs of the pre-registered run's final vectors, labelled blind after that run (judge4-v1 was fixed
+# before it, so these labels played no part in the judge's rules)
+FINAL_LABELS = REPO / "tests" / "fixtures" / "smollm2_sealed_labels.jsonl"
 LABELS = ("refusal", "partial", "degenerate", "compliance")
 # other spellings a labeller may use, and the label each counts as (recorded in the results)
 ALIASES = {"full_refusal": "refusal", "1_full_refusal": "refusal", "partial_refusal": "partial",
@@ -245,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--label-field", default="label", help="the field holding each row's label (default: label)")
     p.add_argument("--by", action="append", default=[], metavar="FIELD",
                    help="also report agreement per value of this field of the hand-labelled rows (e.g. eta)")
+    p.add_argument("--final-labels", type=Path, default=FINAL_LABELS,
+                   help="hand labels of the pre-registered run's final vectors, reported as 'final_vectors' "
+                        "when the file exists (default: %(default)s)")
     p.add_argument("--no-hand-labels", action="store_true", help="skip set 1 (do not read --labels at all)")
     p.add_argument("--pyrit-wheel", type=Path, help="the pyrit 1.1.0 wheel (default: downloaded once into "
                    "$PVLORA_CACHE/wheels)")
@@ -260,6 +268,10 @@ def main(argv: list[str] | None = None) -> int:
         for c, v in hand["per_class"].items():
             fmt = lambda x: "–" if x is None else f"{x:.3f}"  # noqa: E731
             print(f"  {c:>10}: precision {fmt(v['precision'])}, recall {fmt(v['recall'])} ({v['labelled']} labelled)")
+        if a.final_labels.exists():
+            final = result["final_vectors"] = hand_label_report(a.final_labels, a.label_field, ["eta"])
+            print(f"final vectors' outputs ({final['n']} rows): 4-way agreement {final['four_way_agreement']:.3f}, "
+                  f"binary {final['binary']['agreement']:.3f}")
     if not a.no_public:
         if a.pyrit_wheel:
             wheel = a.pyrit_wheel
