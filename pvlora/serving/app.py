@@ -74,9 +74,15 @@ def build_app(model, tok, settings: ServeSettings, name: str | None = None):
     from typing import Literal
 
     from pvlora.steering.logprobs import prompt_text
-    from pvlora.steering.prompts import is_blank
+    from pvlora.steering.prompts import has_chat_template, is_blank
 
     check_settings(settings)
+    # Every request is a chat: without a template each one would fail with a 500 from inside the
+    # tokenizer; refuse to start instead, naming the base.
+    if not has_chat_template(tok):
+        raise ConfigError(f"pvlora serve answers chat completions, but the tokenizer of {settings.base} has no chat "
+                          "template: serve an instruct (chat) base, or give the tokenizer one (set "
+                          "tokenizer.chat_template and save it with the base) before serving")
     default = get_weights(model)  # the server's mix: η per loaded vector name
     served = name or str(settings.base)
     batcher = Batcher(model, tok, settings.max_batch, settings.max_wait_ms / 1000)

@@ -289,6 +289,18 @@ def test_chat_template_true_without_a_template_is_refused(loaded):
         pvlora.generate(model, bare, ["hi"], [{}], max_new_tokens=2, chat_template=True)
 
 
+def test_serve_refuses_to_start_with_a_base_that_has_no_chat_template(loaded, settings):
+    """Every request is a chat: without a template the server would answer each with a 500."""
+    import copy
+
+    model, tok = loaded
+    bare = copy.copy(tok)
+    bare.chat_template = None
+    with pytest.raises(ConfigError, match=f"tokenizer of {settings.base} has no chat template"):
+        build_app(model, bare, settings)
+    build_app(model, tok, settings)  # the same model with its template starts
+
+
 # ---------------------------------------------------------------- preference names PyTorch reserves
 
 
