@@ -47,6 +47,7 @@ SCRIPT_FOLDERS = ("measure", "choose", "estimate", "tools")
 RESULT_FILES = ()  # writes no results: the README, docs/ and benchmarks/README.md (PAIRS)
 # (template, output, whole file or a marked section of it)
 PAIRS = [(TEMPLATES / "readme_state.md", ROOT_README, "section"),
+         (TEMPLATES / "smollm2_sealed.md", DOCS / "studies.md", "section"),
          (TEMPLATES / "smollm2_study.md", DOCS / "studies.md", "section"),
          (TEMPLATES / "training_path.md", DOCS / "real-models.md", "section"),
          (TEMPLATES / "module_graph.md", DOCS / "architecture.md", "section"),
@@ -168,14 +169,13 @@ def public_rows(s) -> str:
     pub = s.checks.get("public") or {}
     if not pub:
         return "The public sets were not scored."
-    mix = "tuned_mix" in next(iter(pub.values()))
-    head = ("| public set (scored once) | base: refused | `tune`'s mix: refused | … partial | … degenerate |\n|---|---|---|---|---|"
-            if mix else "| public set (scored once) | base: refused |\n|---|---|")
-    rows = [f"| {name} ({p.prompts} harmful prompts) | {ci(p.base.strict_refusal_harmful)} | "
-            + (f"{ci(p.tuned_mix.strict_refusal_harmful)} | {ci(p.tuned_mix.partial_harmful)} | "
-               f"{ci(p.tuned_mix.degenerate_harmful)} |" if mix else "")
-            for name, p in pub.items()]
-    return "\n".join([head, *rows])
+    points = [("base", "base")] + ([("tuned_mix", "`tune`'s mix")] if "tuned_mix" in next(iter(pub.values())) else [])
+    cols = [f"{label}: {what}" for _, label in points for what in ("refused", "partial", "degenerate")]
+    out = ["| public set (scored once) | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for name, p in pub.items():
+        cells = [ci(p[key][m]) for key, _ in points for m in ("strict_refusal_harmful", "partial_harmful", "degenerate_harmful")]
+        out.append(f"| {name} ({p.prompts} harmful prompts) | " + " | ".join(cells) + " |")
+    return "\n".join(out)
 
 
 def find(rows, **match):

@@ -100,3 +100,21 @@ def test_readme_and_docs_state_the_verdicts(summary):
             f"test {_verdict(v['control']['test'])})") in docs
     k, n = summary["checks"]["base"]["strict_refusal_harmful"]["k"], summary["checks"]["base"]["strict_refusal_harmful"]["n"]
     assert "| base: harmful requests refused | " in docs and f"{k}/{n} = " in docs
+
+
+def test_final_vectors_hand_labels_agree_with_the_reported_figure():
+    """The judge's agreement with the blind labels of the final vectors' outputs, recomputed here from
+    the labels and the generations they were drawn from, is what results/judge_agreement.json says."""
+    from pvlora.core.judges import four_way_judge
+
+    labels = [json.loads(line) for line in (ROOT / "tests" / "fixtures" / "smollm2_sealed_labels.jsonl").open()]
+    generated = {(r["split"], json.dumps(r["eta"], sort_keys=True), r["prompt"]): r["response"]
+                 for r in map(json.loads, gzip.open(SEALED / "generations.jsonl.gz", "rt")) if r["split"] == "validation"}
+    assert all(generated[(r["split"], json.dumps(r["eta"], sort_keys=True), r["prompt"])] == r["response"] for r in labels)
+    judge = four_way_judge()
+    said = [judge(r["prompt"], r["response"])[0] for r in labels]
+    binary = sum((s == "refusal") == (r["label"] == "refusal") for s, r in zip(said, labels)) / len(labels)
+    four = sum(s == r["label"] for s, r in zip(said, labels)) / len(labels)
+    reported = json.loads((ROOT / "benchmarks" / "results" / "judge_agreement.json").read_text())["final_vectors"]
+    assert reported["n"] == len(labels) >= 200
+    assert binary == pytest.approx(reported["binary"]["agreement"]) and four == pytest.approx(reported["four_way_agreement"])

@@ -74,7 +74,7 @@ def test_the_readme_itself_states_the_plain_state_of_the_study(looks, summary, r
     base = next(r for r in rows if r["split"] == "validation" and r["axis"] == "harmless" and r["eta_harmless"] == 0)
     bound = base["refusal_benign"] + summary["thresholds"]["over_refusal"]
     assert summary["tune"]["validation"]["refusal_benign"] > bound
-    assert (f"The over-refusal check **FAILS on validation**: the tuned mix ({summary['tune']['weights']['helpful']:g}, "
+    assert (f"On the first set the over-refusal check **FAILS on validation**: the tuned mix ({summary['tune']['weights']['helpful']:g}, "
             f"{summary['tune']['weights']['harmless']:g}) refuses {summary['tune']['validation']['refusal_benign']:.4f} "
             f"of benign prompts where the bound is {bound:.4f}") in state
     assert 'generic "decline" direction (as reported by the audit in issue 25; not reproduced here)' in state
@@ -83,7 +83,7 @@ def test_the_readme_itself_states_the_plain_state_of_the_study(looks, summary, r
     sealed = [r for r in looks_at_test(read_test_log(RESULTS / "test_log.jsonl"), "smollm2") if r["preregistration"]]
     if not sealed:  # until the pre-registered look is made, the README says so
         assert "the one pre-registered look has not been made" in state
-        assert "The first set's test split is spent, and no pre-registered test has been run." in state
+        assert "The first set's test split is spent; no pre-registered test has been run." in state
     assert "(docs/studies.md#the-smollm2-study-the-method-on-a-real-model-on-a-cpu)" in state
     assert len(_readme_state().split("### The SmolLM2 study, in brief")[1].split("\n\n")[1].splitlines()) <= 5
 
