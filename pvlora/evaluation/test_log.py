@@ -1,7 +1,7 @@
 """The record of every look at a test split: an append-only JSON-lines log.
 
 Each time a study scores a test split, :func:`append_test_run` adds one line: the date (UTC), the
-git commit of the checkout (null outside one), sha256 of the config, data files, prompt set and
+git commit of the checkout when the line is written and when the process started (null outside one), sha256 of the config, data files, prompt set and
 judge source, the split, the checks' verdicts and every figure. The file is only ever opened in
 append mode: no line is rewritten or removed, so a failed check stays on the record.
 
@@ -94,6 +94,13 @@ def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:
     return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
+# The checkout as it was when this process loaded pvlora's evaluation code. A long study writes its
+# lines an hour or more after it starts; HEAD and the working tree may have moved by then, so each
+# line records both states (``at_start`` is what the process runs; ``commit``/``dirty`` what the
+# checkout held when the line was written).
+AT_START = git_state()
+
+
 def _finite(value: Any) -> Any:
     """The value with NaN and infinities as strings: JSON has no such numbers, and a look at test
     must be recorded whatever its figures are."""
@@ -136,7 +143,7 @@ def append_test_run(*, study: str, figures: Mapping[str, Any], split: str = "tes
         "schema": SCHEMA,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "source": "pvlora.evaluation.test_log.append_test_run",
-        "study": study, "split": split, **git_state(),
+        "study": study, "split": split, **git_state(), "at_start": dict(AT_START),
         "command": command,
         "hashes": {"config": {**file_hashes(config), **({"resolved": config_sha256} if config_sha256 else {})},
                    "data": file_hashes(data),

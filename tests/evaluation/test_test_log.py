@@ -59,6 +59,24 @@ def test_a_line_holds_date_commit_split_hashes_and_every_figure(tmp_path, log):
     assert line["figures"]["rows"][0]["refusal_benign"] == "nan"  # kept, as text: JSON has no NaN
 
 
+def test_a_line_keeps_the_checkout_the_process_started_from(tmp_path, log, monkeypatch):
+    """A long run's line is written long after it starts: when HEAD moved in between, the line holds
+    both the state the process started from and the state at writing."""
+    start = {"commit": "a" * 40, "dirty": False}
+    monkeypatch.setattr(tl, "AT_START", start)
+    monkeypatch.setattr(tl, "git_state", lambda root=tl.REPO_ROOT: {"commit": "b" * 40, "dirty": True})
+    _append(tmp_path)
+    line = json.loads(log.read_text())
+    assert line["at_start"] == start and (line["commit"], line["dirty"]) == ("b" * 40, True)
+
+
+def test_the_start_state_is_the_checkout_s_at_import():
+    assert tl.AT_START.keys() == {"commit", "dirty"}
+    if tl.in_checkout():
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+        assert tl.AT_START["commit"] in (head, None)
+
+
 def test_appending_keeps_every_earlier_line_byte_for_byte(tmp_path, log):
     _append(tmp_path)
     first = log.read_bytes()
