@@ -174,6 +174,14 @@ class TrainConfig:
                   "the SmolLM2 study's settings 5.0 GB resident in the steps instead of 2.7); null = TRL's head."},
     )
 
+    process_per_preference: bool = field(
+        default=False,
+        metadata={"help": "Train each preference (both its directions) in a child process, so all the memory its "
+                  "training held goes back to the system before the next preference and before what follows in "
+                  "the same command (pvlora demo's evaluation). The adapters are the same; it costs a few "
+                  "seconds of start-up per preference. The SmolLM2 study turns it on."},
+    )
+
     def __post_init__(self) -> None:
         check_fields(self, "train")
         if self.heldout_max_pairs is not None and self.heldout_max_pairs < 0:

@@ -28,6 +28,7 @@ from pvlora.training.runs import (  # noqa: F401  (partial_dir, cast_trainable_t
     cleanup_unstarted,
     is_main_process,
     join_process_group,
+    multi_process_launch,
     partial_dir,
     prepare_partial,
     save_run,
@@ -93,6 +94,8 @@ def train_all(cfg: ExperimentConfig, preference: str | None = None, direction: s
     wait_for_everyone()  # every process has checked before the main one creates anything
     if not is_main_process():
         log = silent
+    if cfg.train.process_per_preference and not multi_process_launch():
+        return train_in_children(cfg, jobs, direction, out, resume, overwrite, skip_finished, command)
     results = []
     # Base log-probs of held-out texts, shared by the two directions of a preference (the negative
     # held-out set is the positive one with chosen and rejected swapped): the base is scored once.
@@ -117,6 +120,24 @@ def train_all(cfg: ExperimentConfig, preference: str | None = None, direction: s
         log(f"[pvlora] {pref}-{d}: {m['train_steps']} steps in {m['train_seconds']:.1f}s, "
             f"loss {m['train_loss']:.4f}{acc} -> {target}")
         results.append(res)
+    return results
+
+
+def train_in_children(cfg: ExperimentConfig, jobs: list[tuple[str, str]], direction: str, out, resume: bool,
+                      overwrite: bool, skip_finished: bool, command: str | None) -> list[TrainResult]:
+    """:func:`train_all`, each preference in its own child process (``train.process_per_preference``);
+    the results are read back from the finished adapters' manifests."""
+    from pvlora.training.isolate import run_in_child, without_isolation
+
+    child_cfg = without_isolation(cfg)
+    results = []
+    for pref in dict.fromkeys(p for p, _ in jobs):
+        run_in_child(train_all, child_cfg, pref, direction, out, resume=resume, overwrite=overwrite,
+                     skip_finished=skip_finished, command=command)
+        for p, d in jobs:
+            if p == pref:
+                target = adapter_dir(cfg, p, d, out)
+                results.append(TrainResult(target, Manifest.read(target) or AdapterManifest()))
     return results
 
 

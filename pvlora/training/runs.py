@@ -41,13 +41,19 @@ def is_main_process() -> bool:
     return get_int_from_env(["RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK"], 0) == 0
 
 
+def multi_process_launch() -> bool:
+    """True under ``accelerate launch`` / ``torchrun`` with more than one process."""
+    from accelerate.utils import get_int_from_env
+
+    return get_int_from_env(["WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"], 1) > 1
+
+
 def join_process_group() -> None:
     """Under a multi-process launch, set up the process group now (the trainer would only do it
     later), so processes can wait for each other around the main process's writes."""
     import torch
-    from accelerate.utils import get_int_from_env
 
-    if get_int_from_env(["WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"], 1) > 1:
+    if multi_process_launch():
         from accelerate import PartialState
 
         PartialState(cpu=not torch.cuda.is_available())

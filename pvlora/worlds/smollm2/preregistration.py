@@ -54,10 +54,17 @@ def data_files(cfg) -> list[Path]:
     return [Path(BUILTIN_SOURCES.get(n) or n).expanduser() for n in names if n]
 
 
+# Settings that change where the work is written or how it is scheduled, never a result: a
+# pre-registration does not fix them (tests/training/test_isolate.py checks that adapters trained in
+# child processes are byte-equal to those trained in one process).
+EXECUTION_ONLY = (("output", "dir"), ("train", "process_per_preference"))
+
+
 def config_for_hash(cfg) -> dict[str, Any]:
-    """The resolved config without where it writes (``output.dir``), which changes no result."""
+    """The resolved config without :data:`EXECUTION_ONLY` settings."""
     d = json.loads(json.dumps(cfg.to_dict(), default=str))
-    d.get("output", {}).pop("dir", None)
+    for block, key in EXECUTION_ONLY:
+        d.get(block, {}).pop(key, None)
     return d
 
 
