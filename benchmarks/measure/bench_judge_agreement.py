@@ -43,6 +43,9 @@ HAND_LABELS = REPO / "tests" / "fixtures" / "smollm2_4way_labels.jsonl"
 # outputs of the pre-registered run's final vectors, labelled blind after that run (judge4-v1 was fixed
 # before it, so these labels played no part in the judge's rules)
 FINAL_LABELS = REPO / "tests" / "fixtures" / "smollm2_sealed_labels.jsonl"
+# 252 more outputs of the same vectors (mixes with η_harmless >= 0.3, where refusals are), labelled blind
+# after judge4-v2's features and settings were fixed on the two files above: judge4-v2's validation
+HOLDOUT_LABELS = REPO / "tests" / "fixtures" / "smollm2_holdout_labels.jsonl"
 LABELS = ("refusal", "partial", "degenerate", "compliance")
 # other spellings a labeller may use, and the label each counts as (recorded in the results)
 ALIASES = {"full_refusal": "refusal", "1_full_refusal": "refusal", "partial_refusal": "partial",
@@ -136,10 +139,10 @@ def disagreements(rows: list[dict], said: list[tuple[str, str]], gold_key: str =
     return out[:MAX_DISAGREEMENTS]
 
 
-def hand_label_report(path: Path, field: str, by: list[str]) -> dict:
+def hand_label_report(path: Path, field: str, by: list[str], judge=None) -> dict:
     from pvlora.core.judges import four_way_judge
 
-    judge = four_way_judge()
+    judge = judge or four_way_judge()
     rows = read_labelled(path, field)
     said = [judge(r.get("prompt"), r["response"]) for r in rows]
     report = {"file": path.relative_to(REPO).as_posix() if path.is_relative_to(REPO) else path.name,
@@ -206,17 +209,10 @@ def _pick(gold: list, said: list, rows: list[dict], source: str) -> tuple[list, 
 def public_report(wheel: Path) -> dict:
     from pvlora.core.judges import four_way_judge, pattern_judge
 
-    judge, old = four_way_judge(), pattern_judge()
+    old = pattern_judge()
     rows = load_pyrit(wheel)
-    said = [judge(r["prompt"], r["response"]) for r in rows]
-    gold = ["refusal" if r["refused"] else "not refusal" for r in rows]
-
-    def as_binary(refusing: tuple[str, ...]) -> list[str]:
-        return ["refusal" if s in refusing else "not refusal" for s, _ in said]
-
-    for r, g in zip(rows, gold):
-        r["gold"] = g
-    strict = as_binary(("refusal",))
+    report = public_figures(rows, four_way_judge())
+    gold = report.pop("gold")
     return {
         "name": "PyRIT refusal-scorer evaluation set (human labels)",
         "package": PYRIT, "wheel": wheel.name, "wheel_sha256": hashlib.sha256(wheel.read_bytes()).hexdigest(),
@@ -225,8 +221,25 @@ def public_report(wheel: Path) -> dict:
                   "unrelated to it; 0 = it gives content related to the objective, partial help included",
         "n": len(rows), "refusals": sum(r["refused"] for r in rows),
         "by_file": dict(Counter(r["source"] for r in rows)),
-        "judge_labels": dict(Counter(s for s, _ in said)),
         "development": DEVELOPMENT, "held_out_file": "refusal.csv", "development_file": "refusal_extra.csv",
+        **report,
+        "old_pattern_judge": binary(gold, ["refusal" if old(r["response"])["refusal"] else "not refusal"
+                                           for r in rows]),
+    }
+
+
+def public_figures(rows: list[dict], judge) -> dict:
+    """A judge's binary agreement with PyRIT's labels, two ways (see the module docstring)."""
+    said = [judge(r["prompt"], r["response"]) for r in rows]
+    gold = ["refusal" if r["refused"] else "not refusal" for r in rows]
+
+    def as_binary(refusing: tuple[str, ...]) -> list[str]:
+        return ["refusal" if s in refusing else "not refusal" for s, _ in said]
+
+    strict = as_binary(("refusal",))
+    return {
+        "gold": gold,
+        "judge_labels": dict(Counter(s for s, _ in said)),
         "by_file_agreement": {f: {"n": sum(r["source"] == f for r in rows),
                                   "refusal_only": binary(*_pick(gold, strict, rows, f))["agreement"],
                                   "refusal_or_degenerate": binary(*_pick(gold, as_binary(("refusal", "degenerate")),
@@ -234,12 +247,40 @@ def public_report(wheel: Path) -> dict:
                               for f in sorted({r["source"] for r in rows})},
         "refusal_only": binary(gold, strict),  # the binary rule of the hand-label set
         "refusal_or_degenerate": binary(gold, as_binary(("refusal", "degenerate"))),  # PyRIT's definition
-        "old_pattern_judge": binary(gold, ["refusal" if old(r["response"])["refusal"] else "not refusal"
-                                           for r in rows]),
-        "disagreements": [{"prompt": r["prompt"][:120], "response": r["response"][:240], "labelled": r["gold"],
-                           "judged": s, "rule": rule} for r, (s, rule), b in zip(rows, said, strict)
-                          if b != r["gold"]][:MAX_DISAGREEMENTS],
+        "disagreements": [{"prompt": r["prompt"][:120], "response": r["response"][:240], "labelled": g,
+                           "judged": s, "rule": rule} for r, (s, rule), b, g in zip(rows, said, strict, gold)
+                          if b != g][:MAX_DISAGREEMENTS],
     }
+
+
+def v2_report(a, result: dict) -> dict:
+    """judge4-v2 (the classifier) beside judge4-v1 (the rules): on the hold-out labels (validation for both:
+    neither was developed on them), in-sample on its training labels (a fit, not a validation), and on
+    PyRIT's public set (never used to fit it)."""
+    from pvlora.core.judge_model import VERSION, WEIGHTS, classifier_judge, load_weights
+
+    judge = classifier_judge()
+    meta = load_weights(WEIGHTS)
+    out = {"judge": "pvlora.core.judge_model.classifier_judge", "judge_version": VERSION,
+           "weights": WEIGHTS.relative_to(REPO).as_posix(), "trained_on": meta["trained_on"],
+           "cross_validation": meta["cross_validation"], "model": meta["model"]}
+    fmt = lambda r: f"4-way {r['four_way_agreement']:.3f}, binary {r['binary']['agreement']:.3f}"  # noqa: E731
+    if a.holdout_labels.exists():
+        out["holdout"] = hand_label_report(a.holdout_labels, "label", ["eta"], judge)
+        out["holdout_v1"] = hand_label_report(a.holdout_labels, "label", ["eta"])
+        print(f"hold-out labels ({out['holdout']['n']} rows): {VERSION} {fmt(out['holdout'])}; "
+              f"judge4-v1 {fmt(out['holdout_v1'])}")
+    out["in_sample"] = {Path(f).name: {k: v for k, v in hand_label_report(REPO / f, "label", [], judge).items()
+                                       if k in ("n", "four_way_agreement", "binary")} for f in meta["trained_on"]}
+    if "public" in result:
+        from pvlora.artifacts.safe_read import cache_root
+
+        wheel = a.pyrit_wheel or fetch_pyrit_wheel(cache_root() / "wheels")
+        out["public"] = public_figures(load_pyrit(wheel), judge)
+        out["public"].pop("gold")
+        print(f"PyRIT with {VERSION}: binary {out['public']['refusal_only']['agreement']:.3f} (refusal only), "
+              f"{out['public']['refusal_or_degenerate']['agreement']:.3f} (refusal or degenerate)")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -257,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pyrit-wheel", type=Path, help="the pyrit 1.1.0 wheel (default: downloaded once into "
                    "$PVLORA_CACHE/wheels)")
     p.add_argument("--no-public", action="store_true", help="skip set 2 (the PyRIT data)")
+    p.add_argument("--holdout-labels", type=Path, default=HOLDOUT_LABELS,
+                   help="hand labels judge4-v2 never trained on (default: %(default)s)")
+    p.add_argument("--no-v2", action="store_true", help="skip judge4-v2 (the classifier)")
     p.add_argument("--out", type=Path, help="write the results here instead of benchmarks/" + RESULT_FILES[0])
     a = p.parse_args(argv)
 
@@ -285,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{pub['refusal_only']['agreement']:.3f} (refusal only), {pub['refusal_or_degenerate']['agreement']:.3f} "
               f"(refusal or degenerate, PyRIT's definition); the old 2-way judge "
               f"{pub['old_pattern_judge']['agreement']:.3f}")
+    if not a.no_v2:
+        result["v2"] = v2_report(a, result)
     if a.out:
         a.out.write_text(json.dumps(result, indent=2) + "\n")
         print(f"\nwrote {a.out}")

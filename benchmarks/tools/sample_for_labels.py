@@ -13,6 +13,9 @@ between plain and XSTest-style prompts (plain takes the odd row). The draw is se
         --n 240 --blind /tmp/lab/blind.jsonl --key /tmp/lab/key.jsonl
     python benchmarks/tools/sample_for_labels.py --join /tmp/lab/labels.jsonl --key /tmp/lab/key.jsonl \\
         --out tests/fixtures/smollm2_sealed_labels.jsonl
+    python benchmarks/tools/sample_for_labels.py --generations runs/smollm2-sealed/generations.jsonl \
+        --n 252 --seed 2028 --min-harmless 0.3 --exclude tests/fixtures/smollm2_sealed_labels.jsonl \
+        --blind /tmp/lab2/blind.jsonl --key /tmp/lab2/key.jsonl   # a second, refusal-richer draw
 """
 
 from __future__ import annotations
@@ -31,10 +34,20 @@ def _mix(eta: dict) -> tuple:
     return tuple(sorted((k, float(v)) for k, v in eta.items()))
 
 
-def sample(rows: list[dict], n: int, seed: int, split: str) -> list[dict]:
-    """``n`` rows of ``split``, equal shares per mix, half harmful per mix (see the module docstring)."""
-    rows = [{"id": f"{r['split']}:{i}", **{k: r[k] for k in KEEP if k in r}} for i, r in enumerate(rows)]
-    mixes = sorted({_mix(r["eta"]) for r in rows if r["split"] == split})
+def _seen(r: dict) -> tuple:
+    return _mix(r["eta"]), r["prompt"], r["response"]
+
+
+def sample(rows: list[dict], n: int, seed: int, split: str, exclude: list[dict] = (),
+           min_harmless: float | None = None) -> list[dict]:
+    """``n`` rows of ``split``, equal shares per mix, half harmful per mix (see the module docstring).
+    Rows of ``exclude`` (labelled before: same mix, prompt and response) are never drawn again;
+    ``min_harmless`` keeps only the mixes with η_harmless at least that (where refusals are)."""
+    seen = {_seen(r) for r in exclude}
+    rows = [{"id": f"{r['split']}:{i}", **{k: r[k] for k in KEEP if k in r}} for i, r in enumerate(rows)
+            if _seen(r) not in seen]
+    mixes = sorted({_mix(r["eta"]) for r in rows if r["split"] == split
+                    and (min_harmless is None or float(r["eta"].get("harmless", 0.0)) >= min_harmless)})
     if not mixes:
         raise SystemExit(f"no rows of split {split!r} in the generations")
     rng = random.Random(seed)
@@ -81,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=240, help="rows to draw (default 240)")
     p.add_argument("--seed", type=int, default=2027)
     p.add_argument("--split", default="validation")
+    p.add_argument("--exclude", type=Path, action="append", default=[],
+                   help="a labelled rows file whose rows are not drawn again (repeatable)")
+    p.add_argument("--min-harmless", type=float, help="only mixes with η_harmless at least this")
     p.add_argument("--blind", type=Path, help="write the labeller's file here (id, prompt, response)")
     p.add_argument("--key", type=Path, required=True, help="the id -> split, η, kind, style file")
     p.add_argument("--join", type=Path, help="labelled rows (id, label, note?) to join with --key")
@@ -92,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(rows)} labelled rows -> {a.out}")
         return 0
     src = a.generations.read_bytes()
-    drawn = sample([json.loads(line) for line in src.decode().splitlines() if line.strip()], a.n, a.seed, a.split)
+    drawn = sample([json.loads(line) for line in src.decode().splitlines() if line.strip()], a.n, a.seed, a.split,
+                   [r for f in a.exclude for r in _read(f)], a.min_harmless)
     _write(a.blind, [{"id": r["id"], "prompt": r["prompt"], "response": r["response"]} for r in drawn])
     _write(a.key, [{k: v for k, v in r.items() if k not in ("prompt", "response")} | {"prompt": r["prompt"],
                     "response": r["response"]} for r in drawn])

@@ -1,0 +1,112 @@
+"""judge4-v2: the four-way judge's rules (:mod:`pvlora.core.judges`, judge4-v1) as evidence for a small
+linear classifier trained on hand labels.
+
+Why a classifier on top of the rules: on outputs of the SmolLM2 study's final vectors the rules call
+about four times too many refusals (precision 0.27 on 247 blind hand labels) and miss most
+off-topic answers (degenerate recall 0.31); every further rule was written after reading misses.
+A classifier learns the weights of the same cues (the rules' verdict and which rule fired, the
+response's opening words, how much it repeats itself, how much of the request it mentions) from
+labels instead. It stays a dot product over named features, so it runs anywhere pvlora does (no
+model download, no scikit-learn at run time: ``benchmarks/tools/train_judge.py`` fits the weights
+with scikit-learn and writes them to ``pvlora/data/shipped/judge/judge4-v2.json``), and each weight can be
+read.
+
+    x = features(prompt, response)                 # {name: value}, a few dozen non-zero of them
+    score[c] = bias[c] + Σ_name x[name] · w[name][c]   # c over LABELS
+    label = argmax_c score[c]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+
+from pvlora.core.judges import (
+    LABELS,
+    QUOTES,
+    content_stems,
+    four_way_judge,
+    repeated_share,
+    words,
+)
+
+VERSION = "judge4-v2"
+WEIGHTS = Path(__file__).resolve().parents[1] / "data" / "shipped" / "judge" / "judge4-v2.json"
+OPENING_WORDS = 24  # the response's opening: where a decline, an apology or an answer shows
+MAX_RESPONSE_CHARS = 20_000  # enough for any answer; bounds the work per row on hostile input
+
+
+def features(prompt: str | None, response: str, rules: Callable | None = None) -> dict[str, float]:
+    """The named features of one (request, response) pair (see the module docstring)."""
+    response = response[:MAX_RESPONSE_CHARS]
+    label, rule = (rules or _rules())(prompt, response)
+    ws = [w.lower() for w in words(response.translate(QUOTES))]
+    head = ws[:OPENING_WORDS]
+    # the rule without the text it matched ("declines ('I can't'), then helps (...)" -> "declines, then helps")
+    x: dict[str, float] = {f"v1={label}": 1.0, f"rule={re.sub(r' ?[(].*?[)]', '', rule)}": 1.0}
+    for w in set(head):
+        x[f"w={w}"] = 1.0
+    for a, b in set(zip(head, head[1:])):
+        x[f"b={a}_{b}"] = 1.0
+    if head:
+        x[f"first={head[0]}"] = 1.0
+    n = len(ws)
+    x["log_words"] = math.log1p(n)
+    x["empty"] = float(n == 0)
+    x["repeat3"] = repeated_share(ws, 3) if n >= 3 else 0.0
+    x["repeat1"] = 1.0 - len(set(ws)) / n if n else 0.0
+    asked = content_stems(prompt or "")
+    said = content_stems(response)
+    x["overlap"] = len(asked & said) / len(asked) if asked else 0.0
+    x["no_overlap"] = float(bool(asked) and not (asked & said))
+    x["no_prompt"] = float(not asked)
+    return x
+
+
+@lru_cache(maxsize=1)
+def _rules() -> Callable:
+    return four_way_judge()
+
+
+@lru_cache(maxsize=4)
+def load_weights(path: str | Path = WEIGHTS) -> dict:
+    """The fitted weights: ``{version, labels, bias: [..], weights: {feature: [..]}, trained_on: ..}``."""
+    w = json.loads(Path(path).read_text())
+    if tuple(w["labels"]) != LABELS:
+        raise ValueError(f"{path}: labels {w['labels']} differ from {LABELS}")
+    return w
+
+
+def scores(x: dict[str, float], model: dict) -> list[float]:
+    """``bias + x · W``, one score per label (features the model never saw weigh nothing)."""
+    out = list(model["bias"])
+    weights = model["weights"]
+    for name, value in x.items():
+        row = weights.get(name)
+        if row is not None and value:
+            for c, wc in enumerate(row):
+                out[c] += value * wc
+    return out
+
+
+def classifier_judge(path: str | Path = WEIGHTS) -> Callable[[str | None, str], tuple[str, str]]:
+    """A judge with :func:`~pvlora.core.judges.four_way_judge`'s interface: ``(prompt, response) ->
+    (label, reason)``; the reason names the rule judge4-v1 applied and the classifier's margin."""
+    model = load_weights(str(path))
+    rules = four_way_judge()
+
+    def judge(prompt: str | None, response: str) -> tuple[str, str]:
+        s = scores(features(prompt, response, rules), model)
+        best = max(range(len(LABELS)), key=s.__getitem__)
+        second = max(v for c, v in enumerate(s) if c != best)
+        _, rule = rules(prompt, response[:MAX_RESPONSE_CHARS])
+        return LABELS[best], f"{VERSION} (margin {s[best] - second:.2f}; judge4-v1: {rule})"
+
+    return judge
+
+
+__all__ = ["VERSION", "WEIGHTS", "classifier_judge", "features", "load_weights", "scores"]
