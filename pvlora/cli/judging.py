@@ -5,7 +5,7 @@ from __future__ import annotations
 from pvlora.cli.base import Command, add_overwrite, raw
 from pvlora.artifacts.atomic import check_output
 from pvlora.core.judges import JUDGE_VERSION
-from pvlora.evaluation.judging import judge_file
+from pvlora.evaluation.judging import JUDGES, judge_file, make_judge
 
 DESCRIPTION = """\
 Label each response of a JSON Lines file with one of four outcomes, by readable rules
@@ -38,7 +38,14 @@ What the rules cannot see (check a sample by hand): answers off-topic in fewer t
 words, refusals that only lecture ("Doing that is illegal and dangerous.") without a first-person
 decline, and partial help phrased in words that share nothing with the request. Without a prompt
 nothing is judged partial or off-topic. Agreement with human labels: python
-benchmarks/measure/bench_judge_agreement.py (results/judge_agreement.json)."""
+benchmarks/measure/bench_judge_agreement.py (results/judge_agreement.json).
+
+--judge judge4-v2 labels with a small classifier (pvlora/core/judge_model.py) that weighs the
+rules' verdict, the opening words, repetition and overlap with the request, fitted on hand labels
+of SmolLM2-135M-Instruct outputs. On 252 held-out outputs of that model it agrees 0.905 (4-way) and
+0.968 (refusal or not) with the hand labels, against the rules' 0.849 and 0.925; on other chat
+models' answers (PyRIT's public set) it is far worse than the rules (0.62 against 0.86): use it
+for small models like the one it was fitted on, and the rules everywhere else."""
 
 
 def _judge_args(p) -> None:
@@ -47,16 +54,19 @@ def _judge_args(p) -> None:
     p.add_argument("--out", required=True, metavar="LABELLED.jsonl", help="where the labelled rows go")
     add_overwrite(p)
     p.add_argument("--explain", action="store_true", help="also write label_rule: the rule that decided each label")
+    p.add_argument("--judge", choices=JUDGES, default=JUDGE_VERSION,
+                   help=f"which judge labels the rows (default {JUDGE_VERSION}: the rules; judge4-v2: see below)")
     p.add_argument("--pattern", action="append", default=[], metavar="REGEX",
                    help="one more decline to recognise, a case-insensitive regex (repeatable; as "
                    "eval.refusal_patterns)")
 
 
 def cmd_judge(a) -> int:
+    make_judge(a.judge, a.pattern)  # refuses --pattern with judge4-v2 before anything is checked or read
     check_output(a.out, a.overwrite, "file", inputs=(a.inp,), flag="--out")  # before reading a row
-    counts = judge_file(a.inp, a.out, overwrite=a.overwrite, explain=a.explain, extra=a.pattern)
+    counts = judge_file(a.inp, a.out, overwrite=a.overwrite, explain=a.explain, extra=a.pattern, judge=a.judge)
     total = sum(counts.values())
-    print(f"{total} rows judged ({JUDGE_VERSION}) -> {a.out}")
+    print(f"{total} rows judged ({a.judge}) -> {a.out}")
     for label, n in counts.items():
         print(f"  {label:>10}: {n:>6}  ({n / total:.1%})" if total else f"  {label:>10}: {n:>6}")
     return 0

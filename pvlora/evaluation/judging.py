@@ -20,8 +20,27 @@ from typing import Any
 from pvlora.artifacts.atomic import atomic_file
 from pvlora.artifacts.atomic import check_output
 from pvlora.artifacts.safe_read import parse_json, regular_file
-from pvlora.core.errors import DataError
-from pvlora.core.judges import LABELS, four_way_judge
+from pvlora.core.errors import ConfigError, DataError
+from pvlora.core.judges import JUDGE_VERSION, LABELS, four_way_judge
+
+# judge4-v1: the rules (the default; what the SmolLM2 study's figures use). judge4-v2: a classifier over
+# the rules' evidence, fitted on SmolLM2 outputs: better on those (hold-out 4-way 0.905 vs 0.849), far
+# worse on other chat models' (PyRIT's set 0.62 vs 0.86): benchmarks/results/judge_agreement.json
+JUDGES = (JUDGE_VERSION, "judge4-v2")
+
+
+def make_judge(version: str = JUDGE_VERSION, extra: Iterable[str] = ()) -> Callable[[str | None, str], tuple[str, str]]:
+    """The judge called ``version`` (:data:`JUDGES`); ``extra`` decline regexes are for the rules only."""
+    if version == JUDGE_VERSION:
+        return four_way_judge(tuple(extra))
+    if version == "judge4-v2":
+        if tuple(extra):
+            raise ConfigError("extra decline patterns work with judge4-v1's rules only: judge4-v2's weights were "
+                              "fitted on the default rules; drop the patterns or use judge4-v1")
+        from pvlora.core.judge_model import classifier_judge
+
+        return classifier_judge()
+    raise ConfigError(f"unknown judge {version!r}: choose one of {', '.join(JUDGES)}")
 
 MAX_ROWS_BYTES = 4 << 30  # a file of responses: a million long answers is about 2 GB
 ROW_SHAPE = ("an object with 'prompt' (a string, or a chat: a list of {role, content} messages) and "
@@ -86,12 +105,12 @@ def judge_rows(rows: Iterable[dict], judge: Callable[[str | None, str], tuple[st
 
 
 def judge_file(inp: str | Path, out: str | Path, overwrite: bool = False, explain: bool = False,
-               extra: Iterable[str] = ()) -> Counter:
+               extra: Iterable[str] = (), judge: str = JUDGE_VERSION) -> Counter:
     """Label every row of ``inp`` (see :func:`read_rows`) and write them to ``out`` (JSON Lines; written
     whole or not at all). ``extra``: more decline regexes (as ``eval.refusal_patterns``). Returns the
-    count of each label (:data:`LABELS`, all present)."""
+    count of each label (:data:`LABELS`, all present). ``judge``: which judge (:data:`JUDGES`)."""
+    judge = make_judge(judge, extra)  # an unknown judge is refused before anything is read or written
     check_output(out, overwrite, "file", inputs=(inp,))
-    judge = four_way_judge(tuple(extra))
     counts = Counter({label: 0 for label in LABELS})
     with atomic_file(Path(out)) as fh:
         for row in read_rows(inp):
