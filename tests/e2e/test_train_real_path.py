@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from pvlora.artifacts.peft_read import read_adapter
 from pvlora.config import load_config
 from pvlora.training.dpo import adapter_dir, cast_trainable_to_fp32, partial_dir, train_all
+from pvlora.training.runs import checkpoint_complete
 
 pytestmark = pytest.mark.slow
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -103,25 +104,38 @@ def _cmd(out, *extra):
             "--set", "train.heldout_max_pairs=0", *extra]
 
 
-def _run_until(cmd, path: Path, timeout=180):
-    """Start ``cmd`` and SIGKILL it as soon as ``path`` exists."""
+def _run_until(cmd, path: Path, timeout=180, ready=Path.exists):
+    """Start ``cmd`` and SIGKILL it as soon as ``ready(path)``."""
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + timeout
-    while time.time() < deadline and not path.exists() and proc.poll() is None:
+    while time.time() < deadline and not ready(path) and proc.poll() is None:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert path.exists(), f"{path} never appeared"
+    assert ready(path), f"{path} never appeared"
 
 
-def test_killed_two_direction_run_resumes_to_identical_weights(tmp_path, tiny_base_dir):
+def test_killed_two_direction_run_resumes_to_identical_weights(tmp_path, tiny_base_dir, capsys):
+    from pvlora.cli import main
+
     ref_dir, run_dir = tmp_path / "ref", tmp_path / "run"
     subprocess.run(_cmd(ref_dir), env=ENV, check=True, capture_output=True)
     cfg = load_config(None, [f"output.dir={run_dir}"])
     pos, neg = adapter_dir(cfg, "concise", "positive"), adapter_dir(cfg, "concise", "negative")
 
-    # kill 1: during the positive adapter, after its first checkpoint
-    _run_until(_cmd(run_dir), partial_dir(pos) / "checkpoint-3")
+    # kill 1: during the positive adapter, once its first checkpoint is complete (a kill mid-write
+    # leaves nothing to resume from, by design)
+    _run_until(_cmd(run_dir), partial_dir(pos) / "checkpoint-3", ready=checkpoint_complete)
+    assert not pos.exists()
+    # without --resume the user is told what to do, and nothing is deleted
+    capsys.readouterr()
+    assert main(_cmd(run_dir)[3:]) == 2 and "--resume" in capsys.readouterr().err
+    assert (partial_dir(pos) / "checkpoint-3").exists()
+    # a resume under changed training settings is refused, naming them; the checkpoint is kept
+    assert main(_cmd(run_dir, "--resume", "--set", "dpo.learning_rate=0.001", "--set", "seed=3")[3:]) == 2
+    err = capsys.readouterr().err
+    assert "training settings changed" in err and "trainer.learning_rate" in err and "seed (0 -> 3)" in err, err
+    assert (partial_dir(pos) / "checkpoint-3").exists()
     # kill 2: resumed, then killed during the negative adapter (the positive one is finished)
     _run_until(_cmd(run_dir, "--resume"), partial_dir(neg) / "checkpoint-6")
     assert (pos / "pvlora.json").exists()

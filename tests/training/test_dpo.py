@@ -1,11 +1,7 @@
-"""DPO training on the tiny base: what changes, what it learns, manifests, determinism, resume."""
+"""DPO training on the tiny base: what changes, what it learns, manifests, determinism (a kill and
+its resume: tests/e2e/test_train_real_path.py)."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
@@ -15,8 +11,7 @@ from pvlora.artifacts.peft_read import read_adapter
 from pvlora.config import load_config
 from pvlora.core.errors import ArtifactError
 from pvlora.artifacts.safe_read import sha256_file
-from pvlora.training.runs import checkpoint_complete
-from pvlora.training.dpo import adapter_dir, partial_dir, train_all
+from pvlora.training.dpo import adapter_dir, train_all
 
 pytestmark = pytest.mark.slow
 
@@ -123,36 +118,3 @@ def test_qlora_path_runs_on_cpu(tmp_path, tiny_base_dir):
     assert read_adapter(res.path).factors
 
 
-def _train_cmd(out, *extra):
-    return [sys.executable, "-m", "pvlora.cli", "train", "--preference", "harmless", "--direction", "positive",
-            "--set", f"output.dir={out}", "--set", "dpo.max_steps=24", "--set", "dpo.save_steps=4",
-            "--set", "dpo.per_device_train_batch_size=4", *extra]
-
-
-def test_killed_run_resumes_to_full_step_count(tmp_path, tiny_base_dir):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cfg = load_config(None, [f"output.dir={tmp_path}"])
-    target = adapter_dir(cfg, "harmless", "positive")
-    part = partial_dir(target)
-    proc = subprocess.Popen(_train_cmd(tmp_path), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    # killed once checkpoint-8 is complete (a kill mid-write leaves nothing to resume from, by design)
-    while time.time() < deadline and not checkpoint_complete(part / "checkpoint-8"):
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert (part / "checkpoint-8").exists() and not target.exists()
-    # without --resume the user is told what to do, and nothing is deleted
-    r = subprocess.run(_train_cmd(tmp_path), env=env, capture_output=True, text=True)
-    assert r.returncode == 2 and "--resume" in r.stderr and part.exists()
-    # a resume under changed training settings is refused, naming them; the checkpoint is kept
-    r = subprocess.run(_train_cmd(tmp_path, "--resume", "--set", "dpo.learning_rate=0.001", "--set", "seed=3"),
-                       env=env, capture_output=True, text=True)
-    assert r.returncode == 2 and "training settings changed" in r.stderr, r.stderr[-2000:]
-    assert "trainer.learning_rate" in r.stderr and "seed (0 -> 3)" in r.stderr, r.stderr[-3000:]
-    assert (part / "checkpoint-8").exists()
-    r = subprocess.run(_train_cmd(tmp_path, "--resume"), env=env, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-2000:]
-    m = json.loads((target / "pvlora.json").read_text())
-    assert m["metrics"]["train_steps"] == m["metrics"]["max_steps"] == 24
-    assert read_adapter(target).factors and not part.exists()
