@@ -121,28 +121,61 @@ def run(out: Path) -> tuple[str, list[tuple[float, int]], list[tuple[float, str]
     return time_file.read_text(), samples, marks, hwm
 
 
-def processes(hwm: dict[int, tuple[str, int]], root_pid_cmd: str = "pvlora.cli demo") -> dict:
-    """Each process's high-water mark, and a bound on what they held at once: the study's main process
-    plus its largest child (``train.process_per_preference`` runs one child at a time, beside the main
-    process). The last sample of a child can precede its very end by up to the sampling interval."""
-    rows = [{"pid": pid, "command": cmd, "hwm_gb": round(kb * KIB_TO_GB, 3)} for pid, (cmd, kb) in sorted(hwm.items())
-            if "python" in cmd or "pvlora" in cmd]
-    main = [r for r in rows if root_pid_cmd in r["command"]]
-    kids = [r for r in rows if "pvlora.training.isolate" in r["command"]]
-    bound = (max(r["hwm_gb"] for r in main) + max((r["hwm_gb"] for r in kids), default=0.0)) if main else None
-    return {"processes": rows, "main_plus_largest_child_gb": round(bound, 3) if bound is not None else None}
+def processes(hwm: dict, samples: list[tuple[float, int]], marks: list[tuple[float, str]],
+              main_cmd: str = "pvlora.cli demo") -> dict:
+    """Each process's high-water mark, and what the run's processes held at once. With
+    ``train.process_per_preference`` the main process waits while one child at a time trains, so
+    during training the two together hold at most the main process's resident set when training
+    ends (the first sample after the "3/6" mark: no child is left then, and a waiting process does
+    not grow) plus the largest child's high-water mark; after training only the main process runs,
+    and its own high-water mark is the evaluation's peak."""
+    rows = [{"pid": int(pid), "command": cmd, "hwm_gb": round(kb * KIB_TO_GB, 3)}
+            for pid, (cmd, kb) in sorted(hwm.items(), key=lambda kv: int(kv[0])) if "pvlora" in cmd]
+    main = max((r["hwm_gb"] for r in rows if main_cmd in r["command"]), default=None)
+    child = max((r["hwm_gb"] for r in rows if "pvlora.training.isolate" in r["command"]), default=None)
+    t3 = next((t for t, name in marks if name.startswith("3/6")), None)
+    waiting = next((kb * KIB_TO_GB for t, kb in samples if t3 is not None and t >= t3), None)
+    training = round(waiting + child, 3) if waiting is not None and child is not None else None
+    return {"processes": rows, "main_hwm_gb": main, "largest_child_hwm_gb": child,
+            "main_when_training_ends_gb": round(waiting, 3) if waiting is not None else None,
+            "training_together_bound_gb": training}
 
 
-def previous() -> dict | None:
-    """The headline of the run this result replaces (results/study_memory.json as committed), kept beside it."""
+def previous(out: Path) -> dict | None:
+    """The headline of the run this result replaces (results/study_memory.json as committed), kept beside
+    it; when that file already holds this run (``out``), the run it replaced."""
     f = Path(__file__).resolve().parents[1] / RESULT_FILES[0]
     if not f.exists():
         return None
     old = json.loads(f.read_text())
+    if old.get("out") == str(out):
+        return old.get("previous")
     if "previous" in old:  # one step back is the comparison; older runs are in git
         old.pop("previous")
     return {k: old.get(k) for k in ("command", "machine", "max_rss_gb", "wall_s", "sampled_peak_gb", "stages",
-                                     "test_scored", "main_plus_largest_child_gb")}
+                                     "test_scored", "training_together_bound_gb", "main_hwm_gb")}
+
+
+def same_results(run: Path, other: Path) -> dict:
+    """Whether ``run`` reproduced ``other`` (an earlier run of the study): the vectors byte for byte, the
+    validation answers line for line, and the validation choices and checks."""
+    import hashlib
+
+    def digest(f: Path) -> str:
+        return hashlib.sha256(f.read_bytes()).hexdigest()
+
+    def validation(d: Path) -> list[str]:
+        return [line for line in (d / "generations.jsonl").read_text().splitlines()
+                if json.loads(line)["split"] == "validation"]
+
+    vecs = sorted(p.relative_to(other).as_posix() for p in (other / "vectors").rglob("*.safetensors"))
+    a, b = validation(run), validation(other)
+    s1, s2 = (json.loads((d / "summary.json").read_text()) for d in (run, other))
+    return {"compared_with": str(other),
+            "vectors_identical": {v: (run / v).exists() and digest(run / v) == digest(other / v) for v in vecs},
+            "validation_answers": len(a), "validation_answers_identical": a == b,
+            "validation_choices_and_checks_identical": all(s1.get(k) == s2.get(k) for k in
+                                                           ("span", "tune", "validation_checks"))}
 
 
 def main(argv=None) -> int:
@@ -151,6 +184,10 @@ def main(argv=None) -> int:
     p.add_argument("--from-run", help="a finished run's --out directory (with --time, --samples, --log)")
     p.add_argument("--time", help="/usr/bin/time -v output of that run")
     p.add_argument("--samples", help="'epoch_seconds rss_kB' lines sampled during that run (optional)")
+    p.add_argument("--samples-json", help="the samples file this script wrote for that run (DIR.samples.json: "
+                   "resident-set samples, stage marks, each process's high-water mark)")
+    p.add_argument("--compare-with", help="an earlier run's --out: check that this run reproduced its vectors, "
+                   "validation answers and choices")
     p.add_argument("--log", help="that run's console output: where it stopped, when it did not finish (optional)")
     a = p.parse_args(argv)
     if a.from_run:
@@ -159,8 +196,11 @@ def main(argv=None) -> int:
         time_text = Path(a.time).read_text()
         samples = [(float(t), int(kb)) for t, kb in (line.split() for line in Path(a.samples).read_text().splitlines())] \
             if a.samples else []
-        marks = []  # a run made elsewhere carries no stage times
-        hwm = {}
+        marks, hwm = [], {}  # a run made elsewhere carries no stage times
+        if a.samples_json:  # a run of this script: everything it sampled
+            sampled = json.loads(Path(a.samples_json).read_text())
+            samples = [tuple(x) for x in sampled["samples"]]
+            marks, hwm = [tuple(x) for x in sampled["marks"]], sampled.get("hwm", {})
         out = Path(a.from_run)
         command = "python benchmarks/measure/bench_study_memory.py " + " ".join(argv or sys.argv[1:])
     else:
@@ -168,11 +208,11 @@ def main(argv=None) -> int:
         time_text, samples, marks, hwm = run(out)
         command = "python benchmarks/measure/bench_study_memory.py"
     figures = parse_time(time_text)
-    together = processes(hwm)
+    together = processes(hwm, samples, marks)
     # the target holds for the run's processes together: /usr/bin/time's figure is the largest single
-    # process, the samples the sum at 1-s intervals, the bound the main process's and largest child's
-    # high-water marks added
-    peak_gb = max(v for v in (figures["max_rss_gb"], together["main_plus_largest_child_gb"],
+    # process, the samples the sum at 1-s intervals, the training bound a child's and the waiting main
+    # process's resident sets added, the main process's high-water mark the evaluation's peak
+    peak_gb = max(v for v in (figures["max_rss_gb"], together["training_together_bound_gb"], together["main_hwm_gb"],
                               max(kb for _, kb in samples) * KIB_TO_GB if samples else None) if v is not None)
     summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else {}
     if a.from_run and a.log:
@@ -185,12 +225,13 @@ def main(argv=None) -> int:
         "stages": per_stage(samples, marks) if marks else None,
         "study_seconds": summary.get("seconds"), "test_scored": summary.get("test", {}).get("evaluated"),
         **together,
-        "previous": previous(),
+        "out": str(out), "previous": previous(out),
+        **({"same_results": same_results(out, Path(a.compare_with))} if a.compare_with else {}),
         "before": {"max_rss_gb": 15.8, "source": "the same command before the memory work (issue report; "
                    "one DPO step before/after: results/dpo_memory.json)"},
     }
     print(json.dumps({k: result[k] for k in ("max_rss_gb", "max_rss_gib", "wall_s", "meets_target", "stages",
-                                             "main_plus_largest_child_gb")}, indent=1))
+                                             "peak_gb", "training_together_bound_gb", "main_hwm_gb")}, indent=1))
     save(RESULT_FILES[0], result)
     return 0
 

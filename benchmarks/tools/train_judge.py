@@ -12,7 +12,8 @@ binary 0.955-0.959 for every C in {0.1 .. 10} with or without balancing (judge4-
 0.815 and 0.917); C = 1, balanced, the middle of that flat range. The cross-validated figures for
 the chosen setting are recomputed and written into the weights file.
 
-    python benchmarks/tools/train_judge.py     # writes pvlora/data/shipped/judge/judge4-v2.json (needs scikit-learn)
+    pip install -e ".[judge-train]"
+    python benchmarks/tools/train_judge.py     # writes pvlora/data/shipped/judge/judge4-v2.json
 """
 
 from __future__ import annotations
