@@ -19,17 +19,16 @@ so a refusal (:class:`~pvlora.core.errors.ConfigError`, ...) reads the same eith
 from __future__ import annotations
 
 import dataclasses
-import logging
 import pickle
 import subprocess
 import sys
 import tempfile
 import traceback
-import warnings
 from pathlib import Path
 from typing import Any, Callable
 
 from pvlora.core.errors import PvloraError
+from pvlora.core.logs import adopt_logging_state, logging_state
 
 
 class ChildFailed(PvloraError):
@@ -37,22 +36,8 @@ class ChildFailed(PvloraError):
 
 
 def _child(call: Path, answer: Path) -> int:
-    fn, args, kwargs, level, levels, filters, quiet_datasets = pickle.loads(call.read_bytes())
-    # the parent's console handlers, quieted loggers and warning filters do not cross into a new
-    # interpreter: the child sets them up as the parent had them
-    for name, lvl in levels.items():
-        logging.getLogger(name).setLevel(lvl)
-    warnings.filters[:0] = filters
-    if quiet_datasets:
-        import datasets
-
-        datasets.disable_progress_bars()
-    if level <= logging.INFO:
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger = logging.getLogger("pvlora")
-        logger.addHandler(handler)
-        logger.setLevel(level)
+    fn, args, kwargs, state = pickle.loads(call.read_bytes())
+    adopt_logging_state(state)
     try:
         fn(*args, **kwargs)
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent, which raises it
@@ -69,14 +54,9 @@ def _child(call: Path, answer: Path) -> int:
 def run_in_child(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
     """``fn(*args, **kwargs)`` in a fresh process; its return value is dropped (results go to disk).
     ``fn`` must be importable by name and its arguments must pickle."""
-    level = logging.getLogger("pvlora").getEffectiveLevel()
-    levels = {name: lg.level for name, lg in logging.root.manager.loggerDict.items()
-              if isinstance(lg, logging.Logger) and lg.level != logging.NOTSET and not name.startswith("pvlora")}
-    datasets = sys.modules.get("datasets")
-    quiet_datasets = bool(datasets and not datasets.is_progress_bar_enabled())
     with tempfile.TemporaryDirectory(prefix="pvlora-child-") as tmp:
         call, answer = Path(tmp) / "call.pkl", Path(tmp) / "answer.pkl"
-        call.write_bytes(pickle.dumps((fn, args, kwargs, level, levels, list(warnings.filters), quiet_datasets)))
+        call.write_bytes(pickle.dumps((fn, args, kwargs, logging_state())))
         sys.stdout.flush()
         code = subprocess.run([sys.executable, "-m", __name__, str(call), str(answer)]).returncode
         got = pickle.loads(answer.read_bytes()) if answer.exists() else None
