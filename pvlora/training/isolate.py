@@ -36,8 +36,9 @@ class ChildFailed(PvloraError):
 
 
 def _child(call: Path, answer: Path) -> int:
-    fn, args, kwargs, state = pickle.loads(call.read_bytes())
-    adopt_logging_state(state)
+    state, payload = pickle.loads(call.read_bytes())
+    adopt_logging_state(state)  # before the call is unpickled: that imports the libraries whose levels it sets
+    fn, args, kwargs = pickle.loads(payload)
     try:
         fn(*args, **kwargs)
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent, which raises it
@@ -56,7 +57,7 @@ def run_in_child(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
     ``fn`` must be importable by name and its arguments must pickle."""
     with tempfile.TemporaryDirectory(prefix="pvlora-child-") as tmp:
         call, answer = Path(tmp) / "call.pkl", Path(tmp) / "answer.pkl"
-        call.write_bytes(pickle.dumps((fn, args, kwargs, logging_state())))
+        call.write_bytes(pickle.dumps((logging_state(), pickle.dumps((fn, args, kwargs)))))
         sys.stdout.flush()
         code = subprocess.run([sys.executable, "-m", __name__, str(call), str(answer)]).returncode
         got = pickle.loads(answer.read_bytes()) if answer.exists() else None

@@ -11,8 +11,8 @@ from pvlora.core.errors import ConfigError, DataError
 from pvlora.training.dpo import adapter_dir, train_all
 from pvlora.training.isolate import ChildFailed, run_in_child
 
-SMALL = ["dpo.max_steps=3", "preferences.concise.limit=48", "preferences.helpful.limit=48",
-         "train.heldout_max_pairs=16"]
+SMALL = ["dpo.max_steps=2", "preferences.concise.limit=32", "preferences.helpful.limit=32",
+         "train.heldout_max_pairs=8"]
 
 
 def _weights(cfg, pref, direction):
