@@ -253,7 +253,7 @@ def public_figures(rows: list[dict], judge) -> dict:
     }
 
 
-def v2_report(a, result: dict) -> dict:
+def v2_report(a, wheel: Path | None) -> dict:
     """judge4-v2 (the classifier) beside judge4-v1 (the rules): on the hold-out labels (validation for both:
     neither was developed on them), in-sample on its training labels (a fit, not a validation), and on
     PyRIT's public set (never used to fit it)."""
@@ -272,10 +272,7 @@ def v2_report(a, result: dict) -> dict:
               f"judge4-v1 {fmt(out['holdout_v1'])}")
     out["in_sample"] = {Path(f).name: {k: v for k, v in hand_label_report(REPO / f, "label", [], judge).items()
                                        if k in ("n", "four_way_agreement", "binary")} for f in meta["trained_on"]}
-    if "public" in result:
-        from pvlora.artifacts.safe_read import cache_root
-
-        wheel = a.pyrit_wheel or fetch_pyrit_wheel(cache_root() / "wheels")
+    if wheel is not None:
         out["public"] = public_figures(load_pyrit(wheel), judge)
         out["public"].pop("gold")
         print(f"PyRIT with {VERSION}: binary {out['public']['refusal_only']['agreement']:.3f} (refusal only), "
@@ -330,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
               f"(refusal or degenerate, PyRIT's definition); the old 2-way judge "
               f"{pub['old_pattern_judge']['agreement']:.3f}")
     if not a.no_v2:
-        result["v2"] = v2_report(a, result)
+        result["v2"] = v2_report(a, None if a.no_public else wheel)
     if a.out:
         a.out.write_text(json.dumps(result, indent=2) + "\n")
         print(f"\nwrote {a.out}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pvlora.cli.base import Command, add_overwrite, raw
 from pvlora.artifacts.atomic import check_output
 from pvlora.core.judges import JUDGE_VERSION
-from pvlora.evaluation.judging import JUDGES, judge_file, make_judge
+from pvlora.evaluation.judging import JUDGES, judge_file
 
 DESCRIPTION = """\
 Label each response of a JSON Lines file with one of four outcomes, by readable rules
@@ -62,7 +62,6 @@ def _judge_args(p) -> None:
 
 
 def cmd_judge(a) -> int:
-    make_judge(a.judge, a.pattern)  # refuses --pattern with judge4-v2 before anything is checked or read
     check_output(a.out, a.overwrite, "file", inputs=(a.inp,), flag="--out")  # before reading a row
     counts = judge_file(a.inp, a.out, overwrite=a.overwrite, explain=a.explain, extra=a.pattern, judge=a.judge)
     total = sum(counts.values())

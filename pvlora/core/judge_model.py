@@ -42,6 +42,11 @@ MAX_RESPONSE_CHARS = 20_000  # enough for any answer; bounds the work per row on
 
 def features(prompt: str | None, response: str, rules: Callable | None = None) -> dict[str, float]:
     """The named features of one (request, response) pair (see the module docstring)."""
+    return features_and_rule(prompt, response, rules)[0]
+
+
+def features_and_rule(prompt: str | None, response: str, rules: Callable | None = None) -> tuple[dict[str, float], str]:
+    """:func:`features`, and the rule judge4-v1 applied (one pass of the rules for both)."""
     response = response[:MAX_RESPONSE_CHARS]
     label, rule = (rules or _rules())(prompt, response)
     ws = [w.lower() for w in words(response.translate(QUOTES))]
@@ -64,7 +69,7 @@ def features(prompt: str | None, response: str, rules: Callable | None = None) -
     x["overlap"] = len(asked & said) / len(asked) if asked else 0.0
     x["no_overlap"] = float(bool(asked) and not (asked & said))
     x["no_prompt"] = float(not asked)
-    return x
+    return x, rule
 
 
 @lru_cache(maxsize=1)
@@ -100,13 +105,13 @@ def classifier_judge(path: str | Path = WEIGHTS) -> Callable[[str | None, str], 
     rules = four_way_judge()
 
     def judge(prompt: str | None, response: str) -> tuple[str, str]:
-        s = scores(features(prompt, response, rules), model)
+        x, rule = features_and_rule(prompt, response, rules)
+        s = scores(x, model)
         best = max(range(len(LABELS)), key=s.__getitem__)
         second = max(v for c, v in enumerate(s) if c != best)
-        _, rule = rules(prompt, response[:MAX_RESPONSE_CHARS])
         return LABELS[best], f"{VERSION} (margin {s[best] - second:.2f}; judge4-v1: {rule})"
 
     return judge
 
 
-__all__ = ["VERSION", "WEIGHTS", "classifier_judge", "features", "load_weights", "scores"]
+__all__ = ["VERSION", "WEIGHTS", "classifier_judge", "features", "features_and_rule", "load_weights", "scores"]

@@ -75,12 +75,10 @@ def test_cli_judge4_v2_and_its_refusals(tmp_path, capsys):
     assert not (tmp_path / "x.jsonl").exists()
 
 
-def test_the_wheel_is_packaged_with_the_weights_and_the_tiny_base():
+def test_the_wheel_is_packaged_with_the_weights():
     import tomllib
-
-    from pvlora.worlds.toy.base import SHIPPED, SHIPPED_FILES
 
     globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["pvlora.data"]
     root = ROOT / "pvlora" / "data"
-    for f in (WEIGHTS, WEIGHTS.parent / "README.md", *(SHIPPED / n for n in SHIPPED_FILES), SHIPPED / "README.md"):
+    for f in (WEIGHTS, WEIGHTS.parent / "README.md"):
         assert f.is_file() and any(f.relative_to(root).match(g) for g in globs), f

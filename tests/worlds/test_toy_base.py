@@ -55,28 +55,3 @@ def test_hub_or_path_loads_through_the_same_function(tiny_base_dir):
     model, tok, fp = load_base(ModelConfig(name_or_path=str(tiny_base_dir)))
     tiny_fp = fingerprint(ModelConfig(name_or_path="tiny"), model.config)
     assert fp["config_sha256"] == tiny_fp["config_sha256"] and fp["name_or_path"] == str(tiny_base_dir)
-
-
-def test_the_shipped_base_is_the_default_build_and_a_first_use_copies_it(tmp_path, monkeypatch):
-    """The shipped seed-0 base: the tokenizer and config the build makes (the weights: benchmarks/tools/
-    ship_tiny_base.py --check rebuilds and compares), copied into an empty cache on first use; any
-    other seed or recipe is not taken from it."""
-    import json
-
-    from pvlora.worlds.toy import base
-
-    tok = base.build_tokenizer()
-    shipped, built = (json.loads(t)["model"] for t in ((base.SHIPPED / "tokenizer.json").read_text(),
-                                                        tok.backend_tokenizer.to_str()))
-    assert shipped["vocab"] == built["vocab"] and shipped["merges"] == built["merges"]
-    cfg = json.loads((base.SHIPPED / "config.json").read_text())
-    r = TinyRecipe()
-    assert (cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"], cfg["vocab_size"]) == (
-        r.hidden_size, r.intermediate_size, r.num_hidden_layers, len(tok))
-    assert base.shipped_base(0, TinyRecipe()) == base.SHIPPED
-    assert base.shipped_base(1, TinyRecipe()) is None and base.shipped_base(0, TinyRecipe(epochs=1.0)) is None
-    monkeypatch.setenv("PVLORA_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(base, "build_tiny_base", lambda *a, **k: pytest.fail("built instead of copied"))
-    got = ensure_tiny_base(seed=0)
-    assert got.is_relative_to(tmp_path / "cache")
-    assert (got / "model.safetensors").read_bytes() == (base.SHIPPED / "model.safetensors").read_bytes()

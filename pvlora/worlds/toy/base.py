@@ -2,9 +2,7 @@
 
 Built deterministically from a seed on the CPU (tokenizer with `tokenizers`, model from a
 `LlamaConfig`, supervised fine-tuning with TRL's SFTTrainer) and cached, so the demo and the tests
-need no download and no GPU. The default one (seed 0, the default recipe) also ships with pvlora
-(``pvlora/data/shipped/tiny-base``, 2.9 MB, written by this module's build): a first run copies it
-into the cache instead of spending a minute or more building it. Other seeds and recipes are built.
+need no download and no GPU.
 """
 
 from __future__ import annotations
@@ -53,31 +51,12 @@ def tiny_cache_dir(seed: int, recipe: TinyRecipe = TinyRecipe()) -> Path:
     return cache_root() / f"tiny-base-v{BUILD_VERSION}-{tag}-seed{seed}"
 
 
-SHIPPED = Path(__file__).resolve().parents[2] / "data" / "shipped" / "tiny-base"
-SHIPPED_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
-                 "tokenizer_config.json", "chat_template.jinja", "pvlora-tiny.json")
-
-
-def shipped_base(seed: int, recipe: TinyRecipe) -> Path | None:
-    """The shipped copy when it is the base ``seed`` and ``recipe`` build (same seed, recipe and
-    :data:`BUILD_VERSION`), else None."""
-    try:
-        meta = json.loads((SHIPPED / "pvlora-tiny.json").read_text())
-    except (OSError, ValueError):
-        return None
-    same = (meta.get("seed"), meta.get("build_version"), meta.get("recipe")) == (seed, BUILD_VERSION, asdict(recipe))
-    return SHIPPED if same and all((SHIPPED / f).is_file() for f in SHIPPED_FILES) else None
-
-
 def ensure_tiny_base(seed: int = 0, recipe: TinyRecipe = TinyRecipe(), out: Path | None = None) -> Path:
-    """Return the cached tiny base directory: copied from the shipped one when it is that build,
-    otherwise built (about a minute on 2 cores) if absent."""
+    """Return the cached tiny base directory, building it (about a minute on 2 cores) if absent."""
     target = Path(out) if out else tiny_cache_dir(seed, recipe)
     if (target / "config.json").exists() and (target / "model.safetensors").exists():
         return target
-    shipped = shipped_base(seed, recipe)
-    if shipped is not None:
-        return build_once(target, lambda tmp: [shutil.copyfile(shipped / f, tmp / f) for f in SHIPPED_FILES])
+
     return build_once(target, lambda tmp: build_tiny_base(tmp, seed, recipe))
 
 
