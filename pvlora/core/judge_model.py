@@ -1,5 +1,5 @@
-"""judge4-v2: the four-way judge's rules (:mod:`pvlora.core.judges`, judge4-v1) as evidence for a small
-linear classifier trained on hand labels.
+"""judge4-v2 and judge4-v3: the four-way judge's rules (:mod:`pvlora.core.judges`, judge4-v1) as evidence
+for a small linear classifier trained on hand labels.
 
 Why a classifier on top of the rules: on outputs of the SmolLM2 study's final vectors the rules call
 about four times too many refusals (precision 0.27 on 247 blind hand labels) and miss most
@@ -14,6 +14,14 @@ read.
     x = features(prompt, response)                 # {name: value}, a few dozen non-zero of them
     score[c] = bias[c] + Σ_name x[name] · w[name][c]   # c over LABELS
     label = argmax_c score[c]
+
+judge4-v3 keeps that form but trades the opening words, which tied judge4-v2 to SmolLM2's phrasing
+(on PyRIT's set of other chat models it called 0.36 of the rows right), for what a sentence encoder
+reads in the response: its embedding (whole, and its first 40 word pieces, where a decline sits) and
+its cosine with the request's (an off-topic answer is far from what was asked). The encoder runs in
+the evaluation layer (:mod:`pvlora.evaluation.sentence_encoder`) and hands its vectors in here, so
+this module stays plain arithmetic. Its weights are fitted on SmolLM2's hand labels and PyRIT's
+human-labelled set together (``benchmarks/tools/train_judge.py --version judge4-v3``).
 """
 
 from __future__ import annotations
@@ -35,7 +43,15 @@ from pvlora.core.judges import (
 )
 
 VERSION = "judge4-v2"
-WEIGHTS = Path(__file__).resolve().parents[1] / "data" / "shipped" / "judge" / "judge4-v2.json"
+VERSION_V3 = "judge4-v3"
+SHIPPED = Path(__file__).resolve().parents[1] / "data" / "shipped" / "judge"
+WEIGHTS = SHIPPED / "judge4-v2.json"
+WEIGHTS_V3 = SHIPPED / "judge4-v3.json"
+# judge4-v3's reading of a text: (feature prefix, what is encoded, how many word pieces)
+EMBEDDINGS = (("er", "response", 256), ("eh", "response", 40))
+PROMPT_TOKENS = 256
+EMBED_SCALE = 3.0  # unit vectors' coordinates are ~0.05; scaled so L2 regularisation treats them like the 0/1 cues
+WORD_CUES = ("w=", "b=", "first=")  # judge4-v2's opening words and word pairs: left out of judge4-v3
 OPENING_WORDS = 24  # the response's opening: where a decline, an apology or an answer shows
 MAX_RESPONSE_CHARS = 20_000  # enough for any answer; bounds the work per row on hostile input
 
@@ -72,6 +88,33 @@ def features_and_rule(prompt: str | None, response: str, rules: Callable | None 
     return x, rule
 
 
+def features_v3(prompt: str | None, response: str, vectors: dict[str, list[float]],
+                rules: Callable | None = None) -> tuple[dict[str, float], str]:
+    """judge4-v3's features and the rule judge4-v1 applied. ``vectors`` holds the encoder's unit vectors:
+    ``prompt``, and one per :data:`EMBEDDINGS` prefix (``er``: the response, ``eh``: its opening)."""
+    base, rule = features_and_rule(prompt, response, rules)
+    x = {k: v for k, v in base.items() if not k.startswith(WORD_CUES)}
+    p = vectors["prompt"]  # [384]
+    for prefix, _, _ in EMBEDDINGS:
+        v = vectors[prefix]  # [384]
+        for i, vi in enumerate(v):
+            x[f"{prefix}{i}"] = EMBED_SCALE * vi
+        x[f"cos_{prefix}"] = EMBED_SCALE * sum(a * b for a, b in zip(p, v))
+    return x, rule
+
+
+def encode_pairs(pairs: list[tuple[str | None, str]], encode: Callable) -> list[dict[str, list[float]]]:
+    """The vectors :func:`features_v3` reads, for each (request, response), with ``encode(texts,
+    max_tokens) -> [[float]]`` (batched: one encoder call per reading of the texts)."""
+    responses = [r[:MAX_RESPONSE_CHARS] for _, r in pairs]
+    out: list[dict[str, list[float]]] = [{} for _ in pairs]
+    for key, texts, tokens in (("prompt", [p or "" for p, _ in pairs], PROMPT_TOKENS),
+                               *((prefix, responses, n) for prefix, _, n in EMBEDDINGS)):
+        for row, v in zip(out, encode(texts, tokens)):
+            row[key] = v
+    return out
+
+
 @lru_cache(maxsize=1)
 def _rules() -> Callable:
     return four_way_judge()
@@ -98,20 +141,43 @@ def scores(x: dict[str, float], model: dict) -> list[float]:
     return out
 
 
-def classifier_judge(path: str | Path = WEIGHTS) -> Callable[[str | None, str], tuple[str, str]]:
+def _verdict(x: dict[str, float], model: dict, rule: str) -> tuple[str, str]:
+    s = scores(x, model)
+    best = max(range(len(LABELS)), key=s.__getitem__)
+    second = max(v for c, v in enumerate(s) if c != best)
+    return LABELS[best], f"{model['version']} (margin {s[best] - second:.2f}; judge4-v1: {rule})"
+
+
+def classifier_judge(path: str | Path = WEIGHTS, encode: Callable | None = None) -> Callable[[str | None, str], tuple[str, str]]:
     """A judge with :func:`~pvlora.core.judges.four_way_judge`'s interface: ``(prompt, response) ->
-    (label, reason)``; the reason names the rule judge4-v1 applied and the classifier's margin."""
+    (label, reason)``; the reason names the rule judge4-v1 applied and the classifier's margin.
+    judge4-v3's weights need ``encode`` (:func:`pvlora.evaluation.sentence_encoder.sentence_encoder`);
+    the judge then also has ``judge.many(pairs)``, which encodes a list of pairs in batches."""
     model = load_weights(str(path))
     rules = four_way_judge()
+    if model["version"] != VERSION_V3:
+        def judge(prompt: str | None, response: str) -> tuple[str, str]:
+            x, rule = features_and_rule(prompt, response, rules)
+            return _verdict(x, model, rule)
 
-    def judge(prompt: str | None, response: str) -> tuple[str, str]:
-        x, rule = features_and_rule(prompt, response, rules)
-        s = scores(x, model)
-        best = max(range(len(LABELS)), key=s.__getitem__)
-        second = max(v for c, v in enumerate(s) if c != best)
-        return LABELS[best], f"{VERSION} (margin {s[best] - second:.2f}; judge4-v1: {rule})"
+        judge.many = lambda pairs: [judge(p, r) for p, r in pairs]
+        return judge
+    if encode is None:
+        raise ValueError(f"{path}: {VERSION_V3} reads responses with a sentence encoder; pass encode=")
 
-    return judge
+    def many(pairs: list[tuple[str | None, str]]) -> list[tuple[str, str]]:
+        out = []
+        for (prompt, response), vectors in zip(pairs, encode_pairs(list(pairs), encode)):
+            x, rule = features_v3(prompt, response[:MAX_RESPONSE_CHARS], vectors, rules)
+            out.append(_verdict(x, model, rule))
+        return out
+
+    def judge_v3(prompt: str | None, response: str) -> tuple[str, str]:
+        return many([(prompt, response)])[0]
+
+    judge_v3.many = many
+    return judge_v3
 
 
-__all__ = ["VERSION", "WEIGHTS", "classifier_judge", "features", "features_and_rule", "load_weights", "scores"]
+__all__ = ["EMBEDDINGS", "VERSION", "VERSION_V3", "WEIGHTS", "WEIGHTS_V3", "classifier_judge", "encode_pairs",
+           "features", "features_and_rule", "features_v3", "load_weights", "scores"]

