@@ -70,8 +70,13 @@ def xstest_files(prereg: dict, directory: Path | None) -> dict[str, bytes]:
         local = directory / Path(name).name
         if not local.is_file():
             url = f"https://raw.githubusercontent.com/{spec['repository']}/{spec['commit']}/{name}"
-            with urllib.request.urlopen(url, timeout=60) as r:  # noqa: S310 (a pinned https address)
-                local.write_bytes(r.read(MAX_CSV_BYTES + 1))
+            try:
+                with urllib.request.urlopen(url, timeout=60) as r:  # noqa: S310 (a pinned https address)
+                    local.write_bytes(r.read(MAX_CSV_BYTES + 1))
+            except OSError as exc:
+                raise SystemExit(f"cannot fetch {url} ({exc}); download the five files of "
+                                 f"{spec['repository']}@{spec['commit'][:7]}/model_completions/ into a folder and "
+                                 "pass it with --xstest-dir") from None
         data = local.read_bytes()
         if len(data) > MAX_CSV_BYTES or sha256(data) != want:
             raise SystemExit(f"{local}: sha256 {sha256(data)[:12]}… is not the pre-registered {want[:12]}… for {name}; "
