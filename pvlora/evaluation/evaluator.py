@@ -19,6 +19,8 @@ from pvlora.data import load_preference_data
 from pvlora.evaluation.test_log import append_test_run, sha256_file, sha256_json
 from pvlora.steering.scales import get_weights, set_weights
 
+RELEASE_AFTER_BYTES = 64 << 20  # a point that grew the resident set by less than this keeps its pages for the next
+
 
 def find_vectors(directory: str | Path) -> dict[str, Path]:
     """{preference: vector dir} for every vector directory directly under ``directory``."""
@@ -159,8 +161,9 @@ class Evaluator:
             scores = {s.name: float(s.fn(batch)) for s in self.scorers}
         self.model.base_model.set_adapter(self.names)  # leave the model as load_composed made it
         # a sweep scores tens of points in one process: each point's generation and scoring buffers go
-        # back to the OS before the next (glibc keeps freed pages mapped otherwise)
-        release_memory()
+        # back to the OS before the next (glibc keeps freed pages mapped otherwise), when the point left
+        # enough behind to be worth a full collection (SmolLM2's points leave hundreds of MB)
+        release_memory(grown_by=RELEASE_AFTER_BYTES)
         # Here, not in each command: no caller can score a test set unrecorded; and before the point
         # is kept, so a log that cannot be written leaves no figure behind to return later.
         if self._logs_test_look():
