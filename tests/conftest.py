@@ -1,6 +1,9 @@
+import fcntl
 import importlib.util
 import os
 import warnings
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,6 +11,11 @@ import torch
 warnings.filterwarnings("ignore")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one core per worker: two workers with two threads each would fight over two cores (and the
+    # processes the tests start inherit the setting)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
@@ -45,22 +53,44 @@ def two_vectors(random_base_dir, tmp_path_factory):
     return {n: str(d / n) for n in ("helpful", "harmless")}
 
 
+@contextmanager
+def _exclusive(lock: Path):
+    """Held by one process at a time: pytest-xdist's workers wait for the one building a shared fixture."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def _run_root(tmp_path_factory) -> Path:
+    """This run's temporary root: shared by the workers under pytest-xdist (their parent folder), the
+    session's own otherwise."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def tiny_base_dir():
     """The real built-in tiny base (built once, cached under $PVLORA_CACHE)."""
+    from pvlora.artifacts.safe_read import cache_root
     from pvlora.worlds.toy.base import ensure_tiny_base
 
-    return ensure_tiny_base(seed=0)
+    with _exclusive(cache_root() / "tests-tiny-base.lock"):
+        return ensure_tiny_base(seed=0)
 
 
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory, tiny_base_dir):
-    """`pvlora demo` run once for the session; its adapters, vectors and results are what the
-    training, demo and notebook tests examine."""
+    """`pvlora demo` run once for the test run (once for all pytest-xdist workers); its adapters,
+    vectors and results are what the training, demo and notebook tests examine."""
     from pvlora.worlds.toy.demo import run_demo
 
-    out = tmp_path_factory.mktemp("demo") / "run"
-    run_demo(out)
+    root = _run_root(tmp_path_factory)
+    out, done = root / "demo" / "run", root / "demo" / "done"
+    with _exclusive(root / "demo.lock"):
+        if not done.exists():
+            run_demo(out)
+            done.touch()
     return out
 
 
