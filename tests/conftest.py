@@ -1,6 +1,7 @@
 import fcntl
 import importlib.util
 import os
+import shutil
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -89,6 +90,7 @@ def demo_dir(tmp_path_factory, tiny_base_dir):
     out, done = root / "demo" / "run", root / "demo" / "done"
     with _exclusive(root / "demo.lock"):
         if not done.exists():
+            shutil.rmtree(out, ignore_errors=True)  # what a failed earlier attempt left
             run_demo(out)
             done.touch()
     return out

@@ -56,14 +56,20 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def xstest_dir(prereg: dict, directory: Path | None) -> Path:
+    """Where the XSTest files are read from: ``directory``, or the cache's folder for the pinned commit."""
+    if directory is not None:
+        return directory
+    from pvlora.artifacts.safe_read import cache_root
+
+    return cache_root() / "xstest" / prereg["sets"]["xstest_v2"]["commit"]
+
+
 def xstest_files(prereg: dict, directory: Path | None) -> dict[str, bytes]:
     """The XSTest completion files the pre-registration names, from ``directory`` or fetched into the
     cache; each must have its pre-registered sha256."""
     spec = prereg["sets"]["xstest_v2"]
-    if directory is None:
-        from pvlora.artifacts.safe_read import cache_root
-
-        directory = cache_root() / "xstest" / spec["commit"]
+    directory = xstest_dir(prereg, directory)
     directory.mkdir(parents=True, exist_ok=True)
     out = {}
     for name, want in spec["files"].items():
@@ -182,13 +188,17 @@ def main(argv: list[str] | None = None) -> int:
     verdict = {name: "PASS" if result["sets"][name]["judge4-v3"]["binary"] >= goal else "FAIL" for name in sets}
     result["verdict"] = verdict
     result["passed"] = all(v == "PASS" for v in verdict.values())
+    result["override"] = {"reason": a.again, "earlier_runs": len(earlier)} if a.again else None
+    command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])])
     append_test_run(study=STUDY, split="test", checks=verdict,
                     figures={n: {j: {k: e[j][k] for k in ("n", "binary", "binary_ci95", "four_way")}
                                  for j in runs} for n, e in result["sets"].items()},
-                    data=[REPO / prereg["sets"]["smollm2_holdout2"]["file"]], judge=[weights],
+                    data=[REPO / prereg["sets"]["smollm2_holdout2"]["file"],
+                          *(xstest_dir(prereg, a.xstest_dir) / Path(n).name for n in prereg["sets"]["xstest_v2"]["files"])],
+                    judge=[weights],
                     preregistration={"path": result["preregistration"], "sha256": result["preregistration_sha256"]},
                     override={"reason": a.again} if a.again else None,
-                    command="python benchmarks/measure/bench_judge_v3.py",
+                    command=command,
                     note="a judge's validation: XSTest v2's human-labelled completions (a public test set) and "
                          "tests/fixtures/smollm2_holdout2_labels.jsonl")
     for name in sets:

