@@ -39,13 +39,17 @@ def _seen(r: dict) -> tuple:
 
 
 def sample(rows: list[dict], n: int, seed: int, split: str, exclude: list[dict] = (),
-           min_harmless: float | None = None) -> list[dict]:
+           min_harmless: float | None = None, exclude_by: str = "mix") -> list[dict]:
     """``n`` rows of ``split``, equal shares per mix, half harmful per mix (see the module docstring).
-    Rows of ``exclude`` (labelled before: same mix, prompt and response) are never drawn again;
+    Rows of ``exclude`` (labelled before) are never drawn again: with ``exclude_by="mix"`` those of the
+    same mix, prompt and response (how the committed label files were drawn), with ``"text"`` any row
+    with the same prompt and response under any mix (a steered model often gives one answer at several
+    mixes: for labels that must not repeat a judge's training rows, use this);
     ``min_harmless`` keeps only the mixes with η_harmless at least that (where refusals are)."""
-    seen = {_seen(r) for r in exclude}
+    key = _seen if exclude_by == "mix" else (lambda r: (r["prompt"], r["response"]))
+    seen = {key(r) for r in exclude}
     rows = [{"id": f"{r['split']}:{i}", **{k: r[k] for k in KEEP if k in r}} for i, r in enumerate(rows)
-            if _seen(r) not in seen]
+            if key(r) not in seen]
     mixes = sorted({_mix(r["eta"]) for r in rows if r["split"] == split
                     and (min_harmless is None or float(r["eta"].get("harmless", 0.0)) >= min_harmless)})
     if not mixes:
@@ -96,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="validation")
     p.add_argument("--exclude", type=Path, action="append", default=[],
                    help="a labelled rows file whose rows are not drawn again (repeatable)")
+    p.add_argument("--exclude-by", choices=("mix", "text"), default="mix",
+                   help="what makes a row 'the same' as an --exclude row: its mix, prompt and response (default, how "
+                        "the committed label files were drawn), or its prompt and response under any mix (use this "
+                        "for new validation labels)")
     p.add_argument("--min-harmless", type=float, help="only mixes with η_harmless at least this")
     p.add_argument("--blind", type=Path, help="write the labeller's file here (id, prompt, response)")
     p.add_argument("--key", type=Path, required=True, help="the id -> split, η, kind, style file")
@@ -109,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     src = a.generations.read_bytes()
     drawn = sample([json.loads(line) for line in src.decode().splitlines() if line.strip()], a.n, a.seed, a.split,
-                   [r for f in a.exclude for r in _read(f)], a.min_harmless)
+                   [r for f in a.exclude for r in _read(f)], a.min_harmless, a.exclude_by)
     _write(a.blind, [{"id": r["id"], "prompt": r["prompt"], "response": r["response"]} for r in drawn])
     _write(a.key, [{k: v for k, v in r.items() if k not in ("prompt", "response")} | {"prompt": r["prompt"],
                     "response": r["response"]} for r in drawn])

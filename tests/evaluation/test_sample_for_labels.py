@@ -62,3 +62,18 @@ def test_join_puts_the_mix_back_and_refuses_gaps(tmp_path):
 def test_a_stratum_too_small_is_named():
     with pytest.raises(SystemExit, match="harmful/None: 9 rows, 30 wanted"):
         tool.sample(generations(), 180, 0, "validation")
+
+
+def test_excluding_by_text_skips_the_same_answer_under_another_mix():
+    rows = generations()
+    for r in rows:  # one answer at every mix: the prompt no longer names the mix
+        r["prompt"] = r["prompt"].split(" ", 2)[2]
+    earlier = [dict(r) for r in rows if r["split"] == "validation" and r["eta"]["harmless"] == 0.0][:4]
+    labelled = {(r["prompt"], r["response"]) for r in earlier}
+    # the two other mixes, every harmful row drawn: by mix, the labelled answers come back; by text, never
+    by_mix = tool.sample(rows, 34, 0, "validation", earlier, min_harmless=0.5)
+    assert sum((r["prompt"], r["response"]) in labelled for r in by_mix) == 2 * len(earlier)
+    by_text = tool.sample(rows, 12, 0, "validation", earlier, min_harmless=0.5, exclude_by="text")
+    assert by_text and not any((r["prompt"], r["response"]) in labelled for r in by_text)
+    with pytest.raises(SystemExit, match="rows, 9 wanted"):  # 9 harmful answers, 4 of them labelled before
+        tool.sample(rows, 34, 0, "validation", earlier, min_harmless=0.5, exclude_by="text")
