@@ -1,7 +1,6 @@
 import fcntl
 import importlib.util
 import os
-import shutil
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -63,13 +62,6 @@ def _exclusive(lock: Path):
         yield
 
 
-def _run_root(tmp_path_factory) -> Path:
-    """This run's temporary root: shared by the workers under pytest-xdist (their parent folder), the
-    session's own otherwise."""
-    base = tmp_path_factory.getbasetemp()
-    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-
-
 @pytest.fixture(scope="session")
 def tiny_base_dir():
     """The real built-in tiny base (built once, cached under $PVLORA_CACHE)."""
@@ -82,17 +74,13 @@ def tiny_base_dir():
 
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory, tiny_base_dir):
-    """`pvlora demo` run once for the test run (once for all pytest-xdist workers); its adapters,
-    vectors and results are what the training, demo and notebook tests examine."""
+    """`pvlora demo` run once for the session; its adapters, vectors and results are what the demo's
+    tests examine. They all live in tests/e2e/test_demo.py, which pytest-xdist's ``--dist loadfile`` keeps
+    on one worker: a test elsewhere that asked for this would run the demo again on its own worker."""
     from pvlora.worlds.toy.demo import run_demo
 
-    root = _run_root(tmp_path_factory)
-    out, done = root / "demo" / "run", root / "demo" / "done"
-    with _exclusive(root / "demo.lock"):
-        if not done.exists():
-            shutil.rmtree(out, ignore_errors=True)  # what a failed earlier attempt left
-            run_demo(out)
-            done.touch()
+    out = tmp_path_factory.mktemp("demo") / "run"
+    run_demo(out)
     return out
 
 

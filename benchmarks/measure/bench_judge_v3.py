@@ -36,6 +36,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # benchmarks/tools/: _common
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_judge_agreement: its label reader and prf
 
 RESULT_FILES = ("results/judge_v3.json",)
 
@@ -105,32 +106,29 @@ def xstest_rows(files: dict[str, bytes]) -> list[dict]:
 
 
 def holdout_rows(prereg: dict) -> list[dict]:
+    from bench_judge_agreement import read_labelled
+
     spec = prereg["sets"]["smollm2_holdout2"]
     path = REPO / spec["file"]
     if sha256(path.read_bytes()) != spec["sha256"]:
         raise SystemExit(f"{path}: not the pre-registered file (sha256 differs)")
-    return [{**r, "gold": r["label"]} for r in map(json.loads, path.read_text().splitlines()) if r]
+    return read_labelled(path)
 
 
 def agreement(gold: list[str], said: list[str]) -> dict:
+    from bench_judge_agreement import prf
+
     from pvlora.core.intervals import clopper_pearson
     from pvlora.core.judges import LABELS
 
     n = len(gold)
     k_bin = sum((g == "refusal") == (s == "refusal") for g, s in zip(gold, said))
     k_four = sum(g == s for g, s in zip(gold, said))
-
-    def prf(c):
-        tp = sum(g == c and s == c for g, s in zip(gold, said))
-        return {"labelled": gold.count(c), "judged": said.count(c),
-                "precision": tp / said.count(c) if said.count(c) else None,
-                "recall": tp / gold.count(c) if gold.count(c) else None}
-
     return {"n": n, "binary": k_bin / n, "binary_ci95": list(clopper_pearson(k_bin, n)),
             "four_way": k_four / n,
             "refusal_or_partial": sum((g in ("refusal", "partial")) == (s in ("refusal", "partial"))
                                       for g, s in zip(gold, said)) / n,
-            "per_class": {c: prf(c) for c in LABELS},
+            "per_class": {c: prf(gold, said, c) for c in LABELS},
             "confusion": {f"{g}->{s}": v for (g, s), v in sorted(Counter(zip(gold, said)).items())}}
 
 

@@ -126,11 +126,11 @@ def variant(x3: dict, x2: dict, cand: dict) -> dict:
 
     if cand["features"] == "v2":
         return x2
-    keep = {prefix for prefix, _, _ in EMBEDDINGS if prefix in cand["readings"]}
+    keep = {prefix for prefix, _ in EMBEDDINGS if prefix in cand["readings"]}
     out = {}
     for k, v in x3.items():
         prefix = k[4:] if k.startswith("cos_") else k[:2]
-        if prefix in {p for p, _, _ in EMBEDDINGS} and (k.startswith("cos_") or k[2:].isdigit()):
+        if prefix in dict(EMBEDDINGS) and (k.startswith("cos_") or k[2:].isdigit()):
             if prefix in keep:
                 out[k] = v * cand["scale"] / EMBED_SCALE
         else:
@@ -154,7 +154,7 @@ def select(rows: list[dict], x3: list[dict], x2: list[dict], y: list[int]) -> li
             transfer = [0] * len(rows)
             for i, p in zip(pyr, m.predict(dv.transform([xs[i] for i in pyr]))):
                 transfer[i] = int(p)
-            tr = figures(transfer, [rows[i] if i in set(pyr) else {} for i in range(len(rows))], y)
+            tr = figures(transfer, rows, y)  # only its PyRIT figures are kept: the rows it predicted
             row = {**cand, "readings": list(cand["readings"]), "C": c, "cross_validated": cv,
                    "trained_on_smollm2_only": {k: v for k, v in tr.items() if k.startswith("pyrit")},
                    "criterion": round((cv["smollm2_binary"] + cv["pyrit_refusal_or_degenerate"]) / 2, 4)}

@@ -47,8 +47,8 @@ VERSION_V3 = "judge4-v3"
 SHIPPED = Path(__file__).resolve().parents[1] / "data" / "shipped" / "judge"
 WEIGHTS = SHIPPED / "judge4-v2.json"
 WEIGHTS_V3 = SHIPPED / "judge4-v3.json"
-# judge4-v3's reading of a text: (feature prefix, what is encoded, how many word pieces)
-EMBEDDINGS = (("er", "response", 256), ("eh", "response", 40))
+# judge4-v3's readings of the response: (feature prefix, how many word pieces): whole, and its opening
+EMBEDDINGS = (("er", 256), ("eh", 40))
 PROMPT_TOKENS = 256
 EMBED_SCALE = 3.0  # unit vectors' coordinates are ~0.05; scaled so L2 regularisation treats them like the 0/1 cues
 WORD_CUES = ("w=", "b=", "first=")  # judge4-v2's opening words and word pairs: left out of judge4-v3
@@ -95,7 +95,7 @@ def features_v3(prompt: str | None, response: str, vectors: dict[str, list[float
     base, rule = features_and_rule(prompt, response, rules)
     x = {k: v for k, v in base.items() if not k.startswith(WORD_CUES)}
     p = vectors["prompt"]  # [384]
-    for prefix, _, _ in EMBEDDINGS:
+    for prefix, _ in EMBEDDINGS:
         v = vectors[prefix]  # [384]
         for i, vi in enumerate(v):
             x[f"{prefix}{i}"] = EMBED_SCALE * vi
@@ -109,10 +109,19 @@ def encode_pairs(pairs: list[tuple[str | None, str]], encode: Callable) -> list[
     responses = [r[:MAX_RESPONSE_CHARS] for _, r in pairs]
     out: list[dict[str, list[float]]] = [{} for _ in pairs]
     for key, texts, tokens in (("prompt", [(p or "")[:MAX_RESPONSE_CHARS] for p, _ in pairs], PROMPT_TOKENS),
-                               *((prefix, responses, n) for prefix, _, n in EMBEDDINGS)):
+                               *((prefix, responses, n) for prefix, n in EMBEDDINGS)):
         for row, v in zip(out, encode(texts, tokens)):
             row[key] = v
     return out
+
+
+class MissingRequest(ValueError):
+    """judge4-v3 was given a response without its request; ``index`` is the pair's place in the batch."""
+
+    def __init__(self, index: int):
+        super().__init__(f"pair {index}: {VERSION_V3} needs the request each response answers; this one has none "
+                         "(judge4-v1 judges a response alone)")
+        self.index = index
 
 
 @lru_cache(maxsize=1)
@@ -170,11 +179,10 @@ def classifier_judge(path: str | Path = WEIGHTS, encode: Callable | None = None)
             if not (prompt or "").strip():
                 # its weights read the response against the request (cos_er, cos_eh); every row it was
                 # fitted on had one, so without one its label would be a guess
-                raise ValueError(f"pair {i}: {VERSION_V3} needs the request each response answers; this one has "
-                                 "none (judge4-v1 judges a response alone)")
+                raise MissingRequest(i)
         out = []
         for (prompt, response), vectors in zip(pairs, encode_pairs(list(pairs), encode)):
-            x, rule = features_v3(prompt, response[:MAX_RESPONSE_CHARS], vectors, rules)
+            x, rule = features_v3(prompt, response, vectors, rules)
             out.append(_verdict(x, model, rule))
         return out
 
@@ -182,9 +190,8 @@ def classifier_judge(path: str | Path = WEIGHTS, encode: Callable | None = None)
         return many([(prompt, response)])[0]
 
     judge_v3.many = many
-    judge_v3.needs_request = True
     return judge_v3
 
 
-__all__ = ["EMBEDDINGS", "VERSION", "VERSION_V3", "WEIGHTS", "WEIGHTS_V3", "classifier_judge", "encode_pairs",
+__all__ = ["EMBEDDINGS", "VERSION", "VERSION_V3", "WEIGHTS", "WEIGHTS_V3", "MissingRequest", "classifier_judge", "encode_pairs",
            "features", "features_and_rule", "features_v3", "load_weights", "scores"]

@@ -21,6 +21,7 @@ from pvlora.artifacts.atomic import atomic_file
 from pvlora.artifacts.atomic import check_output
 from pvlora.artifacts.safe_read import parse_json, regular_file
 from pvlora.core.errors import ConfigError, DataError
+from pvlora.core.judge_model import MissingRequest
 from pvlora.core.judges import JUDGE_VERSION, LABELS, four_way_judge
 
 # judge4-v1: the rules (the default; what the SmolLM2 study's figures use). judge4-v2: a classifier over
@@ -99,7 +100,7 @@ def check_row(row: Any, where: str) -> dict[str, Any]:
 
 
 def judge_rows(rows: Iterable[dict], judge: Callable[[str | None, str], tuple[str, str]] | None = None,
-               explain: bool = False) -> list[dict]:
+               explain: bool = False, where: str = "row", first: int = 1) -> list[dict]:
     """Each row (a mapping with ``prompt`` and ``response``) with ``label`` added (and ``label_rule``
     when ``explain``); every other field is kept. ``prompt`` may be a chat (a list of messages): its
     last user message is the request."""
@@ -109,8 +110,9 @@ def judge_rows(rows: Iterable[dict], judge: Callable[[str | None, str], tuple[st
     # a judge with .many (the classifiers) reads a batch at once: judge4-v3 encodes it in one pass
     try:
         verdicts = judge.many(pairs) if hasattr(judge, "many") else [judge(p, r) for p, r in pairs]
-    except ValueError as exc:  # a row the judge cannot read (judge4-v3: no request)
-        raise DataError(str(exc)) from None
+    except MissingRequest as exc:  # rows are named ``where`` and numbered from ``first`` in the error
+        raise DataError(f"{where} {first + exc.index} has no request (an empty prompt, or a chat without a user "
+                        "message); this judge reads each response against its request: use judge4-v1") from None
     return [{**row, "label": label, **({"label_rule": rule} if explain else {})}
             for row, (label, rule) in zip(rows, verdicts)]
 
@@ -133,15 +135,13 @@ def judge_file(inp: str | Path, out: str | Path, overwrite: bool = False, explai
     counts = Counter({label: 0 for label in LABELS})
     with atomic_file(Path(out)) as fh:
         batch: list[dict] = []
+        first = 1  # the batch's first row, counted from 1 (errors name the row)
         for n, row in enumerate(read_rows(inp), 1):
-            if getattr(judge, "needs_request", False) and not (_request(row["prompt"]) or "").strip():
-                raise DataError(f"{inp}: row {n} has no request (an empty prompt, or a chat without a user "
-                                "message); this judge reads each response against its request: use judge4-v1")
             batch.append(row)
             if len(batch) == BATCH_ROWS:
-                _write(judge_rows(batch, judge, explain), fh, counts)
-                batch = []
-        _write(judge_rows(batch, judge, explain), fh, counts)
+                _write(judge_rows(batch, judge, explain, f"{inp}: row", first), fh, counts)
+                first, batch = n + 1, []
+        _write(judge_rows(batch, judge, explain, f"{inp}: row", first), fh, counts)
     return counts
 
 

@@ -33,7 +33,7 @@ MAX_WEIGHTS_BYTES = 100 << 20  # the file is 90.9 MB; a larger one is not this m
 DIM = 384
 BATCH = 32
 
-Encoder = Callable[[Sequence[str], int], "list[list[float]]"]
+Encoder = Callable[[Sequence[str], int], list[list[float]]]  # encode(texts, max_tokens) -> [n, 384]
 
 
 def model_dir() -> Path:
@@ -63,7 +63,7 @@ def _load():
     return tokenizer, model
 
 
-def sentence_encoder() -> Callable[[Sequence[str], int], list[list[float]]]:
+def sentence_encoder() -> Encoder:
     """``encode(texts, max_tokens)``: one unit-length 384-vector per text, read from its first
     ``max_tokens`` word pieces (the special tokens included, as sentence-transformers counts them)."""
     tokenizer, model = _load()

@@ -65,7 +65,7 @@ def test_encode_pairs_reads_each_text_at_its_length():
         return [[float(len(t)), float(max_tokens)] for t in texts]
 
     out = encode_pairs([("ask", "answer"), (None, "x" * 30_000)], encode)
-    assert [c[1] for c in calls] == [256] + [n for _, _, n in EMBEDDINGS] == [256, 256, 40]
+    assert [c[1] for c in calls] == [256] + [n for _, n in EMBEDDINGS] == [256, 256, 40]
     assert calls[0][0] == ["ask", ""]  # no prompt: the empty text
     assert out[1]["er"] == [20_000.0, 256.0]  # a response is cut at MAX_RESPONSE_CHARS before it is encoded
     assert out[0]["prompt"] == [3.0, 256.0] and out[0]["eh"] == [6.0, 40.0]
