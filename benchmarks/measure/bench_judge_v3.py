@@ -69,8 +69,13 @@ def xstest_dir(prereg: dict, directory: Path | None) -> Path:
 def xstest_files(prereg: dict, directory: Path | None) -> dict[str, bytes]:
     """The XSTest completion files the pre-registration names, from ``directory`` or fetched into the
     cache; each must have its pre-registered sha256."""
-    spec = prereg["sets"]["xstest_v2"]
-    directory = xstest_dir(prereg, directory)
+    return pinned_files(prereg["sets"]["xstest_v2"], xstest_dir(prereg, directory), "--xstest-dir", MAX_CSV_BYTES)
+
+
+def pinned_files(spec: dict, directory: Path, flag: str, max_bytes: int) -> dict[str, bytes]:
+    """The files ``spec`` names (``repository``, ``commit``, ``files``: path -> sha256), read from
+    ``directory`` or fetched there once from the repository at that commit; each is read up to
+    ``max_bytes`` and must have its sha256. ``flag`` is the option that names such a folder."""
     directory.mkdir(parents=True, exist_ok=True)
     out = {}
     for name, want in spec["files"].items():
@@ -79,13 +84,12 @@ def xstest_files(prereg: dict, directory: Path | None) -> dict[str, bytes]:
             url = f"https://raw.githubusercontent.com/{spec['repository']}/{spec['commit']}/{name}"
             try:
                 with urllib.request.urlopen(url, timeout=60) as r:  # noqa: S310 (a pinned https address)
-                    local.write_bytes(r.read(MAX_CSV_BYTES + 1))
+                    local.write_bytes(r.read(max_bytes + 1))
             except OSError as exc:
-                raise SystemExit(f"cannot fetch {url} ({exc}); download the five files of "
-                                 f"{spec['repository']}@{spec['commit'][:7]}/model_completions/ into a folder and "
-                                 "pass it with --xstest-dir") from None
+                raise SystemExit(f"cannot fetch {url} ({exc}); download {', '.join(spec['files'])} of "
+                                 f"{spec['repository']}@{spec['commit'][:7]} into a folder and pass it with {flag}") from None
         data = local.read_bytes()
-        if len(data) > MAX_CSV_BYTES or sha256(data) != want:
+        if len(data) > max_bytes or sha256(data) != want:
             raise SystemExit(f"{local}: sha256 {sha256(data)[:12]}… is not the pre-registered {want[:12]}… for {name}; "
                              "this validation is for exactly that file")
         out[name] = data
@@ -105,10 +109,10 @@ def xstest_rows(files: dict[str, bytes]) -> list[dict]:
     return rows
 
 
-def holdout_rows(prereg: dict) -> list[dict]:
+def holdout_rows(prereg: dict, name: str = "smollm2_holdout2") -> list[dict]:
     from bench_judge_agreement import read_labelled
 
-    spec = prereg["sets"]["smollm2_holdout2"]
+    spec = prereg["sets"][name]
     path = REPO / spec["file"]
     if sha256(path.read_bytes()) != spec["sha256"]:
         raise SystemExit(f"{path}: not the pre-registered file (sha256 differs)")

