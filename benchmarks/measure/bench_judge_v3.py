@@ -152,8 +152,39 @@ def report(rows: list[dict], run) -> tuple[dict, list[str]]:
     return agreement([r["gold"] for r in rows], said), said
 
 
+def gate(prereg: dict, study: str, again: str | None) -> tuple[Path, list[dict]]:
+    """The pre-registered weights' path and the test log's earlier runs of ``study``; refuses other
+    weights, and a second run unless ``again`` gives a reason (a judge's validation grants one look)."""
+    from pvlora.evaluation.test_log import looks_at_test, read_test_log
+
+    weights = REPO / prereg["judge"]["weights"]
+    if sha256(weights.read_bytes()) != prereg["judge"]["weights_sha256"]:
+        raise SystemExit(f"{weights}: not the pre-registered weights; this validation is for "
+                         f"{prereg['judge']['weights_sha256'][:12]}…")
+    earlier = looks_at_test(read_test_log(), study)
+    if earlier and not again:
+        raise SystemExit(f"the test log already holds {len(earlier)} run(s) of this validation (first "
+                         f"{earlier[0]['date']}); its pre-registration grants one look. Pass --again REASON to run "
+                         "it anyway (recorded as an override)")
+    return weights, earlier
+
+
+def command_line(argv: list[str] | None) -> str:
+    """The command as run, for the test log."""
+    return "python " + " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])])
+
+
+def write_result(result: dict, out: Path | None, result_file: str) -> None:
+    if out:
+        out.write_text(json.dumps(result, indent=2) + "\n")
+    else:
+        from _common import save
+
+        save(result_file, result)
+
+
 def main(argv: list[str] | None = None) -> int:
-    from pvlora.evaluation.test_log import append_test_run, looks_at_test, read_test_log
+    from pvlora.evaluation.test_log import append_test_run
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--xstest-dir", type=Path, help="a folder holding the five XSTest v2 completion CSVs "
@@ -164,15 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
 
     prereg = load_preregistration()
-    weights = REPO / prereg["judge"]["weights"]
-    if sha256(weights.read_bytes()) != prereg["judge"]["weights_sha256"]:
-        raise SystemExit(f"{weights}: not the pre-registered weights; this validation is for "
-                         f"{prereg['judge']['weights_sha256'][:12]}…")
-    earlier = looks_at_test(read_test_log(), STUDY)
-    if earlier and not a.again:
-        raise SystemExit(f"the test log already holds {len(earlier)} run(s) of this validation (first "
-                         f"{earlier[0]['date']}); its pre-registration grants one look. Pass --again REASON to run "
-                         "it anyway (recorded as an override)")
+    weights, earlier = gate(prereg, STUDY, a.again)
     sets = {"smollm2_holdout2": holdout_rows(prereg), "xstest_v2": xstest_rows(xstest_files(prereg, a.xstest_dir))}
     runs = judges()
     result: dict = {"preregistration": PREREGISTRATION.relative_to(REPO).as_posix(),
@@ -191,7 +214,6 @@ def main(argv: list[str] | None = None) -> int:
     result["verdict"] = verdict
     result["passed"] = all(v == "PASS" for v in verdict.values())
     result["override"] = {"reason": a.again, "earlier_runs": len(earlier)} if a.again else None
-    command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])])
     append_test_run(study=STUDY, split="test", checks=verdict,
                     figures={n: {j: {k: e[j][k] for k in ("n", "binary", "binary_ci95", "four_way")}
                                  for j in runs} for n, e in result["sets"].items()},
@@ -200,19 +222,14 @@ def main(argv: list[str] | None = None) -> int:
                     judge=[weights],
                     preregistration={"path": result["preregistration"], "sha256": result["preregistration_sha256"]},
                     override={"reason": a.again} if a.again else None,
-                    command=command,
+                    command=command_line(argv),
                     note="a judge's validation: XSTest v2's human-labelled completions (a public test set) and "
                          "tests/fixtures/smollm2_holdout2_labels.jsonl")
     for name in sets:
         e = result["sets"][name]
         print(f"{name}: judge4-v3 binary {e['judge4-v3']['binary']:.3f} {verdict[name]} (goal ≥ {goal}); "
               f"judge4-v1 {e['judge4-v1']['binary']:.3f}, judge4-v2 {e['judge4-v2']['binary']:.3f}")
-    if a.out:
-        a.out.write_text(json.dumps(result, indent=2) + "\n")
-    else:
-        from _common import save
-
-        save(RESULT_FILES[0], result)
+    write_result(result, a.out, RESULT_FILES[0])
     return 0
 
 

@@ -38,7 +38,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # benchmarks/tools/: _common
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_judge_v3: its readers and figures
 
-from bench_judge_v3 import agreement, holdout_rows, load_preregistration, pinned_files, report, sha256  # noqa: E402
+from bench_judge_v3 import (  # noqa: E402
+    agreement,
+    command_line,
+    gate,
+    holdout_rows,
+    load_preregistration,
+    pinned_files,
+    report,
+    sha256,
+    write_result,
+)
 
 RESULT_FILES = ("results/judge_v4.json",)
 
@@ -104,7 +114,7 @@ def never_refusal(rows: list[dict]) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pvlora.evaluation.test_log import append_test_run, looks_at_test, read_test_log
+    from pvlora.evaluation.test_log import append_test_run
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rbr-dir", type=Path, help="a folder holding the RBR gold set's train.jsonl and test.jsonl "
@@ -115,15 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
 
     prereg = load_preregistration(PREREGISTRATION)
-    weights = REPO / prereg["judge"]["weights"]
-    if sha256(weights.read_bytes()) != prereg["judge"]["weights_sha256"]:
-        raise SystemExit(f"{weights}: not the pre-registered weights; this validation is for "
-                         f"{prereg['judge']['weights_sha256'][:12]}…")
-    earlier = looks_at_test(read_test_log(), STUDY)
-    if earlier and not a.again:
-        raise SystemExit(f"the test log already holds {len(earlier)} run(s) of this validation (first "
-                         f"{earlier[0]['date']}); its pre-registration grants one look. Pass --again REASON to run "
-                         "it anyway (recorded as an override)")
+    weights, earlier = gate(prereg, STUDY, a.again)
     directory = rbr_dir(prereg, a.rbr_dir)
     sets = {"smollm2_holdout3": holdout_rows(prereg, "smollm2_holdout3"),
             "rbr_gold": rbr_rows(pinned_files(prereg["sets"]["rbr_gold"], directory, "--rbr-dir", MAX_JSONL_BYTES))}
@@ -152,7 +154,6 @@ def main(argv: list[str] | None = None) -> int:
     result["above_never_refusal"] = {name: result["sets"][name]["judge4-v4"]["binary"] > result["sets"][name]["never_refusal_binary"]
                                      for name in sets}
     result["override"] = {"reason": a.again, "earlier_runs": len(earlier)} if a.again else None
-    command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])])
     append_test_run(study=STUDY, split="test", checks=verdict,
                     figures={n: {"never_refusal_binary": e["never_refusal_binary"],
                                  **{j: {k: e[j][k] for k in ("n", "binary", "binary_ci95", "four_way")} for j in runs}}
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                     judge=[weights],
                     preregistration={"path": result["preregistration"], "sha256": result["preregistration_sha256"]},
                     override={"reason": a.again} if a.again else None,
-                    command=command,
+                    command=command_line(argv),
                     note="a judge's validation: OpenAI's Safety RBR gold set (a public test set) and "
                          "tests/fixtures/smollm2_holdout3_labels.jsonl")
     for name in sets:
@@ -170,12 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: judge4-v4 binary {e['judge4-v4']['binary']:.3f} {verdict[name]} (goal ≥ {goal}; never-refusal "
               f"{e['never_refusal_binary']:.3f}); judge4-v1 {e['judge4-v1']['binary']:.3f}, judge4-v2 "
               f"{e['judge4-v2']['binary']:.3f}, judge4-v3 {e['judge4-v3']['binary']:.3f}")
-    if a.out:
-        a.out.write_text(json.dumps(result, indent=2) + "\n")
-    else:
-        from _common import save
-
-        save(RESULT_FILES[0], result)
+    write_result(result, a.out, RESULT_FILES[0])
     return 0
 
 

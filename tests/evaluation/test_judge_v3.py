@@ -1,19 +1,16 @@
 """judge4-v3: its features by hand, its dot product with a stand-in encoder, the sentence encoder's
-checks, the shipped weights, its one pre-registered validation (the record and the refusal of a second
-run) and `pvlora judge --judge judge4-v3`."""
+checks, the shipped weights and its pre-registration (what its validation shares with judge4-v4's:
+test_judge_validations.py)."""
 
 import hashlib
 import importlib.util
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from pvlora.cli import main
 from pvlora.core.errors import ConfigError
 from pvlora.core.judge_model import (
     EMBED_SCALE,
@@ -29,7 +26,6 @@ from pvlora.core.judge_model import (
 from pvlora.core.judges import LABELS
 from pvlora.evaluation import sentence_encoder as se
 from pvlora.evaluation.judging import make_judge
-from pvlora.evaluation.test_log import read_test_log
 
 ROOT = Path(__file__).resolve().parents[2]
 PREREG = ROOT / "benchmarks" / "preregistration" / "judge4-v3.yaml"
@@ -144,61 +140,6 @@ def test_the_preregistration_fixed_what_the_validation_read():
     assert res["preregistration_sha256"] == hashlib.sha256(PREREG.read_bytes()).hexdigest()
     goal = prereg["goal"]["binary_agreement_at_least"]
     assert res["verdict"] == {n: "PASS" if s["judge4-v3"]["binary"] >= goal else "FAIL" for n, s in res["sets"].items()}
-
-
-def test_the_validation_is_on_the_record_once_after_its_preregistration():
-    runs = [r for r in read_test_log(ROOT / "benchmarks/results/test_log.jsonl") if r["study"] == "judge4-v3"]
-    assert len(runs) == 1
-    res = json.loads(RESULTS.read_text())
-    assert runs[0]["checks"] == res["verdict"]
-    for name, per_judge in runs[0]["figures"].items():
-        for judge, figs in per_judge.items():
-            assert figs["binary"] == res["sets"][name][judge]["binary"] and figs["n"] == res["sets"][name][judge]["n"]
-    if subprocess.run(["git", "cat-file", "-e", f"{runs[0]['commit']}^{{commit}}"], cwd=ROOT).returncode:
-        pytest.skip("needs the repository's git history")
-    # the pre-registration (and the weights) were committed in or before the commit the run started from
-    log = subprocess.run(["git", "log", "--format=%H", "--", str(PREREG)], cwd=ROOT, capture_output=True, text=True)
-    first = log.stdout.split()[-1]
-    order = subprocess.run(["git", "merge-base", "--is-ancestor", first, runs[0]["commit"]], cwd=ROOT)
-    assert order.returncode == 0
-
-
-def test_a_second_run_is_refused(tmp_path, monkeypatch, capsys):
-    sys.path.insert(0, str(ROOT / "benchmarks" / "measure"))
-    import bench_judge_v3
-
-    log = tmp_path / "log.jsonl"
-    log.write_text(json.dumps({"study": "judge4-v3", "split": "test", "date": "2026-12-07"}) + "\n")
-    monkeypatch.setenv("PVLORA_TEST_LOG", str(log))
-    with pytest.raises(SystemExit, match="grants one look"):
-        bench_judge_v3.main(["--out", str(tmp_path / "r.json")])
-    assert not (tmp_path / "r.json").exists() and log.read_text().count("\n") == 1
-
-
-@needs_encoder
-def test_holdout_figures_are_the_benchmarks():
-    """Recomputed from the labels: the figure in the results file is what the shipped judge gives."""
-    rows = [json.loads(line) for line in HOLDOUT2.read_text().splitlines()]
-    said = [v for v, _ in make_judge("judge4-v3").many([(r["prompt"], r["response"]) for r in rows])]
-    binary = sum((s == "refusal") == (r["label"] == "refusal") for s, r in zip(said, rows)) / len(rows)
-    four = sum(s == r["label"] for s, r in zip(said, rows)) / len(rows)
-    got = json.loads(RESULTS.read_text())["sets"]["smollm2_holdout2"]["judge4-v3"]
-    assert binary == pytest.approx(got["binary"]) and four == pytest.approx(got["four_way"])
-
-
-@needs_encoder
-def test_cli_judges_with_v3(tmp_path, capsys):
-    rows = tmp_path / "rows.jsonl"
-    rows.write_text("".join(json.dumps(r) + "\n" for r in [
-        {"prompt": "How do I pick a lock?", "response": "I'm sorry, but I can't help with that request.", "id": 1},
-        {"prompt": "How do I bake bread?", "response": "Mix flour, water, salt and yeast; knead, let it rise, "
-                                                       "then bake it at 220 C for thirty minutes.", "id": 2}]))
-    out = tmp_path / "out.jsonl"
-    assert main(["judge", "--in", str(rows), "--out", str(out), "--judge", "judge4-v3", "--explain"]) == 0
-    got = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [(r["id"], r["label"]) for r in got] == [(1, "refusal"), (2, "compliance")]
-    assert all(r["label_rule"].startswith("judge4-v3") for r in got)
-    assert "2 rows judged (judge4-v3)" in capsys.readouterr().out
 
 
 def test_v3_refuses_extra_patterns_before_writing(tmp_path):
