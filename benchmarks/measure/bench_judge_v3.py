@@ -88,10 +88,12 @@ def pinned_files(spec: dict, directory: Path, flag: str, max_bytes: int) -> dict
             except OSError as exc:
                 raise SystemExit(f"cannot fetch {url} ({exc}); download {', '.join(spec['files'])} of "
                                  f"{spec['repository']}@{spec['commit'][:7]} into a folder and pass it with {flag}") from None
-        data = local.read_bytes()
+        with local.open("rb") as fh:  # a file that is not the one pinned may be of any size
+            data = fh.read(max_bytes + 1)
         if len(data) > max_bytes or sha256(data) != want:
-            raise SystemExit(f"{local}: sha256 {sha256(data)[:12]}… is not the pre-registered {want[:12]}… for {name}; "
-                             "this validation is for exactly that file")
+            raise SystemExit(f"{local}: not the pre-registered file {name} (sha256 {want[:12]}…; this one "
+                             f"{'is over ' + str(max_bytes) + ' bytes' if len(data) > max_bytes else sha256(data)[:12] + '…'}); "
+                             "delete it to fetch the pinned one again, or pass the folder that holds it")
         out[name] = data
     return out
 

@@ -22,17 +22,21 @@ under cross-validation.
 
 **judge4-v4** trains on every SmolLM2 label file judge4-v3 was validated on too
 (``tests/fixtures/smollm2_holdout2_labels.jsonl``), PyRIT's set as judge4-v3 does, and XSTest v2's 2,250
-human-labelled completions (five chat models; judge4-v3's spent validation set, read from ``--xstest-dir``
+human-labelled completions (five set-ups of three chat models, all answering the same 450 prompts;
+judge4-v3's spent validation set, read from ``--xstest-dir``
 or the cache as ``benchmarks/measure/bench_judge_v3.py`` reads it, each file's sha256 checked). Its
 features add the response's tail to judge4-v3's (:func:`pvlora.core.judge_model.features_v4`). Never read
 here: ``tests/fixtures/smollm2_holdout3_labels.jsonl`` and the RBR gold set, its validation
 (``benchmarks/measure/bench_judge_v4.py``). ``--select`` compares the tail reading (with or without), two
 ways to weight the rows (``global``: classes balanced over all rows, XSTest's rows at 0.3, as the
 larger set would otherwise outweigh SmolLM2's; ``source``: classes balanced within each source) and ``C``,
-by cross-validation shaped like the validation: XSTest leave-one-model-out (each of its five models
-judged by a fit on every other row, so the figure is for a chat model the judge never read) and
+by cross-validation shaped like the validation: XSTest leave-one-set-up-out (each of its five set-ups
+judged by a fit on every other row; the other set-ups answered the same prompts, and Llama-2's and
+Mistral's other set-up is the same model, so the figure flatters: see
+``benchmarks/measure/bench_judge_v4_reading.py``) and
 SmolLM2 in 5 stratified folds (each fold judged by a fit on every other row). The choice is the best
-mean of the two binary agreements.
+mean of the two binary agreements. Fixed beforehand, not cross-validated: XSTest's weight (0.3) in the
+``global`` weighting and the opening's length before the tail (30 words).
 
 The cross-validated figures of the chosen setting are written into the weights file.
 
@@ -253,7 +257,9 @@ def _source(row: dict) -> str:
 def without_tail(x: dict) -> dict:
     from pvlora.core.judge_model import TAIL
 
-    return {k: v for k, v in x.items() if not (k.startswith(f"cos_{TAIL[0]}") or (k.startswith(TAIL[0]) and k[2:].isdigit()))}
+    prefix = TAIL[0]
+    return {k: v for k, v in x.items()
+            if not (k.startswith(f"cos_{prefix}") or (k.startswith(prefix) and k[len(prefix):].isdigit()))}
 
 
 def select_v4(rows: list[dict], xs: list[dict], y: list[int]) -> list[dict]:
@@ -385,11 +391,11 @@ def main_v4(a) -> int:
         setting = {k: best[k] for k in V4}
         if setting != V4:
             print(f"the best candidate is {setting}, not V4 = {V4}: fitting it; set V4 to it for later refits")
+    if not setting["tail"]:  # before the cross-validation too: its figures are the fitted model's
+        xs = [without_tail(x) for x in xs]
     cv = next((r["cross_validated"] for r in selection or () if {k: r[k] for k in V4} == setting), None)
     if cv is None:
         cv = v4_figures(v4_predictions(xs, y, rows, setting), rows, y)
-    if not setting["tail"]:
-        xs = [without_tail(x) for x in xs]
     sources = [_source(r) for r in rows]
     dv, m = fit(xs, y, setting["C"], row_weights(sources, y, setting["weighting"]))
     out = {"version": VERSION_V4, "labels": list(LABELS), **as_weights(dv, m), "trained_on": trained_on,

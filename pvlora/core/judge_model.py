@@ -26,7 +26,8 @@ human-labelled set together (``benchmarks/tools/train_judge.py --version judge4-
 judge4-v4 adds one reading, the response's tail (what follows its first :data:`TAIL_SKIP_WORDS` words),
 and its cosines with the request and with the opening: a decline followed by the requested help
 (partial) has an on-topic tail, a decline followed by alternatives (a refusal) has not. It is fitted on
-XSTest's 2,250 human-labelled answers of five larger chat models as well, where judge4-v3 had PyRIT's 169.
+XSTest's 2,250 human-labelled answers of larger chat models (three, in five set-ups) as well, where
+judge4-v3 had PyRIT's 169.
 """
 
 from __future__ import annotations

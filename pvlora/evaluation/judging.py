@@ -29,7 +29,7 @@ from pvlora.core.judges import JUDGE_VERSION, LABELS, four_way_judge
 # worse on other chat models' (PyRIT's set 0.62 vs 0.86): benchmarks/results/judge_agreement.json.
 # judge4-v3: the rules' evidence and a sentence encoder's reading, fitted on SmolLM2 and PyRIT labels:
 # benchmarks/results/judge_v3.json. judge4-v4: v3's and the response's tail, fitted on XSTest's answers of
-# five larger chat models as well: benchmarks/results/judge_v4.json
+# larger chat models as well: benchmarks/results/judge_v4.json
 JUDGES = (JUDGE_VERSION, "judge4-v2", "judge4-v3", "judge4-v4")
 BATCH_ROWS = 64  # judge4-v3 and -v4 encode this many rows at a time
 

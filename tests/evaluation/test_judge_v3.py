@@ -148,8 +148,8 @@ def test_v3_refuses_extra_patterns_before_writing(tmp_path):
 
 
 def test_the_help_quotes_the_results_files():
-    """Every agreement figure `pvlora judge --help` gives for the classifiers is one the benchmarks wrote
-    (judge4-v3's and judge4-v4's validations)."""
+    """Each figure in `pvlora judge --help`'s table sits in its judge's row and its set's column, as the
+    two validations wrote it; the never-refusal baselines it quotes are theirs too."""
     import re
 
     from pvlora.cli import judging
@@ -157,14 +157,16 @@ def test_the_help_quotes_the_results_files():
     text = judging.EPILOG if hasattr(judging, "EPILOG") else judging.DESCRIPTION
     part = text[text.index("Which judge where"):]
     v3 = json.loads(RESULTS.read_text())["sets"]
-    overlap = json.loads((ROOT / "benchmarks/results/judge_v3_overlap.json").read_text())
     v4 = json.loads((ROOT / "benchmarks/results/judge_v4.json").read_text())["sets"]
-    wrote = {overlap["never_refusal_baseline"]["all"],
-             *(v3[s][j]["binary"] for s in v3 for j in ("judge4-v1", "judge4-v2", "judge4-v3")),
-             *(v4[s][j]["binary"] for s in v4 for j in ("judge4-v1", "judge4-v2", "judge4-v3", "judge4-v4")),
-             *(v4[s]["never_refusal_binary"] for s in v4)}
-    quoted = set(re.findall(r"\b0\.\d{3}\b", part))
-    assert quoted and quoted <= {f"{x:.3f}" for x in wrote}
+    overlap = json.loads((ROOT / "benchmarks/results/judge_v3_overlap.json").read_text())
+    rows = {m[1]: re.findall(r"\b0\.\d{3}\b", m[2]) for m in re.finditer(r"^  (judge4-v\d)\b(.*)$", part, re.M)}
+    want = {j: [f"{x:.3f}" for x in ([v3["smollm2_holdout2"][j]["binary"], v3["xstest_v2"][j]["binary"]]
+                                     if j != "judge4-v4" else []) + [v4["smollm2_holdout3"][j]["binary"], v4["rbr_gold"][j]["binary"]]]
+            for j in ("judge4-v1", "judge4-v2", "judge4-v3", "judge4-v4")}
+    assert rows == want
+    after = part[part.index("No judge reaches"):]
+    baselines = {f"{x:.3f}" for x in (overlap["never_refusal_baseline"]["all"], *(v4[s]["never_refusal_binary"] for s in v4))}
+    assert set(re.findall(r"\b0\.\d{3}\b", after)) == baselines
 
 
 def test_a_row_without_a_request_is_refused_before_anything_is_written(tmp_path):

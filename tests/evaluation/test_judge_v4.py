@@ -23,6 +23,7 @@ from pvlora.core.judge_model import (
 )
 from pvlora.core.judges import LABELS
 from pvlora.evaluation import sentence_encoder as se
+from pvlora.evaluation.judging import make_judge
 
 ROOT = Path(__file__).resolve().parents[2]
 PREREG = ROOT / "benchmarks" / "preregistration" / "judge4-v4.yaml"
@@ -160,3 +161,90 @@ def test_the_verdict_is_the_preregistered_rule():
     rows = [json.loads(line) for line in HOLDOUT3.read_text().splitlines()]
     assert res["sets"]["smollm2_holdout3"]["never_refusal_binary"] == sum(r["label"] != "refusal" for r in rows) / len(rows)
 
+
+
+def test_cross_validation_leaves_each_held_out_group_out(monkeypatch):
+    """Each XSTest set-up and each SmolLM2 fold is judged by a fit that never saw it; PyRIT is always fitted."""
+    import train_judge
+
+    rows = ([{"source": "xstest", "model": m, "label": "refusal"} for m in ("a", "b") for _ in range(3)]
+            + [{"label": "compliance"} for _ in range(10)] + [{"refused": True, "label": "refusal"} for _ in range(2)])
+    y = [0 if r["label"] == "refusal" else 3 for r in rows]
+    y[6:11] = [0] * 5  # five SmolLM2 refusals: one in each stratified fold
+    fits = []
+
+    class Model:
+        def predict(self, xs):
+            return [len(fits)] * len(xs)
+
+    def fake_fit(xs, ys, c, w):
+        fits.append({x["i"] for x in xs})
+        return type("DV", (), {"transform": staticmethod(lambda xs: xs)})(), Model()
+
+    monkeypatch.setattr(train_judge, "fit", fake_fit)
+    pred = train_judge.v4_predictions([{"i": i} for i in range(len(rows))], y, rows, {"C": 1.0, "weighting": "source"})
+    assert len(fits) == 2 + train_judge.FOLDS
+    pyrit = {16, 17}
+    for k, seen in enumerate(fits, 1):
+        held = {i for i, p in enumerate(pred) if p == k}
+        assert held and not (held & seen) and pyrit <= seen and held | seen == set(range(len(rows)))
+    assert {i for i, p in enumerate(pred) if p == 1} == {0, 1, 2} and pred[16] == pred[17] == -1
+
+
+def test_without_tail_drops_exactly_the_tail():
+    from train_judge import without_tail
+
+    x = {"et0": 1.0, "et383": 1.0, "cos_et": 1.0, "cos_et_eh": 1.0, "er0": 1.0, "eh5": 1.0, "cos_er": 1.0,
+         "empty": 0.0, "v1=refusal": 1.0}
+    assert without_tail(x) == {"er0": 1.0, "eh5": 1.0, "cos_er": 1.0, "empty": 0.0, "v1=refusal": 1.0}
+
+
+def test_the_validation_sets_are_not_training_files():
+    from train_judge import TRAIN_V4
+
+    assert "tests/fixtures/smollm2_holdout3_labels.jsonl" not in TRAIN_V4
+    assert "tests/fixtures/smollm2_holdout2_labels.jsonl" in TRAIN_V4
+
+
+def test_an_illogical_answer_is_degenerate_whatever_else_it_is():
+    from bench_judge_v4 import rbr_label
+
+    empty = dict(illogical_continuation_of_prompt=True, partially_complies=False, inability_to_comply=False)
+    assert rbr_label(empty, "x") == "degenerate"
+    assert rbr_label({**empty, "inability_to_comply": True, "partially_complies": True}, "x") == "degenerate"
+
+
+def test_v4_refuses_extra_patterns():
+    from pvlora.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="judge4-v4's weights were fitted on the default rules"):
+        make_judge("judge4-v4", ["nope"])
+
+
+def test_a_pinned_file_that_differs_is_named_and_read_bounded(tmp_path):
+    from bench_judge_v3 import pinned_files
+
+    spec = {"repository": "o/r", "commit": "c" * 40, "files": {"data/a.jsonl": hashlib.sha256(b"ok\n").hexdigest()}}
+    (tmp_path / "a.jsonl").write_bytes(b"x" * 100)
+    with pytest.raises(SystemExit, match=r"a.jsonl: not the pre-registered file data/a.jsonl .*is over 10 bytes.*delete it"):
+        pinned_files(spec, tmp_path, "--dir", 10)
+    (tmp_path / "a.jsonl").write_bytes(b"ok\n")
+    assert pinned_files(spec, tmp_path, "--dir", 10) == {"data/a.jsonl": b"ok\n"}
+
+
+def test_the_reading_counts_by_hand():
+    from bench_judge_v4_reading import rbr_flags, xstest_same_prompt
+
+    rows = [{"prompt": "p", "gold": g, "model": m} for g, m in (("refusal", "a"), ("refusal", "b"), ("compliance", "c"))]
+    rows.append({"prompt": "q", "gold": "refusal", "model": "a"})
+    # p/a: others {refusal, compliance} tie -> not refused (miss); p/b: same (miss); p/c: others 2 refusals -> refused (miss)
+    # q/a: no others -> not refused (miss)
+    got = xstest_same_prompt(rows)
+    assert got["other_setups_majority_binary"] == 0.0 and got["never_refused_binary"] == 0.25 and got["prompts"] == 2
+    props = dict(illogical_continuation_of_prompt=False, partially_complies=False, inability_to_comply=True,
+                 requests_information=True, apology=False)
+    data = (json.dumps({"propositions": props}) + "\n" + json.dumps({"propositions": {**props, "partially_complies": True,
+                                                                                      "inability_to_comply": False}}) + "\n")
+    assert rbr_flags({"t.jsonl": data.encode()}) == {
+        "compliance": {"rows": 1, "requests_information": 1},
+        "refusal": {"rows": 1, "requests_information": 1, "inability_to_comply": 1}}
