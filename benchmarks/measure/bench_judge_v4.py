@@ -92,7 +92,8 @@ def rbr_rows(files: dict[str, bytes]) -> list[dict]:
             if not users or not said:
                 raise SystemExit(f"{where}: no user message or no assistant completion")
             rows.append({"prompt": users[-1], "response": "\n".join(said), "gold": rbr_label(r["propositions"], where),
-                         "split": Path(name).stem, "ideal": r.get("response_type"), "turns": len(r["prompt"])})
+                         "split": Path(name).stem, "ideal": r.get("response_type"), "turns": len(r["prompt"]),
+                         "propositions": r["propositions"]})
     return rows
 
 

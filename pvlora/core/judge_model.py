@@ -110,7 +110,7 @@ def features_v3(prompt: str | None, response: str, vectors: dict[str, list[float
         v = vectors[prefix]  # [384]
         for i, vi in enumerate(v):
             x[f"{prefix}{i}"] = EMBED_SCALE * vi
-        x[f"cos_{prefix}"] = EMBED_SCALE * sum(a * b for a, b in zip(p, v))
+        x[f"cos_{prefix}"] = EMBED_SCALE * _dot(p, v)
     return x, rule
 
 
@@ -123,9 +123,14 @@ def features_v4(prompt: str | None, response: str, vectors: dict[str, list[float
     v = vectors[prefix]  # [384], or [] for an empty tail
     for i, vi in enumerate(v):
         x[f"{prefix}{i}"] = EMBED_SCALE * vi
-    x[f"cos_{prefix}"] = EMBED_SCALE * sum(a * b for a, b in zip(vectors["prompt"], v))
-    x[f"cos_{prefix}_eh"] = EMBED_SCALE * sum(a * b for a, b in zip(vectors["eh"], v))
+    x[f"cos_{prefix}"] = EMBED_SCALE * _dot(vectors["prompt"], v)
+    x[f"cos_{prefix}_eh"] = EMBED_SCALE * _dot(vectors["eh"], v)
     return x, rule
+
+
+def _dot(u: list[float], v: list[float]) -> float:
+    """The cosine of two unit vectors (0 when one is empty: an empty tail)."""
+    return sum(a * b for a, b in zip(u, v))
 
 
 def tail(response: str) -> str:
@@ -147,10 +152,9 @@ def encode_pairs(pairs: list[tuple[str | None, str]], encode: Callable,
         readings.append((TAIL[0], tails, TAIL[1]))
     for key, texts, tokens in readings:
         keep = [i for i, t in enumerate(texts) if t or key != TAIL[0]]  # an empty tail is not encoded
-        for i in range(len(out)):
-            out[i][key] = []
-        for i, v in zip(keep, encode([texts[i] for i in keep], tokens) if keep else []):
-            out[i][key] = v
+        got = dict(zip(keep, encode([texts[i] for i in keep], tokens))) if keep else {}
+        for i, row in enumerate(out):
+            row[key] = got.get(i, [])
     return out
 
 
@@ -227,11 +231,11 @@ def classifier_judge(path: str | Path = WEIGHTS, encode: Callable | None = None)
             out.append(_verdict(x, model, rule))
         return out
 
-    def judge_v3(prompt: str | None, response: str) -> tuple[str, str]:
+    def encoded_judge(prompt: str | None, response: str) -> tuple[str, str]:
         return many([(prompt, response)])[0]
 
-    judge_v3.many = many
-    return judge_v3
+    encoded_judge.many = many
+    return encoded_judge
 
 
 __all__ = ["EMBEDDINGS", "ENCODED", "TAIL", "VERSION", "VERSION_V3", "VERSION_V4", "WEIGHTS", "WEIGHTS_V3", "WEIGHTS_V4",

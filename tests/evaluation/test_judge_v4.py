@@ -117,7 +117,7 @@ def test_rbr_propositions_map_to_the_four_classes(tmp_path):
            "propositions": {**p, "partially_complies": False}}
     got = rbr_rows({"data/rbr_gold_data/test.jsonl": (json.dumps(row) + "\n").encode()})
     assert got == [{"prompt": "last", "response": "I'm sorry, I can't.", "gold": "refusal", "split": "test",
-                    "ideal": "Hard Refusal", "turns": 3}]
+                    "ideal": "Hard Refusal", "turns": 3, "propositions": row["propositions"]}]
 
 
 def test_shipped_weights_name_their_training_data_and_the_chosen_setting():
@@ -243,8 +243,9 @@ def test_the_reading_counts_by_hand():
     assert got["other_setups_majority_binary"] == 0.0 and got["never_refused_binary"] == 0.25 and got["prompts"] == 2
     props = dict(illogical_continuation_of_prompt=False, partially_complies=False, inability_to_comply=True,
                  requests_information=True, apology=False)
-    data = (json.dumps({"propositions": props}) + "\n" + json.dumps({"propositions": {**props, "partially_complies": True,
-                                                                                      "inability_to_comply": False}}) + "\n")
-    assert rbr_flags({"t.jsonl": data.encode()}) == {
+    # the mapping's classes as bench_judge_v4.rbr_rows gives them: refusal, then compliance
+    rows = [{"gold": "refusal", "propositions": props},
+            {"gold": "compliance", "propositions": {**props, "partially_complies": True, "inability_to_comply": False}}]
+    assert rbr_flags(rows) == {
         "compliance": {"rows": 1, "requests_information": 1},
         "refusal": {"rows": 1, "requests_information": 1, "inability_to_comply": 1}}
