@@ -157,18 +157,23 @@ def report(rows: list[dict], run) -> tuple[dict, list[str]]:
 def gate(prereg: dict, study: str, again: str | None) -> tuple[Path, list[dict]]:
     """The pre-registered weights' path and the test log's earlier runs of ``study``; refuses other
     weights, and a second run unless ``again`` gives a reason (a judge's validation grants one look)."""
-    from pvlora.evaluation.test_log import looks_at_test, read_test_log
-
     weights = REPO / prereg["judge"]["weights"]
     if sha256(weights.read_bytes()) != prereg["judge"]["weights_sha256"]:
         raise SystemExit(f"{weights}: not the pre-registered weights; this validation is for "
                          f"{prereg['judge']['weights_sha256'][:12]}…")
+    return weights, first_look(study, again)
+
+
+def first_look(study: str, again: str | None) -> list[dict]:
+    """The test log's earlier runs of ``study``; refuses a second run unless ``again`` gives a reason."""
+    from pvlora.evaluation.test_log import looks_at_test, read_test_log
+
     earlier = looks_at_test(read_test_log(), study)
     if earlier and not again:
         raise SystemExit(f"the test log already holds {len(earlier)} run(s) of this validation (first "
                          f"{earlier[0]['date']}); its pre-registration grants one look. Pass --again REASON to run "
                          "it anyway (recorded as an override)")
-    return weights, earlier
+    return earlier
 
 
 def command_line(argv: list[str] | None) -> str:
