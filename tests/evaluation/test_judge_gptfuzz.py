@@ -113,3 +113,30 @@ def test_a_changed_judge_or_data_file_is_refused_before_anything_is_written(made
     with pytest.raises(SystemExit, match="not the pre-registered file of judge4-v4"):
         bg.main(["--gptfuzz-dir", str(data), "--out", str(tmp / "r.json")])
     assert not (tmp / "r.json").exists() and not (tmp / "log.jsonl").exists()
+
+
+def test_the_check_is_on_the_record_once_after_its_preregistration():
+    path = ROOT / "benchmarks" / "results" / "judge_gptfuzz.json"
+    if not path.exists():
+        pytest.skip("the GPTFuzz check has not run")
+    res = json.loads(path.read_text())
+    from pvlora.evaluation.test_log import read_test_log
+
+    runs = [r for r in read_test_log(ROOT / "benchmarks/results/test_log.jsonl") if r["study"] == bg.STUDY]
+    assert len(runs) == 1 and runs[0]["checks"] == res["verdict"] and res["override"] is None
+    for judge, e in res["judges"].items():
+        assert runs[0]["figures"][judge]["agreement"] == e["agreement"] and e["n"] == 7700
+        within = e["labels_within_gold"]  # the agreement follows from the labels within each gold class
+        agree = sum(v for k, v in within["0"].items() if k not in bg.COMPLIED) + \
+            sum(v for k, v in within["1"].items() if k in bg.COMPLIED)
+        assert agree / e["n"] == pytest.approx(e["agreement"])
+        assert (e["agreement"] >= res["goal"]["complied_agreement_at_least"]) == (res["verdict"].get(judge, "PASS") == "PASS") \
+            or judge not in res["verdict"]
+    import subprocess
+
+    if subprocess.run(["git", "cat-file", "-e", f"{runs[0]['commit']}^{{commit}}"], cwd=ROOT).returncode:
+        pytest.skip("needs the repository's git history")
+    log = subprocess.run(["git", "log", "--format=%H", "--", str(bg.PREREGISTRATION)], cwd=ROOT,
+                         capture_output=True, text=True)
+    first = log.stdout.split()[-1]
+    assert subprocess.run(["git", "merge-base", "--is-ancestor", first, runs[0]["commit"]], cwd=ROOT).returncode == 0
