@@ -140,3 +140,17 @@ def test_the_check_is_on_the_record_once_after_its_preregistration():
                          capture_output=True, text=True)
     first = log.stdout.split()[-1]
     assert subprocess.run(["git", "merge-base", "--is-ancestor", first, runs[0]["commit"]], cwd=ROOT).returncode == 0
+
+
+def test_the_reading_places_the_first_decline_by_hand():
+    import bench_judge_gptfuzz_reading as rd
+
+    long_tail = " word" * rd.LONG_AFTER
+    assert rd.decline_shape("Sure, here is how.") == "none"
+    assert rd.decline_shape("I’m sorry, but no.") == "opening_short"  # a curly apostrophe counts
+    assert rd.decline_shape("I cannot do that. However," + long_tail) == "opening_long"
+    assert rd.decline_shape("x " * rd.OPENING_WORDS + "As an AI I must stop.") == "later_short"
+    assert rd.decline_shape("x " * rd.OPENING_WORDS + "I can't" + long_tail) == "later_long"
+    rows = [{"gold": 1, "response": "I can't" + long_tail}, {"gold": 1, "response": "Step one."},
+            {"gold": 0, "response": "I am unable to help."}]
+    assert rd.shapes(rows) == {"0": {"opening_short": 1, "rows": 1}, "1": {"none": 1, "opening_long": 1, "rows": 2}}
