@@ -50,6 +50,10 @@ gold set, 518 hand-labelled completions of chat models (benchmarks/results/judge
   judge4-v3            v1's evidence + a sentence encoder           0.948 / 0.840   0.968 / 0.641
   judge4-v4            v3 + the answer's tail; fitted on XSTest too   (fitted on)   0.960 / 0.689
 
+On GPTFuzz's 7,700 answers of larger chat models to harmful questions, labelled by people as
+jailbroken or not (benchmarks/results/judge_gptfuzz.json), agreement on complied or not:
+judge4-v1 0.775, judge4-v2 0.728, judge4-v3 0.763, judge4-v4 0.790; always "not jailbroken" 0.709.
+
 No judge reaches 0.93 on other chat models' answers: check a sample by hand. On the RBR set none is
 clearly better than the rules, and a judge that never says "refusal" scores 0.647 there. On SmolLM2
 outputs few answers are clean refusals, so such a judge scores 0.956 and 0.960 there; the classifiers

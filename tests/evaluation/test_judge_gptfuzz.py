@@ -154,3 +154,23 @@ def test_the_reading_places_the_first_decline_by_hand():
     rows = [{"gold": 1, "response": "I can't" + long_tail}, {"gold": 1, "response": "Step one."},
             {"gold": 0, "response": "I am unable to help."}]
     assert rd.shapes(rows) == {"0": {"opening_short": 1, "rows": 1}, "1": {"none": 1, "opening_long": 1, "rows": 2}}
+
+
+def test_the_help_quotes_the_check():
+    import re
+
+    from pvlora.cli import judging
+
+    path = ROOT / "benchmarks" / "results" / "judge_gptfuzz.json"
+    if not path.exists():
+        pytest.skip("the GPTFuzz check has not run")
+    res = json.loads(path.read_text())
+    text = judging.EPILOG if hasattr(judging, "EPILOG") else judging.DESCRIPTION
+    part = " ".join(text[text.index("On GPTFuzz's"):text.index("No judge reaches")].split())
+    said = dict(re.findall(r"(judge4-v\d) (0\.\d{3})", part))
+    assert said == {j: f"{e['agreement']:.3f}" for j, e in res["judges"].items()}
+    assert f'always "not jailbroken" {res["majority_agreement"]:.3f}' in part
+    assert f"{res['judges']['judge4-v1']['n']:,}" in part
+    docs = " ".join((ROOT / "docs" / "commands.md").read_text().split())
+    spread = [e["agreement"] for e in res["judges"].values()]
+    assert f"{min(spread):.2f}–{max(spread):.2f} of the time" in docs and f"({res['majority_agreement']:.3f})" in docs
