@@ -27,8 +27,6 @@ and a second run is refused.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import sys
 from collections import Counter
 from pathlib import Path
@@ -37,10 +35,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # benchm
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_judge_v3, _v4: readers, judges, figures
 
 from bench_judge_v3 import (  # noqa: E402
+    cache_dir,
     command_line,
+    csv_records,
     first_look,
     load_preregistration,
     pinned_files,
+    require_sha,
     sha256,
     write_result,
 )
@@ -57,72 +58,82 @@ GOAL_JUDGES = ("judge4-v1", "judge4-v4")
 
 
 def gptfuzz_dir(prereg: dict, directory: Path | None) -> Path:
-    if directory is not None:
-        return directory
-    from pvlora.artifacts.safe_read import cache_root
-
-    return cache_root() / "gptfuzz" / prereg["set"]["commit"]
+    return cache_dir("gptfuzz", prereg["set"]["commit"], directory)
 
 
-def _csv(name: str, data: bytes, columns: tuple[str, ...]) -> list[dict]:
-    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
-    missing = [c for c in columns if rows and c not in rows[0]]
-    if not rows or missing:
-        raise SystemExit(f"{name}: {'no rows' if not rows else 'no column ' + ', '.join(missing)}; "
-                         f"expected the columns {', '.join(columns)}")
-    return rows
+def _index(text: str) -> int | None:
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdecimal() else None
 
 
 def gptfuzz_rows(files: dict[str, bytes]) -> list[dict]:
     """One row per labelled response: ``prompt`` (the question's text), ``response``, ``gold`` (0 or 1),
     ``question`` (its index, the cluster) and ``split`` (the file's stem)."""
-    questions = {}
-    for i, r in enumerate(_csv(QUESTIONS, files[QUESTIONS], ("index", "text")), 2):
-        if not r["index"].strip().isdigit() or not r["text"].strip():
-            raise SystemExit(f"{QUESTIONS}:{i}: index {r['index']!r} is not a number or the text is empty")
-        questions[int(r["index"])] = r["text"].strip()
+    questions: dict[int, str] = {}
+    for line, r in csv_records(QUESTIONS, files[QUESTIONS], ("index", "text")):
+        index = _index(r["index"])
+        if index is None or not r["text"].strip() or index in questions:
+            raise SystemExit(f"{QUESTIONS}:{line}: index {r['index']!r} is not a number, is repeated, or its "
+                             "text is empty")
+        questions[index] = r["text"].strip()
     rows = []
     for name, data in files.items():
         if name == QUESTIONS:
             continue
-        for i, r in enumerate(_csv(name, data, ("question", "Response", "label")), 2):
-            where = f"{name}:{i}"
+        for line, r in csv_records(name, data, ("question", "Response", "label")):
             if r["label"].strip() not in ("0", "1"):
-                raise SystemExit(f"{where}: label {r['label']!r} is not 0 or 1")
-            q = r["question"].strip()
-            if not q.isdigit() or int(q) not in questions:
-                raise SystemExit(f"{where}: question {q!r} is not an index of {QUESTIONS}")
-            rows.append({"prompt": questions[int(q)], "response": r["Response"] or "", "gold": int(r["label"]),
-                         "question": int(q), "split": Path(name).stem})
+                raise SystemExit(f"{name}:{line}: label {r['label']!r} is not 0 or 1")
+            q = _index(r["question"])
+            if q not in questions:
+                raise SystemExit(f"{name}:{line}: question {r['question']!r} is not an index of {QUESTIONS}")
+            rows.append({"prompt": questions[q], "response": r["Response"], "gold": int(r["label"]),
+                         "question": q, "split": Path(name).stem})
+    return rows
+
+
+def read_set(prereg: dict, directory: Path) -> list[dict]:
+    """The pre-registered files' rows, their sha256 checked, and as many rows and questions as registered."""
+    spec = prereg["set"]
+    rows = gptfuzz_rows(pinned_files(spec, directory, "--gptfuzz-dir", MAX_CSV_BYTES))
+    got = (len(rows), len({r["question"] for r in rows}))
+    if got != (spec["rows"], spec["questions"]):
+        raise SystemExit(f"gptfuzz: {got[0]} rows on {got[1]} questions; the pre-registration says "
+                         f"{spec['rows']} on {spec['questions']}")
     return rows
 
 
 def complied(rows: list[dict], said: list[str]) -> dict:
-    """Agreement on complied-or-not with its two 95% intervals, and each judge label's count within
-    each gold class."""
+    """Agreement on complied-or-not with its two 95% intervals, by file, and each judge label's count
+    within each gold class."""
     from pvlora.core.intervals import rate_summary
 
     hits = [(r["gold"] == 1) == (s in COMPLIED) for r, s in zip(rows, said)]
     summary = rate_summary(hits, clusters=[r["question"] for r in rows])
     return {"n": summary["n"], "agreement": summary["rate"], "clopper_pearson": summary["clopper_pearson"],
             "cluster_bootstrap": summary["cluster_bootstrap"], "questions": summary["clusters"],
-            "by_split": {v: sum(h for h, r in zip(hits, rows) if r["split"] == v) /
-                         sum(r["split"] == v for r in rows) for v in sorted({r["split"] for r in rows})},
-            "labels_within_gold": {str(g): dict(sorted(Counter(s for r, s in zip(rows, said) if r["gold"] == g).items()))
-                                   for g in (0, 1)}}
+            "by_split": _by_split(rows, hits), "labels_within_gold": _within_gold(rows, said)}
 
 
-def check_judges(prereg: dict) -> list[Path]:
-    """The judges' files, each with its pre-registered sha256."""
-    paths = []
+def _by_split(rows: list[dict], hits: list[bool]) -> dict[str, float]:
+    splits = sorted({r["split"] for r in rows})
+    return {v: sum(h for h, r in zip(hits, rows) if r["split"] == v) / sum(r["split"] == v for r in rows)
+            for v in splits}
+
+
+def _within_gold(rows: list[dict], said: list[str]) -> dict[str, dict[str, int]]:
+    """{"0" | "1": {judge label: rows}}; a label the judge never gave within a class is left out."""
+    return {str(g): dict(sorted(Counter(s for r, s in zip(rows, said) if r["gold"] == g).items())) for g in (0, 1)}
+
+
+def check_judges(prereg: dict) -> dict[str, Path]:
+    """Each registered judge's file, with its pre-registered sha256 (the judges' code outside those
+    files is pinned by the commit the run starts from, which the test log records)."""
+    paths = {}
     for name, spec in prereg["judges"].items():
-        if not isinstance(spec, dict):
+        if name == "none_fitted_on_this_set":  # a statement in the file, not a judge
             continue
-        path = REPO / spec["file"]
-        if sha256(path.read_bytes()) != spec["sha256"]:
-            raise SystemExit(f"{path}: not the pre-registered file of {name} (sha256 {spec['sha256'][:12]}…); "
-                             "this check is for the judges as they were shipped when it was registered")
-        paths.append(path)
+        paths[name] = REPO / spec["file"]
+        require_sha(paths[name], spec["sha256"], f"file of {name}")
     return paths
 
 
@@ -143,17 +154,20 @@ def main(argv: list[str] | None = None) -> int:
     judge_files = check_judges(prereg)
     earlier = first_look(STUDY, a.again)
     directory = gptfuzz_dir(prereg, a.gptfuzz_dir)
-    rows = gptfuzz_rows(pinned_files(prereg["set"], directory, "--gptfuzz-dir", MAX_CSV_BYTES))
-    if len(rows) != prereg["set"]["rows"]:
-        raise SystemExit(f"gptfuzz: {len(rows)} rows, the pre-registration says {prereg['set']['rows']}")
+    rows = read_set(prereg, directory)
+    runs = judges()
+    if set(runs) != set(judge_files):
+        raise SystemExit(f"the judges run ({', '.join(sorted(runs))}) are not the ones registered "
+                         f"({', '.join(sorted(judge_files))})")
     gold = Counter(r["gold"] for r in rows)
+    # a pre-registration outside the repository (a test's) is named by its full path
     shown = PREREGISTRATION.relative_to(REPO).as_posix() if PREREGISTRATION.is_relative_to(REPO) else str(PREREGISTRATION)
     result: dict = {"preregistration": shown,
                     "preregistration_sha256": sha256(PREREGISTRATION.read_bytes()), "goal": prereg["goal"],
                     "gold_counts": {str(g): gold[g] for g in (0, 1)},
                     "majority_agreement": max(gold.values()) / len(rows), "judges": {}}
     pairs = [(r["prompt"], r["response"]) for r in rows]
-    for judge, run in judges().items():
+    for judge, run in runs.items():
         print(f"gptfuzz: {judge} on {len(rows)} rows …", flush=True)
         result["judges"][judge] = complied(rows, [label for label, _ in run(pairs)])
     goal = float(prereg["goal"]["complied_agreement_at_least"])
@@ -164,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                     figures={"majority_agreement": result["majority_agreement"],
                              **{j: {k: e[k] for k in ("n", "agreement", "clopper_pearson", "cluster_bootstrap")}
                                 for j, e in result["judges"].items()}},
-                    data=[directory / Path(n).name for n in prereg["set"]["files"]], judge=judge_files,
+                    data=[directory / Path(n).name for n in prereg["set"]["files"]], judge=list(judge_files.values()),
                     preregistration={"path": result["preregistration"], "sha256": result["preregistration_sha256"]},
                     override={"reason": a.again} if a.again else None, command=command_line(argv),
                     note="the shipped judges on GPTFuzz's human-labelled responses (a public test set): "

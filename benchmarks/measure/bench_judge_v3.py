@@ -57,13 +57,40 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def xstest_dir(prereg: dict, directory: Path | None) -> Path:
-    """Where the XSTest files are read from: ``directory``, or the cache's folder for the pinned commit."""
+def cache_dir(name: str, commit: str, directory: Path | None) -> Path:
+    """Where a pinned public set's files are read from: ``directory``, or the cache's folder for the
+    set ``name`` at the pinned ``commit``."""
     if directory is not None:
         return directory
     from pvlora.artifacts.safe_read import cache_root
 
-    return cache_root() / "xstest" / prereg["sets"]["xstest_v2"]["commit"]
+    return cache_root() / name / commit
+
+
+def xstest_dir(prereg: dict, directory: Path | None) -> Path:
+    return cache_dir("xstest", prereg["sets"]["xstest_v2"]["commit"], directory)
+
+
+def require_sha(path: Path, want: str, what: str) -> bytes:
+    """``path``'s bytes when their sha256 is ``want``; else exit naming ``what`` was pre-registered."""
+    data = path.read_bytes()
+    if sha256(data) != want:
+        raise SystemExit(f"{path}: not the pre-registered {what} (sha256 {want[:12]}…)")
+    return data
+
+
+def csv_records(name: str, data: bytes, columns: tuple[str, ...]):
+    """(line, row) for each record of a CSV file that must have ``columns``. ``line`` is where the record
+    ends in the file (a quoted field may span several lines), so an error can point at it; a record with
+    fewer fields than the header is refused."""
+    reader = csv.DictReader(io.StringIO(data.decode("utf-8")))
+    missing = [c for c in columns if c not in (reader.fieldnames or [])]
+    if missing:
+        raise SystemExit(f"{name}: no column {', '.join(missing)}; expected the columns {', '.join(columns)}")
+    for row in reader:
+        if any(row.get(c) is None for c in columns):
+            raise SystemExit(f"{name}:{reader.line_num}: fewer fields than the header ({', '.join(columns)})")
+        yield reader.line_num, row
 
 
 def xstest_files(prereg: dict, directory: Path | None) -> dict[str, bytes]:
@@ -102,10 +129,10 @@ def xstest_rows(files: dict[str, bytes]) -> list[dict]:
     rows = []
     for name, data in files.items():
         model = Path(name).stem.removeprefix("xstest_v2_completions_")
-        for i, r in enumerate(csv.DictReader(io.StringIO(data.decode("utf-8"))), 2):
-            label = XSTEST_LABELS.get(r.get("final_label", "").strip())
-            if label is None or r.get("completion") is None:
-                raise SystemExit(f"{name}:{i}: final_label {r.get('final_label')!r} is not one of {sorted(XSTEST_LABELS)}")
+        for i, r in csv_records(name, data, ("prompt", "completion", "final_label", "type")):
+            label = XSTEST_LABELS.get(r["final_label"].strip())
+            if label is None:
+                raise SystemExit(f"{name}:{i}: final_label {r['final_label']!r} is not one of {sorted(XSTEST_LABELS)}")
             rows.append({"prompt": r["prompt"], "response": r["completion"], "gold": label, "model": model,
                          "type": r["type"]})
     return rows
@@ -116,8 +143,7 @@ def holdout_rows(prereg: dict, name: str = "smollm2_holdout2") -> list[dict]:
 
     spec = prereg["sets"][name]
     path = REPO / spec["file"]
-    if sha256(path.read_bytes()) != spec["sha256"]:
-        raise SystemExit(f"{path}: not the pre-registered file (sha256 differs)")
+    require_sha(path, spec["sha256"], "file")
     return read_labelled(path)
 
 
@@ -158,9 +184,7 @@ def gate(prereg: dict, study: str, again: str | None) -> tuple[Path, list[dict]]
     """The pre-registered weights' path and the test log's earlier runs of ``study``; refuses other
     weights, and a second run unless ``again`` gives a reason (a judge's validation grants one look)."""
     weights = REPO / prereg["judge"]["weights"]
-    if sha256(weights.read_bytes()) != prereg["judge"]["weights_sha256"]:
-        raise SystemExit(f"{weights}: not the pre-registered weights; this validation is for "
-                         f"{prereg['judge']['weights_sha256'][:12]}…")
+    require_sha(weights, prereg["judge"]["weights_sha256"], "weights")
     return weights, first_look(study, again)
 
 

@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_judge_v3: its 
 
 from bench_judge_v3 import (  # noqa: E402
     agreement,
+    cache_dir,
     command_line,
     gate,
     holdout_rows,
@@ -60,11 +61,7 @@ PROPOSITIONS = ("illogical_continuation_of_prompt", "partially_complies", "inabi
 
 
 def rbr_dir(prereg: dict, directory: Path | None) -> Path:
-    if directory is not None:
-        return directory
-    from pvlora.artifacts.safe_read import cache_root
-
-    return cache_root() / "rbr_gold" / prereg["sets"]["rbr_gold"]["commit"]
+    return cache_dir("rbr_gold", prereg["sets"]["rbr_gold"]["commit"], directory)
 
 
 def rbr_label(props: dict, where: str) -> str:

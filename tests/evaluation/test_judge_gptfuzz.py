@@ -44,6 +44,12 @@ def test_rows_carry_the_question_text_the_label_and_the_cluster():
     ("datasets/responses_labeled/train.csv", b'question,Response,label\n7,"x",1\n', r"train.csv:2: question '7' is not an index"),
     ("datasets/responses_labeled/train.csv", b'question,Reply,label\n1,"x",1\n', r"train.csv: no column Response"),
     (bg.QUESTIONS, b"index,text\nzero,How?\n", r"question_list.csv:2: index 'zero' is not a number"),
+    (bg.QUESTIONS, b"index,text\n0,How?\n0,Why?\n", r"question_list.csv:3: index '0' .* is repeated"),
+    # a record over three lines: the error names the line it ends on, not its count
+    ("datasets/responses_labeled/train.csv", b'question,Response,label\n1,"a\nb\nc",0\n1,"x",5\n',
+     r"train.csv:5: label '5' is not 0 or 1"),
+    ("datasets/responses_labeled/train.csv", b'question,Response,label\n1,"x"\n', r"train.csv:2: fewer fields than the header"),
+    ("datasets/responses_labeled/train.csv", "question,Response,label\n\u00b2,x,1\n".encode(), r"train.csv:2: question '²' is not an index"),
 ])
 def test_a_malformed_file_is_named_with_its_line(name, data, says):
     with pytest.raises(SystemExit, match=says):
@@ -60,8 +66,10 @@ def test_complied_or_not_by_hand():
     assert got["by_split"] == {"evaluate": pytest.approx(2 / 3), "train": pytest.approx(1 / 2)}
     assert got["labels_within_gold"] == {"0": {"compliance": 1, "degenerate": 1, "refusal": 1},
                                          "1": {"partial": 1, "refusal": 1}}
-    lo, hi = got["clopper_pearson"]
-    assert lo < 0.6 < hi and 0 <= got["cluster_bootstrap"][0] <= 0.6 <= got["cluster_bootstrap"][1] <= 1
+    from pvlora.core.intervals import clopper_pearson, cluster_bootstrap
+
+    assert got["clopper_pearson"] == pytest.approx(list(clopper_pearson(3, 5)))
+    assert got["cluster_bootstrap"] == pytest.approx(list(cluster_bootstrap([1, 0, 1, 0, 1], [0, 0, 1, 1, 2])))
 
 
 @pytest.fixture
@@ -74,7 +82,10 @@ def made_up(tmp_path, monkeypatch):
         (data / Path(name).name).write_bytes(body)
     prereg = yaml.safe_load(bg.PREREGISTRATION.read_text())
     prereg["set"]["files"] = {n: bg.sha256(b) for n, b in files.items()}
-    prereg["set"]["rows"] = 4
+    prereg["set"]["rows"], prereg["set"]["questions"] = 4, 2
+    for spec in prereg["judges"].values():  # the judges' files as they are now, so an edit to them breaks nothing here
+        if isinstance(spec, dict):
+            spec["sha256"] = bg.sha256((ROOT / spec["file"]).read_bytes())
     path = tmp_path / "prereg.yaml"
     path.write_text(yaml.safe_dump(prereg))
     monkeypatch.setattr(bg, "PREREGISTRATION", path)
@@ -84,27 +95,51 @@ def made_up(tmp_path, monkeypatch):
         return [("refusal" if any(w in r.lower() for w in ("sorry", "cannot")) else "compliance", "stub")
                 for _, r in pairs]
 
-    monkeypatch.setattr(bench_judge_v4, "judges", lambda: {j: by_words for j in
-                                                           ("judge4-v4", "judge4-v1", "judge4-v2", "judge4-v3")})
-    return tmp_path, data, prereg, path
+    def always_refusal(pairs):  # agrees on the two "not jailbroken" rows only
+        return [("refusal", "stub") for _ in pairs]
+
+    stubs = {"judge4-v1": by_words, "judge4-v2": by_words, "judge4-v3": by_words, "judge4-v4": always_refusal}
+    monkeypatch.setattr(bench_judge_v4, "judges", lambda: dict(stubs))
+    return tmp_path, data, prereg, path, stubs
 
 
 def test_a_run_is_logged_once_and_a_second_is_refused(made_up):
-    tmp, data, _, _ = made_up
+    tmp, data, _, _, _ = made_up
     out = tmp / "r.json"
     assert bg.main(["--gptfuzz-dir", str(data), "--out", str(out)]) == 0
     res = json.loads(out.read_text())
-    assert res["judges"]["judge4-v1"]["agreement"] == 1.0 and res["verdict"] == {"judge4-v1": "PASS", "judge4-v4": "PASS"}
+    assert res["judges"]["judge4-v1"]["agreement"] == 1.0 and res["judges"]["judge4-v4"]["agreement"] == 0.5
+    assert res["verdict"] == {"judge4-v1": "PASS", "judge4-v4": "FAIL"} and res["override"] is None
+    assert res["judges"]["judge4-v4"]["labels_within_gold"] == {"0": {"refusal": 2}, "1": {"refusal": 2}}
     assert res["gold_counts"] == {"0": 2, "1": 2} and res["majority_agreement"] == 0.5
     log = [json.loads(line) for line in (tmp / "log.jsonl").read_text().splitlines()]
     assert [(r["study"], r["split"], r["checks"]) for r in log] == [("judges-gptfuzz", "test", res["verdict"])]
     with pytest.raises(SystemExit, match="grants one look"):
         bg.main(["--gptfuzz-dir", str(data), "--out", str(tmp / "again.json")])
     assert not (tmp / "again.json").exists() and len((tmp / "log.jsonl").read_text().splitlines()) == 1
+    # --again runs it, and the log says so
+    assert bg.main(["--gptfuzz-dir", str(data), "--out", str(tmp / "again.json"), "--again", "a test"]) == 0
+    log = [json.loads(line) for line in (tmp / "log.jsonl").read_text().splitlines()]
+    assert len(log) == 2 and log[1]["override"] == {"reason": "a test"}
+    assert json.loads((tmp / "again.json").read_text())["override"] == {"reason": "a test", "earlier_runs": 1}
+
+
+def test_a_set_or_a_judge_list_unlike_the_registered_one_is_refused(made_up):
+    tmp, data, prereg, path, stubs = made_up
+    prereg["set"]["rows"] = 5
+    path.write_text(yaml.safe_dump(prereg))
+    with pytest.raises(SystemExit, match="gptfuzz: 4 rows on 2 questions; the pre-registration says 5 on 2"):
+        bg.main(["--gptfuzz-dir", str(data), "--out", str(tmp / "r.json")])
+    prereg["set"]["rows"] = 4
+    path.write_text(yaml.safe_dump(prereg))
+    del stubs["judge4-v2"]
+    with pytest.raises(SystemExit, match=r"the judges run \(judge4-v1, judge4-v3, judge4-v4\) are not the ones registered"):
+        bg.main(["--gptfuzz-dir", str(data), "--out", str(tmp / "r.json")])
+    assert not (tmp / "r.json").exists() and not (tmp / "log.jsonl").exists()
 
 
 def test_a_changed_judge_or_data_file_is_refused_before_anything_is_written(made_up):
-    tmp, data, prereg, path = made_up
+    tmp, data, prereg, path, _ = made_up
     (data / "evaluate.csv").write_bytes(EVALUATE.replace(b",1\n", b",0\n"))
     with pytest.raises(SystemExit, match="not the pre-registered file datasets/responses_labeled/evaluate.csv"):
         bg.main(["--gptfuzz-dir", str(data), "--out", str(tmp / "r.json")])
@@ -130,8 +165,10 @@ def test_the_check_is_on_the_record_once_after_its_preregistration():
         agree = sum(v for k, v in within["0"].items() if k not in bg.COMPLIED) + \
             sum(v for k, v in within["1"].items() if k in bg.COMPLIED)
         assert agree / e["n"] == pytest.approx(e["agreement"])
-        assert (e["agreement"] >= res["goal"]["complied_agreement_at_least"]) == (res["verdict"].get(judge, "PASS") == "PASS") \
-            or judge not in res["verdict"]
+    for judge, verdict in res["verdict"].items():
+        assert verdict == ("PASS" if res["judges"][judge]["agreement"] >= res["goal"]["complied_agreement_at_least"] else "FAIL")
+    assert set(res["verdict"]) == {"judge4-v1", "judge4-v4"}
+    assert res["preregistration_sha256"] == bg.sha256(bg.PREREGISTRATION.read_bytes())
     import subprocess
 
     if subprocess.run(["git", "cat-file", "-e", f"{runs[0]['commit']}^{{commit}}"], cwd=ROOT).returncode:
@@ -174,3 +211,11 @@ def test_the_help_quotes_the_check():
     docs = " ".join((ROOT / "docs" / "commands.md").read_text().split())
     spread = [e["agreement"] for e in res["judges"].values()]
     assert f"{min(spread):.2f}–{max(spread):.2f} of the time" in docs and f"({res['majority_agreement']:.3f})" in docs
+
+
+def test_the_reading_counts_each_file_by_hand():
+    import bench_judge_gptfuzz_reading as rd
+
+    got = rd.by_file(bg.gptfuzz_rows(_files()))
+    assert got == {"evaluate": {"rows": 3, "gold_counts": {"0": 1, "1": 2}, "majority_agreement": pytest.approx(2 / 3)},
+                   "train": {"rows": 1, "gold_counts": {"0": 1}, "majority_agreement": 1.0}}
