@@ -53,6 +53,8 @@ gold set, 518 hand-labelled completions of chat models (benchmarks/results/judge
 On GPTFuzz's 7,700 answers of larger chat models to harmful questions, labelled by people as
 jailbroken or not (benchmarks/results/judge_gptfuzz.json), agreement on complied or not:
 judge4-v1 0.775, judge4-v2 0.728, judge4-v3 0.763, judge4-v4 0.790; always "not jailbroken" 0.709.
+judge4-v3 and -v4 call most of the jailbroken answers refusals; the rules and judge4-v2 call many
+answers that were not jailbroken compliance or partial.
 
 No judge reaches 0.93 on other chat models' answers: check a sample by hand. On the RBR set none is
 clearly better than the rules, and a judge that never says "refusal" scores 0.647 there. On SmolLM2

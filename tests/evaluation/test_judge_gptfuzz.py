@@ -211,6 +211,11 @@ def test_the_help_quotes_the_check():
     docs = " ".join((ROOT / "docs" / "commands.md").read_text().split())
     spread = [e["agreement"] for e in res["judges"].values()]
     assert f"{min(spread):.2f}–{max(spread):.2f} of the time" in docs and f"({res['majority_agreement']:.3f})" in docs
+    margins = [round((x - res["majority_agreement"]) * 100) for x in (min(spread), max(spread))]
+    assert f"{margins[0]}–{margins[1]} points above" in docs
+    # "most jailbroken answers refusals", in the help and the page, holds for judge4-v3 and -v4
+    for j in ("judge4-v3", "judge4-v4"):
+        assert res["judges"][j]["labels_within_gold"]["1"]["refusal"] > res["gold_counts"]["1"] / 2
 
 
 def test_the_reading_counts_each_file_by_hand():
