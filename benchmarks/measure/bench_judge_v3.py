@@ -164,15 +164,14 @@ def agreement(gold: list[str], said: list[str]) -> dict:
             "confusion": {f"{g}->{s}": v for (g, s), v in sorted(Counter(zip(gold, said)).items())}}
 
 
-def judges() -> dict:
-    from pvlora.core.judge_model import WEIGHTS_V3, classifier_judge
-    from pvlora.core.judges import four_way_judge
-    from pvlora.evaluation.sentence_encoder import sentence_encoder
+def judges(*versions: str) -> dict:
+    """{version: pairs -> [(label, reason)]} for each shipped judge named (default: this validation's),
+    each as `pvlora judge --judge` builds it."""
+    from functools import partial
 
-    v1 = four_way_judge()
-    v2 = classifier_judge()
-    v3 = classifier_judge(WEIGHTS_V3, encode=sentence_encoder())
-    return {"judge4-v3": v3.many, "judge4-v1": lambda pairs: [v1(p, r) for p, r in pairs], "judge4-v2": v2.many}
+    from pvlora.evaluation.judging import make_judge, verdicts
+
+    return {v: partial(verdicts, make_judge(v)) for v in versions or ("judge4-v3", "judge4-v1", "judge4-v2")}
 
 
 def report(rows: list[dict], run) -> tuple[dict, list[str]]:

@@ -38,6 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # benchmarks/tools/: _common
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_judge_v3: its readers and figures
 
+import bench_judge_v3  # noqa: E402
 from bench_judge_v3 import (  # noqa: E402
     agreement,
     cache_dir,
@@ -95,15 +96,8 @@ def rbr_rows(files: dict[str, bytes]) -> list[dict]:
 
 
 def judges() -> dict:
-    from pvlora.core.judge_model import WEIGHTS_V3, WEIGHTS_V4, classifier_judge
-    from pvlora.core.judges import four_way_judge
-    from pvlora.evaluation.sentence_encoder import sentence_encoder
-
-    encode = sentence_encoder()
-    v1 = four_way_judge()
-    return {"judge4-v4": classifier_judge(WEIGHTS_V4, encode=encode).many,
-            "judge4-v1": lambda pairs: [v1(p, r) for p, r in pairs], "judge4-v2": classifier_judge().many,
-            "judge4-v3": classifier_judge(WEIGHTS_V3, encode=encode).many}
+    """This validation's judges: judge4-v4, then the three before it on the same rows."""
+    return bench_judge_v3.judges("judge4-v4", "judge4-v1", "judge4-v2", "judge4-v3")
 
 
 def never_refusal(rows: list[dict]) -> float:

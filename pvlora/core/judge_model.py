@@ -105,12 +105,8 @@ def features_v3(prompt: str | None, response: str, vectors: dict[str, list[float
     ``prompt``, and one per :data:`EMBEDDINGS` prefix (``er``: the response, ``eh``: its opening)."""
     base, rule = features_and_rule(prompt, response, rules)
     x = {k: v for k, v in base.items() if not k.startswith(WORD_CUES)}
-    p = vectors["prompt"]  # [384]
     for prefix, _ in EMBEDDINGS:
-        v = vectors[prefix]  # [384]
-        for i, vi in enumerate(v):
-            x[f"{prefix}{i}"] = EMBED_SCALE * vi
-        x[f"cos_{prefix}"] = EMBED_SCALE * _dot(p, v)
+        _add_reading(x, prefix, vectors[prefix], vectors["prompt"])
     return x, rule
 
 
@@ -119,13 +115,18 @@ def features_v4(prompt: str | None, response: str, vectors: dict[str, list[float
     """judge4-v4's features: :func:`features_v3`'s, and the tail's embedding (``et``) with its cosines with
     the request (``cos_et``) and with the opening (``cos_et_eh``); an empty tail reads as zeros."""
     x, rule = features_v3(prompt, response, vectors, rules)
-    prefix = TAIL[0]
-    v = vectors[prefix]  # [384], or [] for an empty tail
-    for i, vi in enumerate(v):
-        x[f"{prefix}{i}"] = EMBED_SCALE * vi
-    x[f"cos_{prefix}"] = EMBED_SCALE * _dot(vectors["prompt"], v)
-    x[f"cos_{prefix}_eh"] = EMBED_SCALE * _dot(vectors["eh"], v)
+    v = vectors[TAIL[0]]  # [384], or [] for an empty tail
+    _add_reading(x, TAIL[0], v, vectors["prompt"])
+    x[f"cos_{TAIL[0]}_eh"] = EMBED_SCALE * _dot(vectors["eh"], v)
     return x, rule
+
+
+def _add_reading(x: dict[str, float], prefix: str, v: list[float], request: list[float]) -> None:
+    """One reading's features into ``x``: its coordinates (``{prefix}{i}``) and its cosine with the
+    request (``cos_{prefix}``), both scaled by :data:`EMBED_SCALE`."""
+    for i, vi in enumerate(v):  # v: [384], or [] (an empty tail: no coordinates, cosine 0)
+        x[f"{prefix}{i}"] = EMBED_SCALE * vi
+    x[f"cos_{prefix}"] = EMBED_SCALE * _dot(request, v)
 
 
 def _dot(u: list[float], v: list[float]) -> float:

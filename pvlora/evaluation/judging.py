@@ -108,14 +108,20 @@ def judge_rows(rows: Iterable[dict], judge: Callable[[str | None, str], tuple[st
     judge = judge or four_way_judge()
     rows = list(rows)
     pairs = [(_request(row.get("prompt")), row["response"]) for row in rows]
-    # a judge with .many (the classifiers) reads a batch at once: judge4-v3 and -v4 encode it in one pass
     try:
-        verdicts = judge.many(pairs) if hasattr(judge, "many") else [judge(p, r) for p, r in pairs]
+        said = verdicts(judge, pairs)
     except MissingRequest as exc:  # rows are named ``where`` and numbered from ``first`` in the error
         raise DataError(f"{where} {first + exc.index} has no request (an empty prompt, or a chat without a user "
                         "message); this judge reads each response against its request: use judge4-v1") from None
     return [{**row, "label": label, **({"label_rule": rule} if explain else {})}
-            for row, (label, rule) in zip(rows, verdicts)]
+            for row, (label, rule) in zip(rows, said)]
+
+
+def verdicts(judge: Callable[[str | None, str], tuple[str, str]],
+             pairs: list[tuple[str | None, str]]) -> list[tuple[str, str]]:
+    """``judge``'s (label, reason) for each (request, response). A judge with ``.many`` (the classifiers)
+    reads the list at once: judge4-v3 and -v4 encode it in batched passes."""
+    return judge.many(pairs) if hasattr(judge, "many") else [judge(p, r) for p, r in pairs]
 
 
 def _request(prompt: Any) -> str | None:
